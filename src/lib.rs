@@ -1,0 +1,5 @@
+//! dynhostd keeps OVH DynHost (and dyndns2) records pointing at a Linux gateway's public address.
+
+pub mod provider;
+pub mod record;
+pub mod wan;

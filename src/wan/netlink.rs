@@ -1,0 +1,1 @@
+//! The netlink watcher (filled in by the netlink work).
