@@ -2,4 +2,5 @@
 
 pub mod provider;
 pub mod record;
+pub mod secret;
 pub mod wan;
