@@ -1,0 +1,936 @@
+//! The configuration file, in two layers (ripgrep's lowargs → hiargs): a serde [`RawConfig`]
+//! that mirrors the TOML and rejects unknown keys, then [`validate`] into a [`Config`] whose types
+//! cannot hold a bad value (durations, prefixes, URLs, resolved passwords). Every error names the
+//! key and the line. Parsing works from `&str`, so tests need no files.
+
+use crate::provider::Provider;
+use crate::record::{Family, RecordKey};
+use crate::secret::Secret;
+use crate::wan::policy::{AddressPolicy, Prefix};
+use reqwest::Url;
+use serde::Deserialize;
+use std::collections::BTreeSet;
+use std::fmt;
+use std::hash::{Hash, Hasher};
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use toml::Spanned;
+
+/// Where the config lives unless `--config` or `DYNHOSTD_CONFIG` says otherwise.
+pub const DEFAULT_PATH: &str = "/etc/dynhostd/config.toml";
+pub const DEFAULT_STATE_DIR: &str = "/var/lib/dynhostd";
+/// Long enough to swallow a PPPoE redial (LCP down, IPCP up) on a typical link.
+pub const DEFAULT_DEBOUNCE: Duration = Duration::from_secs(2);
+
+// ---------------------------------------------------------------------------------------------
+// Raw layer: exactly the file's shape.
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    #[serde(default)]
+    pub wan: RawWan,
+    #[serde(default)]
+    pub state: RawState,
+    #[serde(default)]
+    pub http: RawHttp,
+    #[serde(default, rename = "host")]
+    pub hosts: Vec<Spanned<RawHost>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawWan {
+    pub interface: Option<Spanned<String>>,
+    pub debounce: Option<Spanned<String>>,
+    pub accept: Option<Vec<Spanned<String>>>,
+    pub ignore: Option<Vec<Spanned<String>>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawState {
+    pub dir: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawHttp {
+    pub timeout: Option<Spanned<String>>,
+    pub connect_timeout: Option<Spanned<String>>,
+    pub max_concurrent: Option<Spanned<i64>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawHost {
+    pub hostname: Option<Spanned<String>>,
+    pub login: Option<Spanned<String>>,
+    pub password: Option<Spanned<String>>,
+    pub password_file: Option<Spanned<String>>,
+    pub family: Option<Spanned<String>>,
+    pub provider: Option<Spanned<String>>,
+    pub server: Option<Spanned<String>>,
+    pub ca_file: Option<Spanned<String>>,
+    pub enabled: Option<Spanned<bool>>,
+}
+
+impl fmt::Debug for RawHost {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RawHost")
+            .field("hostname", &self.hostname.as_ref().map(|s| s.get_ref()))
+            .field("login", &self.login.as_ref().map(|s| s.get_ref()))
+            .field("password", &self.password.as_ref().map(|_| "<redacted>"))
+            .field("password_file", &self.password_file)
+            .finish_non_exhaustive()
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Validated layer.
+
+/// Which records a `[[host]]` keeps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum FamilySet {
+    V4,
+    V6,
+    Both,
+}
+
+impl FamilySet {
+    pub fn families(self) -> &'static [Family] {
+        match self {
+            FamilySet::V4 => &[Family::V4],
+            FamilySet::V6 => &[Family::V6],
+            FamilySet::Both => &[Family::V4, Family::V6],
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            FamilySet::V4 => "ipv4",
+            FamilySet::V6 => "ipv6",
+            FamilySet::Both => "both",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WanConfig {
+    /// None: follow the interface of the default route.
+    pub interface: Option<String>,
+    pub debounce: Duration,
+    pub policy: AddressPolicy,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpConfig {
+    pub timeout: Duration,
+    pub connect_timeout: Duration,
+    /// How many update requests may be in flight at once.
+    pub max_concurrent: usize,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            timeout: Duration::from_secs(30),
+            connect_timeout: Duration::from_secs(10),
+            max_concurrent: 16,
+        }
+    }
+}
+
+/// One `[[host]]`: a DynHost login and the record(s) it keeps current.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostConfig {
+    pub hostname: String,
+    pub login: String,
+    pub password: Secret,
+    pub family: FamilySet,
+    pub provider: Provider,
+    pub server: Url,
+    pub ca_file: Option<PathBuf>,
+    pub enabled: bool,
+    /// Line of the `[[host]]` entry, for messages.
+    pub line: usize,
+}
+
+impl HostConfig {
+    pub fn records(&self) -> impl Iterator<Item = RecordKey> + '_ {
+        self.family
+            .families()
+            .iter()
+            .map(|f| RecordKey::new(self.hostname.clone(), *f))
+    }
+
+    /// Changes whenever anything that could fix a stopped host changes (login, password,
+    /// server, …). Kept in the state file so that a host stopped for bad credentials stays
+    /// stopped across restarts until its entry is edited. Truncated to 32 bits: enough to
+    /// notice an edit, too little to say much about the password it covers.
+    pub fn fingerprint(&self) -> String {
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        (
+            &self.hostname,
+            &self.login,
+            self.password.expose(),
+            self.family,
+            self.provider,
+            self.server.as_str(),
+            &self.ca_file,
+        )
+            .hash(&mut h);
+        format!("{:08x}", h.finish() as u32)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    pub wan: WanConfig,
+    pub state_dir: PathBuf,
+    pub http: HttpConfig,
+    pub hosts: Vec<HostConfig>,
+}
+
+impl Config {
+    pub fn state_file(&self) -> PathBuf {
+        self.state_dir.join(crate::state::FILE_NAME)
+    }
+
+    pub fn enabled_hosts(&self) -> impl Iterator<Item = &HostConfig> {
+        self.hosts.iter().filter(|h| h.enabled)
+    }
+
+    /// The effective configuration as TOML, passwords replaced by `<redacted>`.
+    pub fn render_redacted(&self) -> String {
+        let q = |s: &str| toml::Value::String(s.to_string()).to_string();
+        let list = |v: &[Prefix]| {
+            v.iter()
+                .map(|p| q(&p.to_string()))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let mut out = String::new();
+        out += "[wan]\n";
+        match &self.wan.interface {
+            Some(i) => out += &format!("interface = {}\n", q(i)),
+            None => out += "# interface: not set, following the default route\n",
+        }
+        out += &format!("debounce = {}\n", q(&format_duration(self.wan.debounce)));
+        out += &format!("accept = [{}]\n", list(&self.wan.policy.accept));
+        out += &format!("ignore = [{}]\n", list(&self.wan.policy.ignore));
+        out += &format!(
+            "\n[state]\ndir = {}\n",
+            q(&self.state_dir.display().to_string())
+        );
+        out += &format!(
+            "\n[http]\ntimeout = {}\nconnect_timeout = {}\nmax_concurrent = {}\n",
+            q(&format_duration(self.http.timeout)),
+            q(&format_duration(self.http.connect_timeout)),
+            self.http.max_concurrent
+        );
+        for h in &self.hosts {
+            out += &format!(
+                "\n[[host]]\nhostname = {}\nlogin = {}\npassword = \"<redacted>\"\nfamily = {}\nprovider = {}\nserver = {}\n",
+                q(&h.hostname),
+                q(&h.login),
+                q(h.family.name()),
+                q(match h.provider {
+                    Provider::Ovh => "ovh",
+                    Provider::Dyndns2 => "dyndns2",
+                }),
+                q(h.server.as_str()),
+            );
+            if let Some(ca) = &h.ca_file {
+                out += &format!("ca_file = {}\n", q(&ca.display().to_string()));
+            }
+            out += &format!("enabled = {}\n", h.enabled);
+        }
+        out
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Errors.
+
+/// A configuration problem, located: `config.toml:12: host[1].server: …`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct ConfigError {
+    pub file: Option<PathBuf>,
+    pub line: Option<usize>,
+    pub key: String,
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(file) = &self.file {
+            write!(f, "{}:", file.display())?;
+        }
+        if let Some(line) = self.line {
+            write!(f, "{line}:")?;
+        }
+        if self.file.is_some() || self.line.is_some() {
+            f.write_str(" ")?;
+        }
+        if !self.key.is_empty() {
+            write!(f, "{}: ", self.key)?;
+        }
+        f.write_str(&self.message)
+    }
+}
+
+struct Ctx<'a> {
+    text: &'a str,
+    file: Option<&'a Path>,
+}
+
+impl Ctx<'_> {
+    fn line_of(&self, offset: usize) -> usize {
+        let end = offset.min(self.text.len());
+        self.text.as_bytes()[..end]
+            .iter()
+            .filter(|b| **b == b'\n')
+            .count()
+            + 1
+    }
+
+    fn err_at(&self, offset: Option<usize>, key: &str, message: impl Into<String>) -> ConfigError {
+        ConfigError {
+            file: self.file.map(Path::to_path_buf),
+            line: offset.map(|o| self.line_of(o)),
+            key: key.to_string(),
+            message: message.into(),
+        }
+    }
+
+    fn err<T>(&self, v: &Spanned<T>, key: &str, message: impl Into<String>) -> ConfigError {
+        self.err_at(Some(v.span().start), key, message)
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Loading.
+
+/// Reads and validates the file at `path`.
+pub fn load(path: &Path) -> Result<Config, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+        file: Some(path.to_path_buf()),
+        line: None,
+        key: String::new(),
+        message: format!("cannot read the configuration: {e}"),
+    })?;
+    let base = path.parent().unwrap_or(Path::new("."));
+    parse(&text, Some(path), base)
+}
+
+/// Parses and validates `text`. Relative `password_file` and `ca_file` paths are taken from
+/// `base` (the config file's directory).
+pub fn parse(text: &str, file: Option<&Path>, base: &Path) -> Result<Config, ConfigError> {
+    let ctx = Ctx { text, file };
+    let raw: RawConfig = toml::from_str(text).map_err(|e| {
+        ctx.err_at(
+            e.span().map(|s| s.start),
+            "",
+            e.message().trim_end().to_string(),
+        )
+    })?;
+    validate(raw, &ctx, base)
+}
+
+fn validate(raw: RawConfig, ctx: &Ctx<'_>, base: &Path) -> Result<Config, ConfigError> {
+    let wan = validate_wan(raw.wan, ctx)?;
+    let state_dir = match raw.state.dir {
+        Some(d) if d.get_ref().trim().is_empty() => {
+            return Err(ctx.err(&d, "state.dir", "must not be empty"));
+        }
+        Some(d) => PathBuf::from(d.into_inner()),
+        None => PathBuf::from(DEFAULT_STATE_DIR),
+    };
+    let http = validate_http(raw.http, ctx)?;
+    if raw.hosts.is_empty() {
+        return Err(ctx.err_at(
+            None,
+            "host",
+            "no [[host]] entry: add at least one (hostname, login, password)",
+        ));
+    }
+    let mut hosts = Vec::new();
+    let mut seen = BTreeSet::new();
+    for (i, h) in raw.hosts.into_iter().enumerate() {
+        let line = ctx.line_of(h.span().start);
+        let start = h.span().start;
+        let host = validate_host(h.into_inner(), i, line, start, ctx, base)?;
+        for key in host.records() {
+            if !seen.insert(key.clone()) {
+                return Err(ctx.err_at(
+                    Some(start),
+                    &format!("host[{i}].hostname"),
+                    format!("the {key} record is already kept by an earlier [[host]]"),
+                ));
+            }
+        }
+        hosts.push(host);
+    }
+    Ok(Config {
+        wan,
+        state_dir,
+        http,
+        hosts,
+    })
+}
+
+fn validate_wan(raw: RawWan, ctx: &Ctx<'_>) -> Result<WanConfig, ConfigError> {
+    let interface = match raw.interface {
+        Some(i) => {
+            let name = i.get_ref();
+            // IFNAMSIZ is 16 including the NUL.
+            if name.is_empty() || name.len() > 15 || name.contains(['/', ' ', '\0']) {
+                return Err(ctx.err(
+                    &i,
+                    "wan.interface",
+                    format!("{name:?} is not a Linux interface name (1 to 15 characters, no '/' or spaces)"),
+                ));
+            }
+            Some(i.into_inner())
+        }
+        None => None,
+    };
+    let debounce = match raw.debounce {
+        Some(d) => {
+            let v = parse_duration(d.get_ref()).map_err(|m| ctx.err(&d, "wan.debounce", m))?;
+            if v > Duration::from_secs(600) {
+                return Err(ctx.err(&d, "wan.debounce", "at most 10m"));
+            }
+            v
+        }
+        None => DEFAULT_DEBOUNCE,
+    };
+    let prefixes = |list: Option<Vec<Spanned<String>>>, key: &str| {
+        list.unwrap_or_default()
+            .into_iter()
+            .map(|p| {
+                p.get_ref()
+                    .parse::<Prefix>()
+                    .map_err(|m| ctx.err(&p, key, m))
+            })
+            .collect::<Result<Vec<_>, _>>()
+    };
+    Ok(WanConfig {
+        interface,
+        debounce,
+        policy: AddressPolicy {
+            accept: prefixes(raw.accept, "wan.accept")?,
+            ignore: prefixes(raw.ignore, "wan.ignore")?,
+        },
+    })
+}
+
+fn validate_http(raw: RawHttp, ctx: &Ctx<'_>) -> Result<HttpConfig, ConfigError> {
+    let mut http = HttpConfig::default();
+    let positive = |v: &Spanned<String>, key: &str| -> Result<Duration, ConfigError> {
+        let d = parse_duration(v.get_ref()).map_err(|m| ctx.err(v, key, m))?;
+        if d.is_zero() {
+            return Err(ctx.err(v, key, "must be more than 0"));
+        }
+        Ok(d)
+    };
+    if let Some(t) = &raw.timeout {
+        http.timeout = positive(t, "http.timeout")?;
+    }
+    if let Some(t) = &raw.connect_timeout {
+        http.connect_timeout = positive(t, "http.connect_timeout")?;
+    }
+    if let Some(n) = raw.max_concurrent {
+        let v = *n.get_ref();
+        if !(1..=1024).contains(&v) {
+            return Err(ctx.err(&n, "http.max_concurrent", "must be between 1 and 1024"));
+        }
+        http.max_concurrent = v as usize;
+    }
+    Ok(http)
+}
+
+fn validate_host(
+    raw: RawHost,
+    i: usize,
+    line: usize,
+    start: usize,
+    ctx: &Ctx<'_>,
+    base: &Path,
+) -> Result<HostConfig, ConfigError> {
+    let key = |k: &str| format!("host[{i}].{k}");
+    let missing =
+        |k: &str, what: &str| ctx.err_at(Some(start), &key(k), format!("missing: {what}"));
+
+    let hostname_raw = raw.hostname.ok_or_else(|| {
+        missing(
+            "hostname",
+            "the DynHost name to keep current, e.g. \"home.example.com\"",
+        )
+    })?;
+    let hostname = validate_hostname(hostname_raw.get_ref())
+        .map_err(|m| ctx.err(&hostname_raw, &key("hostname"), m))?;
+
+    let login_raw = raw
+        .login
+        .ok_or_else(|| missing("login", "the DynHost login, e.g. \"example.com-home\""))?;
+    let login = login_raw.get_ref().clone();
+    if login.is_empty() || login.contains(':') || login.chars().any(char::is_control) {
+        return Err(ctx.err(
+            &login_raw,
+            &key("login"),
+            "must be non-empty, without ':' or control characters (HTTP Basic auth)",
+        ));
+    }
+
+    let password = match (raw.password, raw.password_file) {
+        (Some(_), Some(f)) => {
+            return Err(ctx.err(
+                &f,
+                &key("password_file"),
+                "set either password or password_file, not both",
+            ));
+        }
+        (None, None) => {
+            return Err(missing("password", "set password or password_file"));
+        }
+        (Some(p), None) => {
+            check_password(p.get_ref()).map_err(|m| ctx.err(&p, &key("password"), m))?;
+            Secret::new(p.into_inner())
+        }
+        (None, Some(f)) => {
+            let path = base.join(f.get_ref());
+            let text = std::fs::read_to_string(&path).map_err(|e| {
+                ctx.err(
+                    &f,
+                    &key("password_file"),
+                    format!("cannot read {}: {e}", path.display()),
+                )
+            })?;
+            let first = text.lines().next().unwrap_or("").trim().to_string();
+            check_password(&first).map_err(|m| {
+                ctx.err(
+                    &f,
+                    &key("password_file"),
+                    format!("{}: {m}", path.display()),
+                )
+            })?;
+            Secret::new(first)
+        }
+    };
+
+    let family = match &raw.family {
+        None => FamilySet::V4,
+        Some(f) => match f.get_ref().as_str() {
+            "ipv4" => FamilySet::V4,
+            "ipv6" => FamilySet::V6,
+            "both" => FamilySet::Both,
+            other => {
+                return Err(ctx.err(
+                    f,
+                    &key("family"),
+                    format!("{other:?}: use \"ipv4\", \"ipv6\" or \"both\""),
+                ));
+            }
+        },
+    };
+
+    let provider = match &raw.provider {
+        None => Provider::Ovh,
+        Some(p) => match p.get_ref().as_str() {
+            "ovh" => Provider::Ovh,
+            "dyndns2" => Provider::Dyndns2,
+            other => {
+                return Err(ctx.err(
+                    p,
+                    &key("provider"),
+                    format!("{other:?}: use \"ovh\" or \"dyndns2\""),
+                ));
+            }
+        },
+    };
+
+    let server = match (&raw.server, provider.default_server()) {
+        (Some(s), _) => validate_server(s.get_ref()).map_err(|m| ctx.err(s, &key("server"), m))?,
+        (None, Some(default)) => Url::parse(default).expect("built-in URL"),
+        (None, None) => {
+            return Err(missing(
+                "server",
+                "a dyndns2 provider needs its update URL, e.g. \"https://dyndns.example.net/nic/update\"",
+            ));
+        }
+    };
+
+    let ca_file = match &raw.ca_file {
+        None => None,
+        Some(c) => {
+            let path = base.join(c.get_ref());
+            let text = std::fs::read_to_string(&path).map_err(|e| {
+                ctx.err(
+                    c,
+                    &key("ca_file"),
+                    format!("cannot read {}: {e}", path.display()),
+                )
+            })?;
+            if !text.contains("-----BEGIN CERTIFICATE-----") {
+                return Err(ctx.err(
+                    c,
+                    &key("ca_file"),
+                    format!("{} holds no PEM certificate", path.display()),
+                ));
+            }
+            Some(path)
+        }
+    };
+
+    Ok(HostConfig {
+        hostname,
+        login,
+        password,
+        family,
+        provider,
+        server,
+        ca_file,
+        enabled: raw.enabled.map(Spanned::into_inner).unwrap_or(true),
+        line,
+    })
+}
+
+fn check_password(p: &str) -> Result<(), String> {
+    if p.is_empty() {
+        return Err("the password is empty".into());
+    }
+    // A newline in the Basic auth header makes OVH answer 401 (ovh-dynhost.md).
+    if p.chars().any(char::is_control) {
+        return Err("the password holds a control character (a stray newline?)".into());
+    }
+    Ok(())
+}
+
+/// A DNS name as DynHost takes it: letters, digits, '-', '_' and '*' labels, dot-separated.
+fn validate_hostname(s: &str) -> Result<String, String> {
+    let name = s.trim().trim_end_matches('.').to_ascii_lowercase();
+    let ok = !name.is_empty()
+        && name.len() <= 253
+        && name.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+                && label
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '*')
+        });
+    if ok {
+        Ok(name)
+    } else {
+        Err(format!("{s:?} is not a DNS name like \"home.example.com\""))
+    }
+}
+
+/// https only; plain http is accepted for loopback (a local relay or a test server).
+fn validate_server(s: &str) -> Result<Url, String> {
+    let url = Url::parse(s).map_err(|e| format!("{s:?} is not a URL: {e}"))?;
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err("put the credentials in login/password, not in the URL".into());
+    }
+    let host = url.host_str().unwrap_or("");
+    let loopback = host == "localhost"
+        || host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    match url.scheme() {
+        "https" => {}
+        "http" if loopback => {}
+        "http" => {
+            return Err(format!(
+                "{s:?}: plain http would send the password in clear; use https (http is only allowed to a loopback address)"
+            ));
+        }
+        other => return Err(format!("{s:?}: scheme {other:?} is not http(s)")),
+    }
+    if host.is_empty() {
+        return Err(format!("{s:?} has no host"));
+    }
+    Ok(url)
+}
+
+/// `"500ms"`, `"2s"`, `"5m"`, `"1h"`, `"25d"`, or `"0"`; several parts may follow each other
+/// (`"1m30s"`).
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let bad = || format!("{s:?} is not a duration (like \"2s\", \"5m\", \"1h\", \"25d\")");
+    let t = s.trim();
+    if t == "0" {
+        return Ok(Duration::ZERO);
+    }
+    let mut total = Duration::ZERO;
+    let mut rest = t;
+    if rest.is_empty() {
+        return Err(bad());
+    }
+    while !rest.is_empty() {
+        let digits = rest.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?;
+        if digits == 0 {
+            return Err(bad());
+        }
+        let n: u64 = rest[..digits].parse().map_err(|_| bad())?;
+        rest = &rest[digits..];
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit())
+            .unwrap_or(rest.len());
+        let unit = &rest[..unit_len];
+        rest = &rest[unit_len..];
+        let part = match unit {
+            "ms" => Duration::from_millis(n),
+            "s" => Duration::from_secs(n),
+            "m" => Duration::from_secs(n.checked_mul(60).ok_or_else(bad)?),
+            "h" => Duration::from_secs(n.checked_mul(3600).ok_or_else(bad)?),
+            "d" => Duration::from_secs(n.checked_mul(86400).ok_or_else(bad)?),
+            _ => return Err(bad()),
+        };
+        total = total.checked_add(part).ok_or_else(bad)?;
+    }
+    Ok(total)
+}
+
+pub fn format_duration(d: Duration) -> String {
+    let ms = d.as_millis();
+    if ms == 0 {
+        "0s".into()
+    } else if ms % 86_400_000 == 0 {
+        format!("{}d", ms / 86_400_000)
+    } else if ms % 3_600_000 == 0 {
+        format!("{}h", ms / 3_600_000)
+    } else if ms % 60_000 == 0 {
+        format!("{}m", ms / 60_000)
+    } else if ms % 1000 == 0 {
+        format!("{}s", ms / 1000)
+    } else {
+        format!("{ms}ms")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse_str(text: &str) -> Result<Config, ConfigError> {
+        parse(
+            text,
+            Some(Path::new("test.toml")),
+            Path::new("/nonexistent"),
+        )
+    }
+
+    const MINIMAL: &str = r#"
+[[host]]
+hostname = "home.example.com"
+login = "example.com-home"
+password = "s3cret-pass"
+"#;
+
+    #[test]
+    fn minimal_config_gets_the_defaults() {
+        let c = parse_str(MINIMAL).unwrap();
+        assert_eq!(c.wan.interface, None);
+        assert_eq!(c.wan.debounce, DEFAULT_DEBOUNCE);
+        assert_eq!(c.state_dir, PathBuf::from(DEFAULT_STATE_DIR));
+        let h = &c.hosts[0];
+        assert_eq!(h.family, FamilySet::V4);
+        assert_eq!(h.provider, Provider::Ovh);
+        assert_eq!(h.server.as_str(), Provider::OVH_DEFAULT_SERVER);
+        assert!(h.enabled);
+        assert_eq!(h.line, 2);
+    }
+
+    #[test]
+    fn full_config() {
+        let c = parse_str(
+            r#"
+[wan]
+interface = "ppp0"
+debounce = "1m30s"
+accept = ["203.0.113.0/24"]
+ignore = ["2001:db8:dead::/48"]
+
+[state]
+dir = "/tmp/x"
+
+[http]
+timeout = "5s"
+connect_timeout = "2s"
+max_concurrent = 4
+
+[[host]]
+hostname = "Home.Example.com."
+login = "example.com-home"
+password = "p"
+family = "both"
+provider = "dyndns2"
+server = "http://127.0.0.1:8080/nic/update"
+enabled = false
+"#,
+        )
+        .unwrap();
+        assert_eq!(c.wan.interface.as_deref(), Some("ppp0"));
+        assert_eq!(c.wan.debounce, Duration::from_secs(90));
+        assert_eq!(c.wan.policy.accept.len(), 1);
+        assert_eq!(c.http.max_concurrent, 4);
+        let h = &c.hosts[0];
+        assert_eq!(h.hostname, "home.example.com");
+        assert_eq!(h.family, FamilySet::Both);
+        assert_eq!(h.records().count(), 2);
+        assert!(!h.enabled);
+    }
+
+    /// Every error names the key and the line it is on.
+    #[test]
+    fn errors_name_key_and_line() {
+        let cases: &[(&str, &str, usize)] = &[
+            ("[wan]\ndebounce = \"2x\"\n", "wan.debounce", 2),
+            ("[wan]\n\naccept = [\"203.0.113.0/99\"]\n", "wan.accept", 3),
+            (
+                "[wan]\ninterface = \"a very long interface name\"\n",
+                "wan.interface",
+                2,
+            ),
+            (
+                "[[host]]\nhostname = \"bad host\"\nlogin = \"l\"\npassword = \"p\"\n",
+                "host[0].hostname",
+                2,
+            ),
+            (
+                "[[host]]\nhostname = \"h.example.com\"\nlogin = \"l\"\npassword = \"p\"\nserver = \"http://dns.example.com/nic/update\"\n",
+                "host[0].server",
+                5,
+            ),
+            (
+                "[[host]]\nhostname = \"h.example.com\"\nlogin = \"l\"\npassword = \"p\"\nfamily = \"ipv5\"\n",
+                "host[0].family",
+                5,
+            ),
+            (
+                "[[host]]\nhostname = \"h.example.com\"\nlogin = \"l\"\n",
+                "host[0].password",
+                1,
+            ),
+            (
+                "[[host]]\nhostname = \"h.example.com\"\nlogin = \"l\"\npassword = \"p\"\nprovider = \"dyndns2\"\n",
+                "host[0].server",
+                1,
+            ),
+            (
+                "[[host]]\nhostname = \"h.example.com\"\nlogin = \"l\"\npassword = \"p\"\n[[host]]\nhostname = \"h.example.com\"\nlogin = \"m\"\npassword = \"q\"\n",
+                "host[1].hostname",
+                5,
+            ),
+            (
+                "[[host]]\nhostname = \"h.example.com\"\nlogin = \"a:b\"\npassword = \"p\"\n",
+                "host[0].login",
+                3,
+            ),
+            ("[http]\nmax_concurrent = 0\n", "http.max_concurrent", 2),
+        ];
+        for (text, key, line) in cases {
+            let e = parse_str(text).unwrap_err();
+            assert_eq!(e.key, *key, "{text}: {e}");
+            assert_eq!(e.line, Some(*line), "{text}: {e}");
+            let shown = e.to_string();
+            assert!(
+                shown.starts_with(&format!("test.toml:{line}: {key}: ")),
+                "{shown}"
+            );
+        }
+    }
+
+    #[test]
+    fn unknown_keys_are_rejected_with_their_line() {
+        let e = parse_str("[wan]\ninterface = \"ppp0\"\nintreface = \"eth0\"\n").unwrap_err();
+        assert_eq!(e.line, Some(3), "{e}");
+        assert!(e.message.contains("intreface"), "{e}");
+        let e = parse_str(&format!("{MINIMAL}pasword = \"x\"\n")).unwrap_err();
+        assert!(e.message.contains("pasword"), "{e}");
+        let e = parse_str("[wan\n").unwrap_err();
+        assert_eq!(e.line, Some(1), "{e}");
+    }
+
+    #[test]
+    fn no_host_is_an_error() {
+        let e = parse_str("[wan]\ninterface = \"eth0\"\n").unwrap_err();
+        assert_eq!(e.key, "host");
+    }
+
+    #[test]
+    fn password_file_first_line_trimmed_and_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("pw"), "  s3cret  \nsecond line\n").unwrap();
+        let text =
+            "[[host]]\nhostname = \"h.example.com\"\nlogin = \"l\"\npassword_file = \"pw\"\n";
+        let c = parse(text, None, dir.path()).unwrap();
+        assert_eq!(c.hosts[0].password.expose(), "s3cret");
+        let missing = text.replace("\"pw\"", "\"nope\"");
+        let e = parse(&missing, None, dir.path()).unwrap_err();
+        assert_eq!((e.key.as_str(), e.line), ("host[0].password_file", Some(4)));
+        std::fs::write(dir.path().join("empty"), "\n").unwrap();
+        let empty = text.replace("\"pw\"", "\"empty\"");
+        assert!(parse(&empty, None, dir.path()).is_err());
+        let both = format!("{text}password = \"x\"\n");
+        assert!(parse(&both, None, dir.path()).is_err());
+    }
+
+    #[test]
+    fn servers() {
+        assert!(validate_server("https://dns.eu.ovhapis.com/nic/update").is_ok());
+        assert!(validate_server("https://www.ovh.com/nic/update").is_ok());
+        assert!(validate_server("http://127.0.0.1:8080/nic/update").is_ok());
+        assert!(validate_server("http://[::1]:8080/nic/update").is_ok());
+        assert!(validate_server("http://localhost/nic/update").is_ok());
+        assert!(validate_server("http://192.0.2.1/nic/update").is_err());
+        assert!(validate_server("ftp://127.0.0.1/").is_err());
+        assert!(validate_server("https://user:pw@dns.example.com/").is_err());
+        assert!(validate_server("not a url").is_err());
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("2s"), Ok(Duration::from_secs(2)));
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("5m"), Ok(Duration::from_secs(300)));
+        assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
+        assert_eq!(parse_duration("25d"), Ok(Duration::from_secs(25 * 86400)));
+        assert_eq!(parse_duration("1m30s"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("0"), Ok(Duration::ZERO));
+        for bad in ["", "s", "2", "2x", "-1s", "1.5s", "99999999999999999999s"] {
+            assert!(parse_duration(bad).is_err(), "{bad}");
+        }
+        for d in [0, 1, 90, 300, 3600, 86400] {
+            let d = Duration::from_secs(d);
+            assert_eq!(parse_duration(&format_duration(d)), Ok(d));
+        }
+    }
+
+    #[test]
+    fn redacted_rendering_hides_the_password_and_reparses() {
+        let c = parse_str(MINIMAL).unwrap();
+        let shown = c.render_redacted();
+        assert!(!shown.contains("s3cret-pass"));
+        assert!(shown.contains("<redacted>"));
+        assert!(!format!("{c:?}").contains("s3cret-pass"));
+        // What `check` prints is itself a valid config (with the placeholder password).
+        let again = parse_str(&shown).unwrap();
+        assert_eq!(again.hosts[0].hostname, c.hosts[0].hostname);
+        assert_eq!(again.wan, c.wan);
+    }
+
+    #[test]
+    fn fingerprint_changes_with_the_password() {
+        let a = parse_str(MINIMAL).unwrap();
+        let b = parse_str(&MINIMAL.replace("s3cret-pass", "other")).unwrap();
+        assert_eq!(a.hosts[0].fingerprint(), a.hosts[0].fingerprint());
+        assert_ne!(a.hosts[0].fingerprint(), b.hosts[0].fingerprint());
+    }
+}

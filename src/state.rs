@@ -1,0 +1,253 @@
+//! The state file: for each record, what was published, when, the last reply, the back-off and
+//! whether the host is stopped and why. One small JSON file in `state.dir`, written atomically
+//! (temp file, fsync, rename, fsync of the directory), so a power cut leaves the old file or the
+//! new one, never half of one. A missing or corrupt file means "unknown", never a crash: the
+//! worst case is one repeated update.
+
+use crate::record::RecordKey;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::io::{self, Write};
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+
+pub const FILE_NAME: &str = "state.json";
+/// Bumped when the format changes incompatibly; an unknown version is treated as corrupt.
+pub const VERSION: u32 = 1;
+
+/// Why a host was stopped, kept until its configuration changes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Stopped {
+    /// The reply that stopped it, e.g. `401 unauthorized`.
+    pub reason: String,
+    /// What the user must fix.
+    pub fix: String,
+    /// Unix time it happened.
+    pub at: u64,
+    /// `HostConfig::fingerprint` when it happened; a different one lifts the stop.
+    pub config: String,
+}
+
+/// What we know of one DynHost record.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct PublishedRecord {
+    /// The address the provider last confirmed (good/nochg).
+    pub published: Option<IpAddr>,
+    /// Unix time of that confirmation.
+    pub published_at: Option<u64>,
+    /// Summary of the last reply, whatever it was.
+    pub last_reply: Option<String>,
+    /// Unix time of the last attempt.
+    pub last_attempt_at: Option<u64>,
+    /// Consecutive failed attempts (drives the back-off).
+    pub failures: u32,
+    /// Unix time before which no retry is sent.
+    pub retry_at: Option<u64>,
+    pub stopped: Option<Stopped>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct State {
+    pub records: BTreeMap<RecordKey, PublishedRecord>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct OnDisk {
+    version: u32,
+    records: BTreeMap<String, PublishedRecord>,
+}
+
+/// How loading went, for the caller to log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Loaded {
+    Read,
+    Missing,
+    /// Unreadable or unparsable; holds why. The agent warns and starts from unknown.
+    Corrupt(String),
+}
+
+impl State {
+    pub fn to_json(&self) -> String {
+        let disk = OnDisk {
+            version: VERSION,
+            records: self
+                .records
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.clone()))
+                .collect(),
+        };
+        let mut s = serde_json::to_string_pretty(&disk).expect("state serialises");
+        s.push('\n');
+        s
+    }
+
+    pub fn from_json(text: &str) -> Result<State, String> {
+        let disk: OnDisk = serde_json::from_str(text).map_err(|e| e.to_string())?;
+        if disk.version != VERSION {
+            return Err(format!("unknown state version {}", disk.version));
+        }
+        let mut records = BTreeMap::new();
+        for (k, v) in disk.records {
+            let key = RecordKey::parse(&k).ok_or_else(|| format!("bad record key {k:?}"))?;
+            records.insert(key, v);
+        }
+        Ok(State { records })
+    }
+
+    /// Writes the state to any writer (tests use memory).
+    pub fn write_to<W: Write>(&self, mut w: W) -> io::Result<()> {
+        w.write_all(self.to_json().as_bytes())?;
+        w.flush()
+    }
+}
+
+/// Reads the state file at `path`. Never fails: a missing or corrupt file gives an empty state.
+pub fn load(path: &Path) -> (State, Loaded) {
+    match std::fs::read_to_string(path) {
+        Ok(text) => match State::from_json(&text) {
+            Ok(state) => (state, Loaded::Read),
+            Err(e) => (State::default(), Loaded::Corrupt(e)),
+        },
+        Err(e) if e.kind() == io::ErrorKind::NotFound => (State::default(), Loaded::Missing),
+        Err(e) => (State::default(), Loaded::Corrupt(e.to_string())),
+    }
+}
+
+/// Writes `state` to `path` atomically: a temp file beside it, fsync, rename over, fsync the
+/// directory. Creates the directory (0700) if needed.
+pub fn save(path: &Path, state: &State) -> io::Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    if !dir.as_os_str().is_empty() && !dir.exists() {
+        use std::os::unix::fs::DirBuilderExt;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)?;
+    }
+    let tmp = temp_path(path);
+    let result = (|| {
+        use std::os::unix::fs::OpenOptionsExt;
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)?;
+        state.write_to(&mut f)?;
+        f.sync_all()?;
+        drop(f);
+        std::fs::rename(&tmp, path)?;
+        // The rename is only durable once the directory entry is.
+        if let Ok(d) = std::fs::File::open(if dir.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            dir
+        }) {
+            let _ = d.sync_all();
+        }
+        Ok(())
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
+}
+
+fn temp_path(path: &Path) -> PathBuf {
+    let mut name = path.file_name().unwrap_or_default().to_os_string();
+    name.push(format!(".tmp.{}", std::process::id()));
+    path.with_file_name(name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record::Family;
+
+    fn sample() -> State {
+        let mut s = State::default();
+        s.records.insert(
+            RecordKey::new("home.example.com", Family::V4),
+            PublishedRecord {
+                published: Some("203.0.113.7".parse().unwrap()),
+                published_at: Some(1_700_000_000),
+                last_reply: Some("good 203.0.113.7".into()),
+                last_attempt_at: Some(1_700_000_000),
+                ..Default::default()
+            },
+        );
+        s.records.insert(
+            RecordKey::new("home.example.com", Family::V6),
+            PublishedRecord {
+                failures: 3,
+                retry_at: Some(1_700_000_500),
+                stopped: Some(Stopped {
+                    reason: "401 unauthorized".into(),
+                    fix: "check the password".into(),
+                    at: 1_700_000_100,
+                    config: "deadbeef".into(),
+                }),
+                ..Default::default()
+            },
+        );
+        s
+    }
+
+    #[test]
+    fn round_trips_through_memory() {
+        let s = sample();
+        let mut buf = Vec::new();
+        s.write_to(&mut buf).unwrap();
+        let back = State::from_json(std::str::from_utf8(&buf).unwrap()).unwrap();
+        assert_eq!(back, s);
+    }
+
+    #[test]
+    fn missing_and_corrupt_files_mean_unknown() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(FILE_NAME);
+        assert_eq!(load(&path), (State::default(), Loaded::Missing));
+        for junk in [
+            "",
+            "{",
+            "null",
+            "\0\0\u{1}garbage",
+            r#"{"version":99,"records":{}}"#,
+        ] {
+            std::fs::write(&path, junk).unwrap();
+            let (state, how) = load(&path);
+            assert_eq!(state, State::default());
+            assert!(matches!(how, Loaded::Corrupt(_)), "{junk:?}: {how:?}");
+        }
+        std::fs::write(&path, r#"{"version":1,"records":{"bad-key":{}}}"#).unwrap();
+        assert!(matches!(load(&path).1, Loaded::Corrupt(_)));
+    }
+
+    #[test]
+    fn save_replaces_atomically_and_leaves_no_temp_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sub").join(FILE_NAME);
+        save(&path, &State::default()).unwrap();
+        save(&path, &sample()).unwrap();
+        assert_eq!(load(&path), (sample(), Loaded::Read));
+        let names: Vec<_> = std::fs::read_dir(path.parent().unwrap())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, vec![std::ffi::OsString::from(FILE_NAME)]);
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o077, 0, "state is private");
+    }
+
+    #[test]
+    fn unknown_fields_in_a_record_are_tolerated_missing_ones_default() {
+        let text =
+            r#"{"version":1,"records":{"h.example.com/A":{"published":"203.0.113.7","future":1}}}"#;
+        let s = State::from_json(text).unwrap();
+        let r = &s.records[&RecordKey::new("h.example.com", Family::V4)];
+        assert_eq!(r.published, Some("203.0.113.7".parse().unwrap()));
+        assert_eq!(r.failures, 0);
+    }
+}
