@@ -1,0 +1,136 @@
+//! Test harness for real-kernel tests: each test runs inside a fresh user + network namespace.
+//!
+//! `in_netns` re-executes the current test binary under `unshare -rn`, asking libtest to run
+//! just that one test. Inside, we are "root" of a private network stack: `ip` can create veth,
+//! tun, bridge and macvlan devices and routes without real privileges, nothing touches the
+//! host's network, tests can run in parallel, and everything disappears with the process.
+//! Works the same whether the outer process is root (CI) or an ordinary user.
+//!
+//! Include it with `#[path = "support/netns.rs"] mod netns;`.
+
+#![allow(dead_code)]
+
+use std::io::Write;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+/// Set in the re-executed child to say "you are inside the namespace: run the body".
+const INSIDE: &str = "DYNHOSTD_TEST_IN_NETNS";
+
+/// True when running inside the namespace created by [`in_netns`].
+pub fn inside() -> bool {
+    std::env::var_os(INSIDE).is_some_and(|v| v == "1")
+}
+
+/// Runs `body` inside a fresh user+net namespace. Outside: re-execs current_exe() as
+/// `unshare -rn -- <exe> <test_name> --exact --nocapture --test-threads=1` with env
+/// DYNHOSTD_TEST_IN_NETNS=1 and asserts it succeeded (forwarding its output).
+/// Inside (env var set): brings `lo` up and runs body.
+///
+/// `test_name` must be the libtest name of the calling test (for a top-level fn in an
+/// integration test file, just the fn name).
+pub fn in_netns(test_name: &str, body: impl FnOnce()) {
+    if inside() {
+        sh("ip link set lo up");
+        body();
+        return;
+    }
+    let exe = std::env::current_exe().expect("current_exe");
+    let out = Command::new("unshare")
+        .arg("-rn")
+        .arg("--")
+        .arg(&exe)
+        .args([test_name, "--exact", "--nocapture", "--test-threads=1"])
+        .env(INSIDE, "1")
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run unshare (util-linux) for {test_name}: {e}"));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    // Forward the child's output; print! (not io::stdout) so libtest's capture still applies.
+    print!("{stdout}");
+    eprint!("{stderr}");
+    // libtest exits with 101 when the test fails; anything else means the namespace itself
+    // could not be set up.
+    assert!(
+        out.status.success(),
+        "{test_name} failed inside the namespace ({}){}",
+        out.status,
+        if out.status.code() == Some(101) {
+            ""
+        } else {
+            "; is `unshare -rn` allowed here (user namespaces enabled)?"
+        }
+    );
+    // A misspelt name would make libtest run nothing and still succeed.
+    assert!(
+        stdout.contains("test result: ok. 1 passed"),
+        "{test_name}: the child did not run exactly one test; does the name match the fn?"
+    );
+}
+
+/// Runs a shell command (e.g. "ip link add v0 type veth peer name v1"), panics with stderr on
+/// failure. Returns stdout.
+pub fn sh(cmd: &str) -> String {
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(cmd)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run sh for `{cmd}`: {e}"));
+    assert!(
+        out.status.success(),
+        "`{cmd}` failed ({}): {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Feeds `lines` to `ip -batch -` (one `ip` invocation for thousands of changes, so they reach
+/// the kernel faster than a watcher can read them). Panics on failure.
+pub fn ip_batch(lines: &[String]) {
+    let mut child = Command::new("ip")
+        .args(["-batch", "-"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn ip -batch");
+    {
+        let mut stdin = child.stdin.take().unwrap();
+        for l in lines {
+            writeln!(stdin, "{l}").unwrap();
+        }
+    }
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "ip -batch failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A veth pair with both ends up (so it has carrier and IPv6 DAD runs).
+pub fn veth(name: &str, peer: &str) {
+    sh(&format!(
+        "ip link add {name} type veth peer name {peer} && ip link set {name} up && ip link set {peer} up"
+    ));
+}
+
+/// The ifindex of `name` in this namespace (from `ip`, since /sys still shows the host's).
+pub fn ifindex(name: &str) -> u32 {
+    let out = sh(&format!("ip -o link show dev {name}"));
+    out.split(':')
+        .next()
+        .and_then(|i| i.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no ifindex for {name} in {out:?}"))
+}
+
+/// Polls `cond` until it is true or `timeout` passes; panics with `what` on timeout.
+/// For waiting on the kernel without asserting on timing.
+pub fn wait_for(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
