@@ -1,0 +1,475 @@
+//! The decision core: a plain struct fed by events, with time passed in, that answers with what
+//! to do next. No sockets, no clocks, no tokio, so every timing rule is a unit test.
+//!
+//! It owns the debounce deadline, the view of the WAN, each record's state (published address,
+//! back-off, stop reason) and the rule "update only when the routable address really changed"
+//! (Bali Dynamic DNS's "Update IP in database if necessary"). Timers are not actions: the shell
+//! asks [`Decider::next_wake`] after every event and sleeps until then, so an idle agent has
+//! no timer at all.
+
+use crate::provider::{self, Reply, Verdict};
+use crate::record::{Family, RecordKey};
+use crate::state::{PublishedRecord, State, Stopped};
+use crate::wan::policy::{self, AddressPolicy, WanChoice};
+use crate::wan::{NetEvent, NetView};
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::time::{Duration, Instant};
+use tracing::{debug, error, info, warn};
+
+/// Retry timing after server trouble: ovh-dynhost.md asks for growing, jittered back-off that
+/// starts near a minute and is capped near half an hour.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Backoff {
+    pub initial: Duration,
+    pub max: Duration,
+}
+
+impl Default for Backoff {
+    fn default() -> Self {
+        Backoff {
+            initial: Duration::from_secs(60),
+            max: Duration::from_secs(30 * 60),
+        }
+    }
+}
+
+impl Backoff {
+    /// The wait after `failures` consecutive failures (1-based), with ±20 % jitter from
+    /// `unit` in [0, 1).
+    pub fn delay(&self, failures: u32, unit: f64) -> Duration {
+        let exp = failures.saturating_sub(1).min(20);
+        let base = self.initial.saturating_mul(1 << exp).min(self.max);
+        base.mul_f64(0.8 + 0.4 * unit.clamp(0.0, 1.0))
+    }
+}
+
+/// One enabled record the decider keeps current.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordSpec {
+    pub key: RecordKey,
+    /// `HostConfig::fingerprint()`: a stop is lifted when it changes.
+    pub fingerprint: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeciderConfig {
+    /// None: the WAN is the interface of the default route.
+    pub wan_interface: Option<String>,
+    pub debounce: Duration,
+    pub policy: AddressPolicy,
+    pub records: Vec<RecordSpec>,
+    pub backoff: Backoff,
+}
+
+/// What happened.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// The kernel reported a change (or a full dump).
+    Net(NetEvent),
+    /// The deadline from [`Decider::next_wake`] has passed.
+    Timer,
+    /// A push finished. `at` is the wall-clock time (Unix seconds) it finished.
+    Outcome {
+        key: RecordKey,
+        ip: IpAddr,
+        reply: Reply,
+        at: u64,
+    },
+}
+
+/// Send `ip` for `key`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Push {
+    pub key: RecordKey,
+    pub ip: IpAddr,
+    /// What we believe is published now (for the log line).
+    pub previous: Option<IpAddr>,
+}
+
+/// What to do next.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    Push(Push),
+    /// Write [`Decider::state`] to the state file.
+    Save,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct InFlight {
+    ip: IpAddr,
+    /// False when a `nochg` is normal: the published address was unknown, or the push forced.
+    expect_change: bool,
+}
+
+#[derive(Debug, Clone)]
+struct Record {
+    spec: RecordSpec,
+    saved: PublishedRecord,
+    in_flight: Option<InFlight>,
+    retry_deadline: Option<Instant>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// The agent: back-off is honoured.
+    Agent,
+    /// `dynhostd update`: the user asked, so back-off is skipped; `force` also re-sends what is
+    /// already published.
+    Update { force: bool },
+}
+
+pub struct Decider {
+    cfg: DeciderConfig,
+    view: NetView,
+    records: BTreeMap<RecordKey, Record>,
+    /// Records in the state file that no enabled host keeps; written back untouched so that
+    /// re-enabling a host does not cost an update.
+    others: BTreeMap<RecordKey, PublishedRecord>,
+    debounce_until: Option<Instant>,
+    /// False until the first full dump arrived.
+    have_view: bool,
+    /// Addresses given by the caller (`update --ip`), which replace the interface's.
+    overrides: BTreeMap<Family, IpAddr>,
+    /// The address chosen last time per family, so a new secondary does not move it.
+    chosen: BTreeMap<Family, IpAddr>,
+    last_choice: BTreeMap<Family, WanChoice>,
+    rng: u64,
+}
+
+impl Decider {
+    /// `now`/`now_unix` are the same moment on the monotonic and wall clocks; they turn saved
+    /// back-off deadlines into timers. `seed` feeds the back-off jitter.
+    pub fn new(
+        cfg: DeciderConfig,
+        state: State,
+        now: Instant,
+        now_unix: u64,
+        seed: u64,
+    ) -> Decider {
+        let mut others = state.records;
+        let mut records = BTreeMap::new();
+        let mut chosen = BTreeMap::new();
+        for spec in &cfg.records {
+            let mut saved = others.remove(&spec.key).unwrap_or_default();
+            if let Some(stop) = &saved.stopped
+                && stop.config != spec.fingerprint
+            {
+                info!(record = %spec.key, "configuration changed since it was stopped ({}): trying again", stop.reason);
+                saved.stopped = None;
+                saved.failures = 0;
+                saved.retry_at = None;
+            }
+            let retry_deadline = saved
+                .retry_at
+                .filter(|at| *at > now_unix)
+                .map(|at| now + Duration::from_secs(at - now_unix));
+            if let Some(ip) = saved.published {
+                chosen.entry(spec.key.family).or_insert(ip);
+            }
+            records.insert(
+                spec.key.clone(),
+                Record {
+                    spec: spec.clone(),
+                    saved,
+                    in_flight: None,
+                    retry_deadline,
+                },
+            );
+        }
+        Decider {
+            cfg,
+            view: NetView::default(),
+            records,
+            others,
+            debounce_until: None,
+            have_view: false,
+            overrides: BTreeMap::new(),
+            chosen,
+            last_choice: BTreeMap::new(),
+            rng: seed | 1,
+        }
+    }
+
+    /// Feeds one event in; returns what to do now.
+    pub fn on_event(&mut self, ev: Event, now: Instant) -> Vec<Action> {
+        match ev {
+            Event::Net(net) => self.on_net(net, now),
+            Event::Timer => {
+                if self.debounce_until.is_some_and(|t| t <= now) {
+                    self.debounce_until = None;
+                }
+                if self.debounce_until.is_some() || !self.have_view {
+                    return Vec::new();
+                }
+                self.decide(now, Mode::Agent)
+            }
+            Event::Outcome { key, ip, reply, at } => self.on_outcome(key, ip, reply, at, now),
+        }
+    }
+
+    /// Replaces the view without deciding (`update` and `detect` take one dump).
+    pub fn set_view(&mut self, view: NetView) {
+        self.view = view;
+        self.have_view = true;
+    }
+
+    /// Takes `ip` as the WAN address of its family instead of the interface's (`update --ip`).
+    pub fn set_override(&mut self, ip: IpAddr) {
+        self.overrides.insert(Family::of(&ip), ip);
+    }
+
+    /// Decides at once, skipping debounce and back-off: `dynhostd update`.
+    pub fn decide_now(&mut self, now: Instant, force: bool) -> Vec<Action> {
+        self.debounce_until = None;
+        self.decide(now, Mode::Update { force })
+    }
+
+    /// When the shell must next send [`Event::Timer`]; None means sleep until an event.
+    pub fn next_wake(&self) -> Option<Instant> {
+        let retries = self
+            .records
+            .values()
+            .filter(|r| r.in_flight.is_none() && r.saved.stopped.is_none())
+            .filter_map(|r| r.retry_deadline);
+        self.debounce_until.into_iter().chain(retries).min()
+    }
+
+    pub fn view(&self) -> &NetView {
+        &self.view
+    }
+
+    /// Whether any push is still waiting for its outcome.
+    pub fn busy(&self) -> bool {
+        self.records.values().any(|r| r.in_flight.is_some())
+    }
+
+    /// The state to save: every kept record plus the untouched others.
+    pub fn state(&self) -> State {
+        let mut records = self.others.clone();
+        for (k, r) in &self.records {
+            records.insert(k.clone(), r.saved.clone());
+        }
+        State { records }
+    }
+
+    pub fn record(&self, key: &RecordKey) -> Option<&PublishedRecord> {
+        self.records.get(key).map(|r| &r.saved)
+    }
+
+    /// What the WAN offers for `family` now.
+    pub fn wan_choice(&self, family: Family) -> WanChoice {
+        if let Some(ip) = self.overrides.get(&family) {
+            return match policy::judge_ip(*ip, &self.cfg.policy) {
+                Ok(()) => WanChoice::Public(*ip),
+                Err(r) if r.means_nat() => WanChoice::BehindNat,
+                Err(_) => WanChoice::Nothing,
+            };
+        }
+        let Some(link) = self.view.wan_link(self.cfg.wan_interface.as_deref()) else {
+            return WanChoice::Nothing;
+        };
+        policy::choose(
+            self.view.addrs_on(link.index),
+            family,
+            &self.cfg.policy,
+            self.chosen.get(&family).copied(),
+        )
+    }
+
+    fn on_net(&mut self, net: NetEvent, now: Instant) -> Vec<Action> {
+        let first = matches!(net, NetEvent::Snapshot(_)) && !self.have_view;
+        let before = self.wan_index();
+        let touched = match &net {
+            NetEvent::Snapshot(_) => None,
+            NetEvent::NewLink(l) => Some(l.index),
+            NetEvent::DelLink { index } => Some(*index),
+            NetEvent::NewAddr(a) | NetEvent::DelAddr(a) => Some(a.index),
+            NetEvent::NewRoute(r) | NetEvent::DelRoute(r) => Some(r.index),
+        };
+        let is_snapshot = touched.is_none();
+        self.view.apply(net);
+        if first {
+            // The state at start is not a burst: decide at once.
+            self.have_view = true;
+            return self.decide(now, Mode::Agent);
+        }
+        let after = self.wan_index();
+        let relevant = is_snapshot
+            || before != after
+            || touched.is_some_and(|i| Some(i) == before || Some(i) == after);
+        if relevant {
+            // Every relevant event restarts the quiet period: a redial removes and re-adds
+            // everything, and only the state at the end of it matters.
+            self.debounce_until = Some(now + self.cfg.debounce);
+        }
+        Vec::new()
+    }
+
+    fn wan_index(&self) -> Option<u32> {
+        self.view
+            .wan_link(self.cfg.wan_interface.as_deref())
+            .map(|l| l.index)
+    }
+
+    fn decide(&mut self, now: Instant, mode: Mode) -> Vec<Action> {
+        let mut actions = Vec::new();
+        let mut save = false;
+        for family in Family::ALL {
+            if !self.records.keys().any(|k| k.family == family) {
+                continue;
+            }
+            let choice = self.wan_choice(family);
+            self.note_choice(family, choice);
+            if let WanChoice::Public(ip) = choice {
+                self.chosen.insert(family, ip);
+            }
+            for rec in self
+                .records
+                .values_mut()
+                .filter(|r| r.spec.key.family == family)
+            {
+                if rec.in_flight.is_some() || rec.saved.stopped.is_some() {
+                    continue;
+                }
+                match rec.retry_deadline {
+                    Some(t) if t > now && mode == Mode::Agent => continue,
+                    Some(_) => {
+                        rec.retry_deadline = None;
+                        rec.saved.retry_at = None;
+                        save = true;
+                    }
+                    None => {}
+                }
+                let WanChoice::Public(ip) = choice else {
+                    // Behind NAT or no address: nothing to publish from the interface.
+                    continue;
+                };
+                let force = mode == Mode::Update { force: true };
+                if rec.saved.published == Some(ip) && !force {
+                    continue;
+                }
+                let previous = rec.saved.published;
+                rec.in_flight = Some(InFlight {
+                    ip,
+                    expect_change: previous.is_some() && previous != Some(ip),
+                });
+                actions.push(Action::Push(Push {
+                    key: rec.spec.key.clone(),
+                    ip,
+                    previous,
+                }));
+            }
+        }
+        if save {
+            actions.push(Action::Save);
+        }
+        actions
+    }
+
+    fn note_choice(&mut self, family: Family, choice: WanChoice) {
+        if self.last_choice.insert(family, choice) == Some(choice) {
+            return;
+        }
+        let wan = self
+            .view
+            .wan_link(self.cfg.wan_interface.as_deref())
+            .map(|l| l.name.clone());
+        let wan = wan.as_deref().unwrap_or(match &self.cfg.wan_interface {
+            Some(name) => name.as_str(),
+            None => "(no default route)",
+        });
+        match choice {
+            WanChoice::Public(ip) => info!(%family, wan, "WAN address is {ip}"),
+            WanChoice::BehindNat => warn!(
+                %family, wan,
+                "the WAN holds only private/CGNAT addresses: behind NAT, nothing to publish from the interface"
+            ),
+            WanChoice::Nothing => {
+                info!(%family, wan, "the WAN has no routable address: nothing to publish")
+            }
+        }
+    }
+
+    fn on_outcome(
+        &mut self,
+        key: RecordKey,
+        ip: IpAddr,
+        reply: Reply,
+        at: u64,
+        now: Instant,
+    ) -> Vec<Action> {
+        let unit = self.next_unit();
+        let Some(rec) = self.records.get_mut(&key) else {
+            debug!(record = %key, "outcome for a record no longer kept");
+            return vec![Action::Save];
+        };
+        let flight = rec.in_flight.take();
+        let expect_change = flight.is_some_and(|f| f.expect_change && f.ip == ip);
+        let summary = reply.summary();
+        rec.saved.last_reply = Some(summary.clone());
+        rec.saved.last_attempt_at = Some(at);
+        let old = rec
+            .saved
+            .published
+            .map_or_else(|| "unknown".to_string(), |a| a.to_string());
+        match provider::verdict(&reply) {
+            Verdict::Published { changed } => {
+                info!(record = %key, "updated {key}: {old} → {ip} ({summary})");
+                if !changed && expect_change {
+                    warn!(record = %key, "the provider answered nochg although {key} should have changed from {old}: was it edited elsewhere?");
+                }
+                rec.saved.published = Some(ip);
+                rec.saved.published_at = Some(at);
+                rec.saved.failures = 0;
+                rec.saved.retry_at = None;
+                rec.retry_deadline = None;
+            }
+            Verdict::Stop { fix } => {
+                error!(record = %key, "{key} stopped after \"{summary}\": {fix}. dynhostd will not send for it again until its [[host]] entry changes");
+                rec.saved.stopped = Some(Stopped {
+                    reason: summary,
+                    fix,
+                    at,
+                    config: rec.spec.fingerprint.clone(),
+                });
+                rec.retry_deadline = None;
+                rec.saved.retry_at = None;
+            }
+            Verdict::Retry { after } => {
+                rec.saved.failures = rec.saved.failures.saturating_add(1);
+                let mut delay = self.cfg.backoff.delay(rec.saved.failures, unit);
+                if let Some(asked) = after {
+                    // Never sooner than the server asked (capped at a day against nonsense).
+                    delay = delay.max(asked.min(Duration::from_secs(86_400)));
+                }
+                warn!(
+                    record = %key,
+                    "update of {key} to {ip} failed ({summary}); attempt {}, next try in {}s",
+                    rec.saved.failures,
+                    delay.as_secs()
+                );
+                rec.retry_deadline = Some(now + delay);
+                rec.saved.retry_at = Some(at + delay.as_secs().max(1));
+            }
+        }
+        let mut actions = vec![Action::Save];
+        // The WAN may have moved while the request was out; once any debounce is over, look again.
+        if self.debounce_until.is_none() && self.have_view {
+            actions.extend(self.decide(now, Mode::Agent));
+        }
+        actions
+    }
+
+    /// xorshift64*: jitter only, no need for a real RNG.
+    fn next_unit(&mut self) -> f64 {
+        self.rng ^= self.rng >> 12;
+        self.rng ^= self.rng << 25;
+        self.rng ^= self.rng >> 27;
+        let v = self.rng.wrapping_mul(0x2545_F491_4F6C_DD1D);
+        (v >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
+
+#[cfg(test)]
+mod tests;

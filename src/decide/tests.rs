@@ -1,0 +1,584 @@
+//! The decision core's rules, with time passed in: no sockets, no sleeping.
+
+use super::*;
+use crate::provider::TransportKind;
+use crate::state::PublishedRecord;
+use crate::wan::{AddrFlags, DefaultRoute, Lifetime, Link, NetSnapshot, Scope, WanAddress};
+
+const DEBOUNCE: Duration = Duration::from_secs(2);
+
+fn v4(key_host: &str) -> RecordKey {
+    RecordKey::new(key_host, Family::V4)
+}
+
+fn v6(key_host: &str) -> RecordKey {
+    RecordKey::new(key_host, Family::V6)
+}
+
+fn cfg(records: &[RecordKey]) -> DeciderConfig {
+    DeciderConfig {
+        wan_interface: Some("ppp0".into()),
+        debounce: DEBOUNCE,
+        policy: AddressPolicy {
+            accept: vec![
+                "203.0.113.0/24".parse().unwrap(),
+                "198.51.100.0/24".parse().unwrap(),
+                "2001:db8::/32".parse().unwrap(),
+            ],
+            ignore: vec![],
+        },
+        records: records
+            .iter()
+            .map(|k| RecordSpec {
+                key: k.clone(),
+                fingerprint: "f1".into(),
+            })
+            .collect(),
+        backoff: Backoff::default(),
+    }
+}
+
+fn link(index: u32, name: &str) -> Link {
+    Link {
+        index,
+        name: name.into(),
+        up: true,
+        point_to_point: true,
+    }
+}
+
+fn addr(index: u32, ip: &str) -> WanAddress {
+    WanAddress {
+        index,
+        addr: ip.parse().unwrap(),
+        prefix_len: if ip.contains(':') { 64 } else { 32 },
+        peer: None,
+        scope: Scope::Universe,
+        flags: AddrFlags::default(),
+        preferred: Lifetime::Forever,
+        valid: Lifetime::Forever,
+    }
+}
+
+fn snapshot(index: u32, ips: &[&str]) -> Event {
+    Event::Net(NetEvent::Snapshot(NetSnapshot {
+        links: vec![link(index, "ppp0"), link(1, "lo")],
+        addrs: ips.iter().map(|ip| addr(index, ip)).collect(),
+        routes: vec![DefaultRoute {
+            family: Family::V4,
+            index,
+            metric: 0,
+        }],
+    }))
+}
+
+fn ip(s: &str) -> IpAddr {
+    s.parse().unwrap()
+}
+
+fn pushes(actions: &[Action]) -> Vec<(RecordKey, IpAddr)> {
+    actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Push(p) => Some((p.key.clone(), p.ip)),
+            Action::Save => None,
+        })
+        .collect()
+}
+
+fn outcome(key: &RecordKey, ip_s: &str, reply: Reply) -> Event {
+    Event::Outcome {
+        key: key.clone(),
+        ip: ip(ip_s),
+        reply,
+        at: 1_700_000_000,
+    }
+}
+
+struct Clock {
+    t0: Instant,
+}
+
+impl Clock {
+    fn new() -> Clock {
+        Clock { t0: Instant::now() }
+    }
+    fn at(&self, secs: f64) -> Instant {
+        self.t0 + Duration::from_secs_f64(secs)
+    }
+}
+
+fn decider(records: &[RecordKey], state: State, clock: &Clock) -> Decider {
+    Decider::new(cfg(records), state, clock.t0, 1_700_000_000, 42)
+}
+
+fn published(key: &RecordKey, ip_s: &str) -> State {
+    let mut s = State::default();
+    s.records.insert(
+        key.clone(),
+        PublishedRecord {
+            published: Some(ip(ip_s)),
+            ..Default::default()
+        },
+    );
+    s
+}
+
+#[test]
+fn first_dump_with_unknown_state_sends_once_then_sleeps() {
+    let c = Clock::new();
+    let k = v4("home.example.com");
+    let mut d = decider(std::slice::from_ref(&k), State::default(), &c);
+    let a = d.on_event(snapshot(3, &["203.0.113.7"]), c.at(0.0));
+    assert_eq!(pushes(&a), vec![(k.clone(), ip("203.0.113.7"))]);
+    assert!(d.busy());
+    let a = d.on_event(
+        outcome(&k, "203.0.113.7", Reply::Good(Some(ip("203.0.113.7")))),
+        c.at(0.3),
+    );
+    assert!(a.contains(&Action::Save));
+    assert!(pushes(&a).is_empty());
+    assert_eq!(d.record(&k).unwrap().published, Some(ip("203.0.113.7")));
+    assert_eq!(d.next_wake(), None, "idle: no timer at all");
+    // The same dump again (e.g. after an overrun) changes nothing.
+    let a = d.on_event(snapshot(3, &["203.0.113.7"]), c.at(5.0));
+    assert!(a.is_empty());
+    let a = d.on_event(Event::Timer, c.at(7.1));
+    assert!(pushes(&a).is_empty());
+    assert_eq!(d.next_wake(), None);
+}
+
+#[test]
+fn already_published_at_start_sends_nothing() {
+    let c = Clock::new();
+    let k = v4("home.example.com");
+    let mut d = decider(std::slice::from_ref(&k), published(&k, "203.0.113.7"), &c);
+    let a = d.on_event(snapshot(3, &["203.0.113.7"]), c.at(0.0));
+    assert!(pushes(&a).is_empty());
+    // A restart with a different address sends it.
+    let mut d = decider(std::slice::from_ref(&k), published(&k, "203.0.113.7"), &c);
+    let a = d.on_event(snapshot(3, &["203.0.113.8"]), c.at(0.0));
+    assert_eq!(pushes(&a), vec![(k, ip("203.0.113.8"))]);
+}
+
+#[test]
+fn debounce_waits_for_quiet_then_decides_once() {
+    let c = Clock::new();
+    let k = v4("home.example.com");
+    let mut d = decider(std::slice::from_ref(&k), published(&k, "203.0.113.7"), &c);
+    d.on_event(snapshot(3, &["203.0.113.7"]), c.at(0.0));
+    let a = d.on_event(
+        Event::Net(NetEvent::DelAddr(addr(3, "203.0.113.7"))),
+        c.at(10.0),
+    );
+    assert!(a.is_empty());
+    let a = d.on_event(
+        Event::Net(NetEvent::NewAddr(addr(3, "203.0.113.9"))),
+        c.at(11.0),
+    );
+    assert!(a.is_empty());
+    assert_eq!(
+        d.next_wake(),
+        Some(c.at(13.0)),
+        "each event restarts the timer"
+    );
+    assert!(d.on_event(Event::Timer, c.at(12.9)).is_empty());
+    let a = d.on_event(Event::Timer, c.at(13.0));
+    assert_eq!(pushes(&a), vec![(k, ip("203.0.113.9"))]);
+}
+
+#[test]
+fn pppoe_redial_with_the_same_address_sends_nothing_and_a_new_one_sends_one() {
+    for (new_ip, want) in [("203.0.113.7", 0), ("198.51.100.20", 1)] {
+        let c = Clock::new();
+        let k = v4("home.example.com");
+        let mut d = decider(std::slice::from_ref(&k), published(&k, "203.0.113.7"), &c);
+        d.on_event(snapshot(3, &["203.0.113.7"]), c.at(0.0));
+        let redial = [
+            NetEvent::DelAddr(addr(3, "203.0.113.7")),
+            NetEvent::DelLink { index: 3 },
+            NetEvent::NewLink(link(4, "ppp0")),
+            NetEvent::NewAddr(addr(4, new_ip)),
+            NetEvent::NewRoute(DefaultRoute {
+                family: Family::V4,
+                index: 4,
+                metric: 0,
+            }),
+        ];
+        let mut all = Vec::new();
+        for (i, ev) in redial.into_iter().enumerate() {
+            all.extend(d.on_event(Event::Net(ev), c.at(20.0 + i as f64 * 0.2)));
+        }
+        assert!(all.is_empty(), "nothing before the quiet period ends");
+        let wake = d.next_wake().unwrap();
+        let a = d.on_event(Event::Timer, wake);
+        assert_eq!(pushes(&a).len(), want, "{new_ip}");
+    }
+}
+
+#[test]
+fn a_storm_that_ends_where_it_started_sends_nothing() {
+    let c = Clock::new();
+    let k = v4("home.example.com");
+    let mut d = decider(std::slice::from_ref(&k), published(&k, "203.0.113.7"), &c);
+    d.on_event(snapshot(3, &["203.0.113.7"]), c.at(0.0));
+    let mut t = 1.0;
+    for i in 0..400u32 {
+        let other = format!("198.51.100.{}", i % 250 + 1);
+        let ev = if i % 2 == 0 {
+            NetEvent::DelAddr(addr(3, "203.0.113.7"))
+        } else {
+            NetEvent::NewAddr(addr(3, "203.0.113.7"))
+        };
+        assert!(d.on_event(Event::Net(ev), c.at(t)).is_empty());
+        assert!(
+            d.on_event(Event::Net(NetEvent::NewAddr(addr(3, &other))), c.at(t))
+                .is_empty()
+        );
+        assert!(
+            d.on_event(Event::Net(NetEvent::DelAddr(addr(3, &other))), c.at(t))
+                .is_empty()
+        );
+        t += 0.01;
+        // A timer that fires early (spurious wake) decides nothing.
+        assert!(d.on_event(Event::Timer, c.at(t)).is_empty());
+    }
+    let wake = d.next_wake().unwrap();
+    assert!(pushes(&d.on_event(Event::Timer, wake)).is_empty());
+    assert_eq!(d.next_wake(), None);
+}
+
+#[test]
+fn events_on_other_interfaces_do_not_wake_the_agent() {
+    let c = Clock::new();
+    let k = v4("home.example.com");
+    let mut d = decider(std::slice::from_ref(&k), published(&k, "203.0.113.7"), &c);
+    d.on_event(snapshot(3, &["203.0.113.7"]), c.at(0.0));
+    d.on_event(Event::Net(NetEvent::NewLink(link(7, "br-lan"))), c.at(1.0));
+    d.on_event(
+        Event::Net(NetEvent::NewAddr(addr(7, "198.51.100.1"))),
+        c.at(1.0),
+    );
+    assert_eq!(d.next_wake(), None);
+}
+
+#[test]
+fn no_routable_address_sends_nothing() {
+    let c = Clock::new();
+    let k = v4("home.example.com");
+    for ips in [
+        &[][..],
+        &["100.64.1.2"][..],
+        &["192.168.1.2", "169.254.0.1"][..],
+    ] {
+        let mut d = decider(std::slice::from_ref(&k), State::default(), &c);
+        let a = d.on_event(snapshot(3, ips), c.at(0.0));
+        assert!(pushes(&a).is_empty(), "{ips:?}");
+    }
+    let mut d = decider(std::slice::from_ref(&k), State::default(), &c);
+    d.on_event(snapshot(3, &["100.64.1.2"]), c.at(0.0));
+    assert_eq!(d.wan_choice(Family::V4), WanChoice::BehindNat);
+}
+
+#[test]
+fn a_missing_wan_interface_sends_nothing_until_it_appears() {
+    let c = Clock::new();
+    let k = v4("home.example.com");
+    let mut d = decider(std::slice::from_ref(&k), State::default(), &c);
+    let empty = Event::Net(NetEvent::Snapshot(NetSnapshot::default()));
+    assert!(d.on_event(empty, c.at(0.0)).is_empty());
+    d.on_event(Event::Net(NetEvent::NewLink(link(9, "ppp0"))), c.at(3.0));
+    d.on_event(
+        Event::Net(NetEvent::NewAddr(addr(9, "203.0.113.3"))),
+        c.at(3.1),
+    );
+    let a = d.on_event(Event::Timer, d.next_wake().unwrap());
+    assert_eq!(pushes(&a), vec![(k, ip("203.0.113.3"))]);
+}
+
+#[test]
+fn stop_replies_stop_the_record_until_its_config_changes() {
+    for reply in [
+        Reply::Unauthorized,
+        Reply::BadAuth,
+        Reply::NoHost,
+        Reply::NotFqdn,
+        Reply::BadSys,
+        Reply::BadAgent,
+        Reply::Abuse,
+        Reply::BadRequest("{'system': ['Missing data for required field.']}".into()),
+    ] {
+        let c = Clock::new();
+        let k = v4("home.example.com");
+        let other = v4("office.example.com");
+        let mut d = decider(&[k.clone(), other.clone()], State::default(), &c);
+        d.on_event(snapshot(3, &["203.0.113.7"]), c.at(0.0));
+        let a = d.on_event(outcome(&k, "203.0.113.7", reply.clone()), c.at(1.0));
+        assert!(a.contains(&Action::Save));
+        assert!(pushes(&a).is_empty(), "{reply:?}");
+        let stop = d.record(&k).unwrap().stopped.clone().expect("stopped");
+        assert_eq!(stop.config, "f1");
+        assert!(!stop.fix.is_empty());
+        // The other host carries on.
+        d.on_event(outcome(&other, "203.0.113.7", Reply::Good(None)), c.at(1.0));
+        // A new address later: only the other host is updated.
+        d.on_event(
+            Event::Net(NetEvent::NewAddr(addr(3, "203.0.113.1"))),
+            c.at(5.0),
+        );
+        d.on_event(
+            Event::Net(NetEvent::DelAddr(addr(3, "203.0.113.7"))),
+            c.at(5.0),
+        );
+        let a = d.on_event(Event::Timer, c.at(7.0));
+        assert_eq!(pushes(&a), vec![(other.clone(), ip("203.0.113.1"))]);
+        assert_eq!(d.next_wake(), None, "a stopped record sets no timer");
+
+        // Across a restart with the same config it stays stopped ...
+        let state = d.state();
+        let mut same = decider(&[k.clone()], state.clone(), &c);
+        assert!(pushes(&same.on_event(snapshot(3, &["203.0.113.1"]), c.at(0.0))).is_empty());
+        // ... and an edited entry gets a new chance.
+        let mut edited_cfg = cfg(std::slice::from_ref(&k));
+        edited_cfg.records[0].fingerprint = "f2".into();
+        let mut edited = Decider::new(edited_cfg, state, c.t0, 1_700_000_000, 1);
+        let a = edited.on_event(snapshot(3, &["203.0.113.1"]), c.at(0.0));
+        assert_eq!(pushes(&a), vec![(k, ip("203.0.113.1"))]);
+    }
+}
+
+#[test]
+fn server_trouble_backs_off_exponentially_with_jitter_and_a_cap() {
+    let c = Clock::new();
+    let k = v4("home.example.com");
+    let mut d = decider(std::slice::from_ref(&k), State::default(), &c);
+    d.on_event(snapshot(3, &["203.0.113.7"]), c.at(0.0));
+    let mut now = 0.0;
+    let mut delays = Vec::new();
+    let replies = [
+        Reply::ServerTrouble,
+        Reply::DnsErr,
+        Reply::ServerError(502),
+        Reply::Transport {
+            kind: TransportKind::Timeout,
+            message: "timed out".into(),
+        },
+        Reply::Transport {
+            kind: TransportKind::Connect,
+            message: "refused".into(),
+        },
+        Reply::ServerTrouble,
+        Reply::ServerTrouble,
+        Reply::ServerTrouble,
+    ];
+    for reply in replies {
+        let a = d.on_event(outcome(&k, "203.0.113.7", reply), c.at(now));
+        assert!(pushes(&a).is_empty(), "no immediate retry");
+        let wake = d.next_wake().expect("a retry timer");
+        let delay = (wake - c.at(now)).as_secs_f64();
+        delays.push(delay);
+        assert!(pushes(&d.on_event(Event::Timer, wake - Duration::from_millis(1))).is_empty());
+        let a = d.on_event(Event::Timer, wake);
+        assert_eq!(pushes(&a), vec![(k.clone(), ip("203.0.113.7"))]);
+        now += delay;
+    }
+    assert!((48.0..=72.0).contains(&delays[0]), "{delays:?}");
+    assert!((96.0..=144.0).contains(&delays[1]), "{delays:?}");
+    for w in delays.windows(2).take(4) {
+        assert!(w[1] > w[0], "grows: {delays:?}");
+    }
+    for d in &delays {
+        assert!(*d <= 1800.0 * 1.2, "capped: {delays:?}");
+    }
+    assert!(delays[7] >= 1800.0 * 0.8, "reaches the cap: {delays:?}");
+    assert_eq!(d.record(&k).unwrap().failures, 8);
+    // Success resets it.
+    d.on_event(outcome(&k, "203.0.113.7", Reply::Good(None)), c.at(now));
+    assert_eq!(d.record(&k).unwrap().failures, 0);
+    assert_eq!(d.next_wake(), None);
+}
+
+#[test]
+fn a_wait_asked_by_the_server_is_honoured() {
+    let c = Clock::new();
+    let k = v4("home.example.com");
+    let mut d = decider(std::slice::from_ref(&k), State::default(), &c);
+    d.on_event(snapshot(3, &["203.0.113.7"]), c.at(0.0));
+    d.on_event(
+        outcome(
+            &k,
+            "203.0.113.7",
+            Reply::RateLimited(Some(Duration::from_secs(600))),
+        ),
+        c.at(0.0),
+    );
+    assert!(d.next_wake().unwrap() >= c.at(600.0));
+}
+
+#[test]
+fn back_off_survives_a_restart() {
+    let c = Clock::new();
+    let k = v4("home.example.com");
+    let mut d = decider(std::slice::from_ref(&k), State::default(), &c);
+    d.on_event(snapshot(3, &["203.0.113.7"]), c.at(0.0));
+    d.on_event(outcome(&k, "203.0.113.7", Reply::ServerTrouble), c.at(0.0));
+    let retry_at = d.record(&k).unwrap().retry_at.unwrap();
+    let state = d.state();
+    // Restarted 10 s later (wall clock), with a fresh monotonic clock.
+    let c2 = Clock::new();
+    let mut d2 = Decider::new(
+        cfg(std::slice::from_ref(&k)),
+        state,
+        c2.t0,
+        1_700_000_010,
+        7,
+    );
+    assert!(pushes(&d2.on_event(snapshot(3, &["203.0.113.7"]), c2.at(0.0))).is_empty());
+    let wake = d2.next_wake().unwrap();
+    assert_eq!(wake, c2.at((retry_at - 1_700_000_010) as f64));
+    assert_eq!(pushes(&d2.on_event(Event::Timer, wake)).len(), 1);
+}
+
+#[test]
+fn nochg_is_success() {
+    let c = Clock::new();
+    let k = v4("home.example.com");
+    let mut d = decider(std::slice::from_ref(&k), published(&k, "203.0.113.7"), &c);
+    d.on_event(snapshot(3, &["203.0.113.8"]), c.at(0.0));
+    // Expected a change but got nochg: logged as a warning, still taken as published.
+    d.on_event(
+        outcome(&k, "203.0.113.8", Reply::NoChg(Some(ip("203.0.113.8")))),
+        c.at(1.0),
+    );
+    let r = d.record(&k).unwrap();
+    assert_eq!(r.published, Some(ip("203.0.113.8")));
+    assert_eq!(r.last_reply.as_deref(), Some("nochg 203.0.113.8"));
+}
+
+#[test]
+fn dual_stack_records_are_independent() {
+    let c = Clock::new();
+    let a4 = v4("home.example.com");
+    let a6 = v6("home.example.com");
+    let mut d = decider(&[a4.clone(), a6.clone()], State::default(), &c);
+    let a = d.on_event(snapshot(3, &["203.0.113.7", "2001:db8:1::7"]), c.at(0.0));
+    assert_eq!(
+        pushes(&a),
+        vec![
+            (a4.clone(), ip("203.0.113.7")),
+            (a6.clone(), ip("2001:db8:1::7"))
+        ]
+    );
+    d.on_event(outcome(&a6, "2001:db8:1::7", Reply::NoHost), c.at(1.0));
+    d.on_event(outcome(&a4, "203.0.113.7", Reply::ServerTrouble), c.at(1.0));
+    assert!(d.record(&a6).unwrap().stopped.is_some());
+    assert!(d.record(&a4).unwrap().stopped.is_none());
+    let wake = d.next_wake().unwrap();
+    assert_eq!(
+        pushes(&d.on_event(Event::Timer, wake)),
+        vec![(a4, ip("203.0.113.7"))]
+    );
+}
+
+#[test]
+fn a_change_while_a_request_is_out_is_sent_after_it() {
+    let c = Clock::new();
+    let k = v4("home.example.com");
+    let mut d = decider(std::slice::from_ref(&k), State::default(), &c);
+    d.on_event(snapshot(3, &["203.0.113.7"]), c.at(0.0));
+    d.on_event(
+        Event::Net(NetEvent::DelAddr(addr(3, "203.0.113.7"))),
+        c.at(0.1),
+    );
+    d.on_event(
+        Event::Net(NetEvent::NewAddr(addr(3, "203.0.113.8"))),
+        c.at(0.1),
+    );
+    // The debounce ends while the first request is still out: nothing doubled.
+    assert!(pushes(&d.on_event(Event::Timer, c.at(2.1))).is_empty());
+    let a = d.on_event(outcome(&k, "203.0.113.7", Reply::Good(None)), c.at(3.0));
+    assert_eq!(pushes(&a), vec![(k, ip("203.0.113.8"))]);
+}
+
+#[test]
+fn update_mode_skips_back_off_and_force_resends() {
+    let c = Clock::new();
+    let k = v4("home.example.com");
+    let mut st = published(&k, "203.0.113.7");
+    st.records.get_mut(&k).unwrap().retry_at = Some(1_700_000_500);
+    let mut d = decider(std::slice::from_ref(&k), st, &c);
+    d.set_view(NetView::from_snapshot(
+        match snapshot(3, &["203.0.113.7"]) {
+            Event::Net(NetEvent::Snapshot(s)) => s,
+            _ => unreachable!(),
+        },
+    ));
+    assert!(
+        pushes(&d.decide_now(c.at(0.0), false)).is_empty(),
+        "already published"
+    );
+    assert_eq!(pushes(&d.decide_now(c.at(0.0), true)).len(), 1, "--force");
+}
+
+#[test]
+fn an_override_replaces_the_interface_address_but_is_still_judged() {
+    let c = Clock::new();
+    let k = v4("home.example.com");
+    let mut d = decider(std::slice::from_ref(&k), State::default(), &c);
+    d.set_view(NetView::default());
+    d.set_override(ip("198.51.100.50"));
+    assert_eq!(
+        pushes(&d.decide_now(c.at(0.0), false)),
+        vec![(k.clone(), ip("198.51.100.50"))]
+    );
+    let mut d = decider(std::slice::from_ref(&k), State::default(), &c);
+    d.set_view(NetView::default());
+    d.set_override(ip("100.64.0.9"));
+    assert!(pushes(&d.decide_now(c.at(0.0), false)).is_empty());
+    assert_eq!(d.wan_choice(Family::V4), WanChoice::BehindNat);
+}
+
+#[test]
+fn records_not_configured_are_kept_in_the_state() {
+    let c = Clock::new();
+    let k = v4("home.example.com");
+    let gone = v4("old.example.com");
+    let d = decider(
+        std::slice::from_ref(&k),
+        published(&gone, "203.0.113.1"),
+        &c,
+    );
+    assert_eq!(d.state().records[&gone].published, Some(ip("203.0.113.1")));
+}
+
+#[test]
+fn following_the_default_route() {
+    let c = Clock::new();
+    let k = v4("home.example.com");
+    let mut config = cfg(std::slice::from_ref(&k));
+    config.wan_interface = None;
+    let mut d = Decider::new(config, State::default(), c.t0, 1_700_000_000, 3);
+    let snap = NetSnapshot {
+        links: vec![link(2, "eth1"), link(5, "wwan0")],
+        addrs: vec![addr(2, "203.0.113.2"), addr(5, "198.51.100.5")],
+        routes: vec![DefaultRoute {
+            family: Family::V4,
+            index: 2,
+            metric: 100,
+        }],
+    };
+    let a = d.on_event(Event::Net(NetEvent::Snapshot(snap)), c.at(0.0));
+    assert_eq!(pushes(&a), vec![(k.clone(), ip("203.0.113.2"))]);
+    d.on_event(outcome(&k, "203.0.113.2", Reply::Good(None)), c.at(0.5));
+    // Failover: the default route moves to wwan0.
+    d.on_event(
+        Event::Net(NetEvent::NewRoute(DefaultRoute {
+            family: Family::V4,
+            index: 5,
+            metric: 50,
+        })),
+        c.at(10.0),
+    );
+    let a = d.on_event(Event::Timer, d.next_wake().unwrap());
+    assert_eq!(pushes(&a), vec![(k, ip("198.51.100.5"))]);
+}
