@@ -1,1 +1,434 @@
-//! The HTTPS side of a DynHost update (filled in by the provider work).
+//! The HTTP side of a DynHost update: one GET with Basic auth, a capped read of the reply, and
+//! every failure turned into a [`Reply`] for [`classify`](super::classify) and
+//! [`verdict`](super::verdict) to judge.
+//!
+//! TLS is rustls with ring, verifying against the system roots plus an optional CA file. A TLS
+//! failure is reported as such; there is no fallback without verification.
+
+use super::{Provider, Reply, TransportKind, classify};
+use crate::secret::Secret;
+use std::collections::HashMap;
+use std::fmt;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Sent with every request. Dyn's rule asks clients to name themselves and their version
+/// (ovh-dynhost.md, "The update request"); reqwest sends no User-Agent by default.
+pub const USER_AGENT: &str = concat!("dynhostd/", env!("CARGO_PKG_VERSION"));
+
+/// Read at most this much of a body, even if the server sends forever. Only the first line
+/// matters (ovh-dynhost.md, "Replies"), and real replies are a few dozen bytes.
+pub const MAX_REPLY_BYTES: usize = 4096;
+
+/// A `Retry-After` longer than this is taken as this: a broken or hostile header must not park a
+/// host for weeks.
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(24 * 60 * 60);
+
+/// Longest transport error message kept; reqwest/hyper chains can get wordy.
+const MAX_MESSAGE_CHARS: usize = 300;
+
+#[derive(Debug, Clone)]
+pub struct ClientOptions {
+    /// Time allowed to set up TCP (and TLS).
+    pub connect_timeout: Duration,
+    /// Time allowed for the whole exchange, body included.
+    pub timeout: Duration,
+}
+
+impl Default for ClientOptions {
+    fn default() -> Self {
+        ClientOptions {
+            connect_timeout: Duration::from_secs(10),
+            timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("CA file {}: {message}", path.display())]
+    CaFile { path: PathBuf, message: String },
+    #[error("cannot build the HTTP client: {0}")]
+    Build(String),
+}
+
+/// Installs ring as rustls' process default provider; idempotent, call before building a client.
+/// (reqwest is built with `rustls-no-provider`, so without this it has no crypto to use.)
+pub fn install_crypto_provider() {
+    // Err means a provider is already installed (ours from an earlier call, or the embedding
+    // program's choice): either way there is one, which is all we need.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+/// One update request. Credentials travel only in the Authorization header, never in the URL.
+pub struct UpdateRequest<'a> {
+    pub provider: Provider,
+    pub server: &'a reqwest::Url,
+    pub hostname: &'a str,
+    pub login: &'a str,
+    pub password: &'a Secret,
+    pub ip: IpAddr,
+}
+
+impl fmt::Debug for UpdateRequest<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("UpdateRequest")
+            .field("provider", &self.provider)
+            .field("server", &without_userinfo(self.server).as_str())
+            .field("hostname", &self.hostname)
+            .field("login", &self.login)
+            .field("password", &self.password)
+            .field("ip", &self.ip)
+            .finish()
+    }
+}
+
+/// An HTTP client for DynHost updates. Cheap to clone (reqwest's client is an `Arc` inside), and
+/// clones share one connection pool.
+#[derive(Clone)]
+pub struct DynHostClient {
+    http: reqwest::Client,
+    ca_file: Option<PathBuf>,
+}
+
+impl fmt::Debug for DynHostClient {
+    // By hand: nothing of reqwest's internals (or anything it might hold one day) gets printed.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DynHostClient")
+            .field("ca_file", &self.ca_file)
+            .finish_non_exhaustive()
+    }
+}
+
+impl DynHostClient {
+    /// System roots plus the PEM certificates in `ca_file` (if any). https via rustls only.
+    pub fn new(ca_file: Option<&Path>, opts: &ClientOptions) -> Result<Self, ClientError> {
+        install_crypto_provider();
+        let mut builder = reqwest::Client::builder()
+            .user_agent(USER_AGENT)
+            .connect_timeout(opts.connect_timeout)
+            .timeout(opts.timeout)
+            // A redirect would carry the request (and, to the same host, the credentials)
+            // somewhere we weren't told to go, maybe over plain HTTP. A moved endpoint is a
+            // configuration matter: classify reports the 3xx and the verdict says so.
+            .redirect(reqwest::redirect::Policy::none());
+        if let Some(path) = ca_file {
+            builder = builder.tls_certs_merge(read_ca_file(path)?);
+        }
+        let http = builder
+            .build()
+            .map_err(|e| ClientError::Build(error_chain(&e)))?;
+        Ok(DynHostClient {
+            http,
+            ca_file: ca_file.map(Path::to_path_buf),
+        })
+    }
+
+    /// Sends one update and reads the answer. Never fails: a missing answer is a
+    /// [`Reply::Transport`].
+    pub async fn update(&self, req: &UpdateRequest<'_>) -> Reply {
+        let url = update_url(req);
+        let redact = |message: String| redact(message, req);
+
+        // basic_auth marks the header sensitive and it goes out with the first request, not
+        // after a 401 challenge (ovh-dynhost.md: "sent up front").
+        let sent = self
+            .http
+            .get(url)
+            .basic_auth(req.login, Some(req.password.expose()))
+            .send()
+            .await;
+        let mut response = match sent {
+            Ok(response) => response,
+            Err(err) => return transport(&err, redact),
+        };
+
+        let status = response.status().as_u16();
+        let retry_after = retry_after(response.headers());
+        let mut body = Vec::with_capacity(128);
+        loop {
+            match response.chunk().await {
+                Ok(Some(chunk)) => {
+                    if push_capped(&mut body, &chunk) {
+                        // Enough: dropping the response closes the connection on a server that
+                        // would send forever.
+                        break;
+                    }
+                }
+                Ok(None) => break,
+                Err(err) => {
+                    // The status and a complete first line are an answer even if the rest of
+                    // the body got lost; a 2xx with no full line tells us nothing.
+                    let answered = body.contains(&b'\n') || !(200..300).contains(&status);
+                    if !answered {
+                        return transport(&err, redact);
+                    }
+                    break;
+                }
+            }
+        }
+        classify(req.provider, status, retry_after, &body)
+    }
+}
+
+/// Appends what fits of `chunk` under [`MAX_REPLY_BYTES`]; true once the body is full.
+fn push_capped(body: &mut Vec<u8>, chunk: &[u8]) -> bool {
+    let room = MAX_REPLY_BYTES.saturating_sub(body.len());
+    body.extend_from_slice(&chunk[..chunk.len().min(room)]);
+    body.len() >= MAX_REPLY_BYTES
+}
+
+/// Clients by CA file, so 1000 hosts sharing a server share one client (and its connections).
+#[derive(Debug, Default)]
+pub struct Clients {
+    opts: ClientOptions,
+    by_ca_file: HashMap<Option<PathBuf>, DynHostClient>,
+}
+
+impl Clients {
+    pub fn new(opts: ClientOptions) -> Self {
+        Clients {
+            opts,
+            by_ca_file: HashMap::new(),
+        }
+    }
+
+    /// The client for `ca_file`, built on first use. A failed build is not cached, so a fixed CA
+    /// file is picked up on the next call.
+    pub fn get(&mut self, ca_file: Option<&Path>) -> Result<DynHostClient, ClientError> {
+        let key = ca_file.map(Path::to_path_buf);
+        if let Some(client) = self.by_ca_file.get(&key) {
+            return Ok(client.clone());
+        }
+        let client = DynHostClient::new(ca_file, &self.opts)?;
+        self.by_ca_file.insert(key, client.clone());
+        Ok(client)
+    }
+}
+
+fn read_ca_file(path: &Path) -> Result<Vec<reqwest::Certificate>, ClientError> {
+    let err = |message: String| ClientError::CaFile {
+        path: path.to_path_buf(),
+        message,
+    };
+    let pem = std::fs::read(path).map_err(|e| err(e.to_string()))?;
+    let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| err(error_chain(&e)))?;
+    if certs.is_empty() {
+        return Err(err("no PEM certificate in it".to_string()));
+    }
+    Ok(certs)
+}
+
+/// `<server>?<server's own query>&system=dyndns&hostname=<fqdn>&myip=<ip>`, url-encoded by `url`.
+fn update_url(req: &UpdateRequest<'_>) -> reqwest::Url {
+    let mut url = without_userinfo(req.server);
+    url.set_fragment(None);
+    url.query_pairs_mut()
+        .append_pair("system", "dyndns")
+        .append_pair("hostname", req.hostname)
+        .append_pair("myip", &req.ip.to_string());
+    url
+}
+
+/// Credentials are given as `login` and `password` only; anything in the URL's userinfo is
+/// dropped rather than sent (or printed).
+fn without_userinfo(url: &reqwest::Url) -> reqwest::Url {
+    let mut url = url.clone();
+    // These fail only for URLs that can't have userinfo, which then have none to drop.
+    let _ = url.set_username("");
+    let _ = url.set_password(None);
+    url
+}
+
+/// The `Retry-After` header in its seconds form; the HTTP-date form is rare for this protocol
+/// and ignored (the back-off applies instead).
+fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
+    let value = headers.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?;
+    let secs: u64 = value.trim().parse().ok()?;
+    Some(Duration::from_secs(secs).min(MAX_RETRY_AFTER))
+}
+
+fn transport(err: &reqwest::Error, redact: impl Fn(String) -> String) -> Reply {
+    // TLS first: a failed handshake is also a connect error. Timeout next: a connect timeout is
+    // also a connect error.
+    let kind = if is_tls(err) {
+        TransportKind::Tls
+    } else if err.is_timeout() {
+        TransportKind::Timeout
+    } else if err.is_connect() {
+        TransportKind::Connect
+    } else {
+        TransportKind::Other
+    };
+    Reply::Transport {
+        kind,
+        message: redact(error_chain(err)),
+    }
+}
+
+/// Whether a rustls error is somewhere in the chain. `io::Error::source()` skips the error it
+/// wraps (it returns the inner error's source), so wrapped errors are looked into by hand.
+fn is_tls(err: &(dyn std::error::Error + 'static)) -> bool {
+    let mut next = Some(err);
+    while let Some(e) = next {
+        if e.is::<rustls::Error>() {
+            return true;
+        }
+        if let Some(inner) = e
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+            && is_tls(inner)
+        {
+            return true;
+        }
+        next = e.source();
+    }
+    false
+}
+
+/// "error sending request: client error (Connect): tcp connect error: Connection refused", with
+/// the request URL left out (it is in the caller's context already) and repeats dropped.
+fn error_chain(err: &reqwest::Error) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    // reqwest's own Display names the URL; its sources don't.
+    let mut top = err.to_string();
+    if let Some(url) = err.url() {
+        top = top.replace(&format!(" for url ({url})"), "");
+        top = top.replace(url.as_str(), "<url>");
+    }
+    parts.push(top);
+    let mut next = std::error::Error::source(err);
+    while let Some(e) = next {
+        let text = e.to_string();
+        if !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        next = e.source();
+    }
+    let joined = parts.join(": ");
+    let mut message: String = joined.chars().take(MAX_MESSAGE_CHARS).collect();
+    if message.len() < joined.len() {
+        message.push('…');
+    }
+    message
+}
+
+/// Belt and braces: the credentials are never in the URL and error texts don't carry headers,
+/// but if either ever turned up in a message it is masked before the message goes anywhere.
+fn redact(mut message: String, req: &UpdateRequest<'_>) -> String {
+    for secret in [req.password.expose(), req.login] {
+        if !secret.is_empty() {
+            message = message.replace(secret, "<redacted>");
+        }
+    }
+    message
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request<'a>(server: &'a reqwest::Url, password: &'a Secret) -> UpdateRequest<'a> {
+        UpdateRequest {
+            provider: Provider::Ovh,
+            server,
+            hostname: "home.example.com",
+            login: "example.com-home",
+            password,
+            ip: "2001:db8::1".parse().unwrap(),
+        }
+    }
+
+    #[test]
+    fn url_keeps_the_servers_query_and_encodes_ours() {
+        let server =
+            reqwest::Url::parse("https://u:p@dyn.example.net/nic/update?key=a%20b#frag").unwrap();
+        let password = Secret::new("pw");
+        let mut req = request(&server, &password);
+        req.hostname = "h&st=x.example.com";
+        let url = update_url(&req);
+        assert_eq!(
+            url.as_str(),
+            "https://dyn.example.net/nic/update?key=a%20b&system=dyndns\
+             &hostname=h%26st%3Dx.example.com&myip=2001%3Adb8%3A%3A1"
+        );
+    }
+
+    #[test]
+    fn debug_output_shows_no_credentials() {
+        let server = reqwest::Url::parse("https://user:urlpass@dyn.example.net/").unwrap();
+        let password = Secret::new("hunter2-secret");
+        let req = request(&server, &password);
+        let text = format!("{req:?}");
+        assert!(
+            !text.contains("hunter2") && !text.contains("urlpass"),
+            "{text}"
+        );
+        let client = DynHostClient::new(None, &ClientOptions::default()).unwrap();
+        assert!(!format!("{client:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn redact_masks_login_and_password() {
+        let server = reqwest::Url::parse("https://dyn.example.net/").unwrap();
+        let password = Secret::new("hunter2-secret");
+        let req = request(&server, &password);
+        let out = redact("x hunter2-secret y example.com-home z".into(), &req);
+        assert_eq!(out, "x <redacted> y <redacted> z");
+    }
+
+    #[test]
+    fn retry_after_reads_seconds_and_caps_them() {
+        use reqwest::header::{HeaderMap, HeaderValue, RETRY_AFTER};
+        let mut h = HeaderMap::new();
+        assert_eq!(retry_after(&h), None);
+        h.insert(RETRY_AFTER, HeaderValue::from_static(" 120 "));
+        assert_eq!(retry_after(&h), Some(Duration::from_secs(120)));
+        h.insert(RETRY_AFTER, HeaderValue::from_static("99999999999"));
+        assert_eq!(retry_after(&h), Some(MAX_RETRY_AFTER));
+        h.insert(
+            RETRY_AFTER,
+            HeaderValue::from_static("Wed, 21 Oct 2015 07:28:00 GMT"),
+        );
+        assert_eq!(retry_after(&h), None);
+        h.insert(RETRY_AFTER, HeaderValue::from_static("-5"));
+        assert_eq!(retry_after(&h), None);
+    }
+
+    #[test]
+    fn a_bad_ca_file_is_named_in_the_error() {
+        let dir = std::env::temp_dir().join(format!("dynhostd-ca-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let empty = dir.join("empty.pem");
+        std::fs::write(&empty, "not a certificate\n").unwrap();
+        for path in [empty.clone(), dir.join("missing.pem")] {
+            let err = DynHostClient::new(Some(&path), &ClientOptions::default()).unwrap_err();
+            assert!(matches!(&err, ClientError::CaFile { path: p, .. } if *p == path));
+            assert!(err.to_string().contains(&path.display().to_string()));
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn body_is_cut_at_max_reply_bytes() {
+        let mut body = Vec::new();
+        assert!(!push_capped(&mut body, b"good 203.0.113.7\n"));
+        assert!(push_capped(&mut body, &vec![b'x'; MAX_REPLY_BYTES]));
+        assert_eq!(body.len(), MAX_REPLY_BYTES);
+        assert!(push_capped(&mut body, b"more"));
+        assert_eq!(body.len(), MAX_REPLY_BYTES);
+        assert!(body.starts_with(b"good 203.0.113.7\n"));
+    }
+
+    #[test]
+    fn clients_are_shared_per_ca_file() {
+        let mut clients = Clients::new(ClientOptions::default());
+        let a = clients.get(None).unwrap();
+        let _b = clients.get(None).unwrap();
+        assert_eq!(clients.by_ca_file.len(), 1);
+        assert!(clients.get(Some(Path::new("/nonexistent/ca.pem"))).is_err());
+        assert_eq!(clients.by_ca_file.len(), 1);
+        drop(a);
+    }
+}

@@ -79,6 +79,8 @@ pub enum Reply {
         kind: TransportKind,
         message: String,
     },
+    /// `--dry-run`: nothing was sent; taken as published so the agent moves on.
+    DryRun,
 }
 
 /// What a reply leads to: the policy table's row.
@@ -230,6 +232,7 @@ pub fn verdict(reply: &Reply) -> Verdict {
     match reply {
         Reply::Good(_) => Verdict::Published { changed: true },
         Reply::NoChg(_) => Verdict::Published { changed: false },
+        Reply::DryRun => Verdict::Published { changed: true },
         Reply::NoHost => stop(
             "the server does not know this hostname for this login: check that a DynHost record \
              exists for it and that the login's scope covers it (OVH panel → Domains → DynHost)",
@@ -352,6 +355,7 @@ impl Reply {
                 };
                 format!("{kind}: {message}")
             }
+            Reply::DryRun => "dry run, not sent".to_string(),
         }
     }
 }
