@@ -1,3 +1,247 @@
-fn main() {
-    println!("Hello, world!");
+//! The `dynhostd` command: parse the CLI, load the config, call into the library, map errors
+//! to exit codes (0 fine, 1 failed, 2 usage or config error). Nothing else lives here.
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+use dynhostd::agent::{self, RunOptions, UpdateOptions};
+use dynhostd::config::{self, Config};
+use dynhostd::report;
+use dynhostd::wan::{NetView, netlink, policy::AddressPolicy};
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use tracing_subscriber::EnvFilter;
+
+/// Keeps OVH DynHost (and dyndns2) records pointing at this gateway's public address,
+/// driven by kernel address events rather than polling.
+#[derive(Parser)]
+#[command(name = "dynhostd", version, propagate_version = true)]
+struct Cli {
+    /// More log output (-v debug, -vv trace). Overrides DYNHOSTD_LOG.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true, conflicts_with = "quiet")]
+    verbose: u8,
+    /// Less log output (-q warnings, -qq errors only). Overrides DYNHOSTD_LOG.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    quiet: u8,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Args, Clone)]
+struct ConfigArg {
+    /// Configuration file.
+    #[arg(long, short = 'c', env = "DYNHOSTD_CONFIG", default_value = config::DEFAULT_PATH)]
+    config: PathBuf,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the agent in the foreground, logging to stderr.
+    Run {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// Log what would be sent; send nothing and write no state.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// One pass: publish the current address where it differs from the state file, then exit
+    /// (0: every enabled record is current; 1: some update failed; 2: usage or config error).
+    Update {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// Use this address instead of the interface's (pppd passes it to ip-up scripts as $4).
+        /// Once per family.
+        #[arg(long = "ip", value_name = "ADDR")]
+        ips: Vec<IpAddr>,
+        /// Send even when the state file says the address is already published.
+        #[arg(long)]
+        force: bool,
+        /// Log what would be sent; send nothing and write no state.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Validate the configuration and print it as dynhostd understands it (secrets redacted).
+    Check {
+        #[command(flatten)]
+        config: ConfigArg,
+    },
+    /// Show, per host and record, what is published, when, the last reply and whether the host
+    /// is stopped. Reads the state file only; no network.
+    Status {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show what the agent sees now: the WAN interface, every candidate address with its flags,
+    /// which one counts and why the others don't. Works without a config file.
+    Detect {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn init_logging(verbose: u8, quiet: u8) {
+    let filter = match (verbose, quiet) {
+        (0, 0) => {
+            EnvFilter::try_from_env("DYNHOSTD_LOG").unwrap_or_else(|_| EnvFilter::new("info"))
+        }
+        (1, _) => EnvFilter::new("debug"),
+        (v, _) if v >= 2 => EnvFilter::new("trace"),
+        (_, 1) => EnvFilter::new("warn"),
+        _ => EnvFilter::new("error"),
+    };
+    // Under systemd the journal stamps each line itself and has no use for colours.
+    let journal = std::env::var_os("JOURNAL_STREAM").is_some();
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .with_ansi(!journal && std::io::IsTerminal::is_terminal(&std::io::stderr()));
+    if journal {
+        builder.without_time().init();
+    } else {
+        builder.init();
+    }
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    // One thread: an idle router pays for one thread, and nothing here needs more.
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+}
+
+/// A config error is a usage error: exit 2 with the located message.
+fn load_config(path: &Path) -> Result<Config, ExitCode> {
+    config::load(path).map_err(|e| {
+        eprintln!("dynhostd: {e}");
+        ExitCode::from(2)
+    })
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        tracing::error!("cannot install signal handlers; stop with SIGKILL");
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM received"),
+        _ = int.recv() => tracing::info!("SIGINT received"),
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.verbose, cli.quiet);
+    match dispatch(cli.command) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("dynhostd: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
+    match command {
+        Command::Run { config, dry_run } => {
+            let config = match load_config(&config.config) {
+                Ok(c) => c,
+                Err(code) => return Ok(code),
+            };
+            let opts = RunOptions {
+                dry_run,
+                ..Default::default()
+            };
+            runtime()?.block_on(agent::run(config, opts, shutdown_signal()))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Update {
+            config,
+            ips,
+            force,
+            dry_run,
+        } => {
+            let config = match load_config(&config.config) {
+                Ok(c) => c,
+                Err(code) => return Ok(code),
+            };
+            let mut families = std::collections::BTreeSet::new();
+            for ip in &ips {
+                if !families.insert(ip.is_ipv4()) {
+                    eprintln!("dynhostd: --ip: give at most one address per family");
+                    return Ok(ExitCode::from(2));
+                }
+            }
+            let opts = UpdateOptions {
+                ips,
+                force,
+                dry_run,
+            };
+            let report = runtime()?.block_on(agent::update_once(&config, &opts))?;
+            Ok(if report.all_current {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            })
+        }
+        Command::Check { config: path } => {
+            let config = match load_config(&path.config) {
+                Ok(c) => c,
+                Err(code) => return Ok(code),
+            };
+            print!("{}", config.render_redacted());
+            eprintln!("dynhostd: {} is valid", path.config.display());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Status { config, json } => {
+            let config = match load_config(&config.config) {
+                Ok(c) => c,
+                Err(code) => return Ok(code),
+            };
+            let state = agent::load_state(&config.state_file());
+            let rows = report::status(&config, &state);
+            if json {
+                println!("{}", serde_json::to_string_pretty(&rows)?);
+            } else {
+                print!("{}", report::status_table(&rows));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Detect { config, json } => {
+            // Works with no config at all: then the WAN is the default route's interface and
+            // only globally routable addresses count.
+            let (interface, policy) = if config.config.exists() {
+                match load_config(&config.config) {
+                    Ok(c) => (c.wan.interface, c.wan.policy),
+                    Err(code) => return Ok(code),
+                }
+            } else {
+                eprintln!(
+                    "dynhostd: no config at {}: following the default route, global addresses only",
+                    config.config.display()
+                );
+                (None, AddressPolicy::default())
+            };
+            let snap = runtime()?.block_on(netlink::snapshot())?;
+            let view = NetView::from_snapshot(snap);
+            let d = report::detect(&view, interface.as_deref(), &policy);
+            if json {
+                println!("{}", serde_json::to_string_pretty(&d)?);
+            } else {
+                print!("{}", report::detection_text(&d, interface.as_deref()));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
 }

@@ -116,7 +116,9 @@ pub enum NetEvent {
     /// A full dump: replaces everything known (at start, and after a socket overrun).
     Snapshot(NetSnapshot),
     NewLink(Link),
-    DelLink { index: u32 },
+    DelLink {
+        index: u32,
+    },
     NewAddr(WanAddress),
     DelAddr(WanAddress),
     NewRoute(DefaultRoute),
@@ -152,7 +154,8 @@ impl NetView {
             NetEvent::NewLink(link) => {
                 // A name can only be held by one ifindex at a time; a recreated ppp0 gets a new
                 // index, so drop any stale holder of the name.
-                self.links.retain(|_, l| l.name != link.name || l.index == link.index);
+                self.links
+                    .retain(|_, l| l.name != link.name || l.index == link.index);
                 self.links.insert(link.index, link);
             }
             NetEvent::DelLink { index } => {

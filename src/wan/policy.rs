@@ -36,7 +36,9 @@ impl Prefix {
                 u32::from(net) & mask == u32::from(*ip) & mask
             }
             (IpAddr::V6(net), IpAddr::V6(ip)) => {
-                let mask = u128::MAX.checked_shl(128 - u32::from(self.len)).unwrap_or(0);
+                let mask = u128::MAX
+                    .checked_shl(128 - u32::from(self.len))
+                    .unwrap_or(0);
                 u128::from(net) & mask == u128::from(*ip) & mask
             }
             _ => false,
@@ -141,7 +143,9 @@ impl Rejection {
             Rejection::LinkLocal => "link-local",
             Rejection::Multicast => "multicast",
             Rejection::Unspecified => "unspecified",
-            Rejection::Documentation => "documentation range (RFC 5737/3849); add it to [wan] accept to use it",
+            Rejection::Documentation => {
+                "documentation range (RFC 5737/3849); add it to [wan] accept to use it"
+            }
             Rejection::Benchmarking => "benchmarking range",
             Rejection::Reserved => "reserved or special-purpose range",
             Rejection::NotGlobalScope => "scope is not global",
@@ -253,7 +257,11 @@ pub fn choose<'a>(
 
 /// The stable part of the ranking: what makes one address better in kind, not just fresher.
 fn class(a: &WanAddress) -> (bool, bool, u8) {
-    (!a.flags.secondary || a.addr.is_ipv6(), a.valid == Lifetime::Forever, a.prefix_len)
+    (
+        !a.flags.secondary || a.addr.is_ipv6(),
+        a.valid == Lifetime::Forever,
+        a.prefix_len,
+    )
 }
 
 /// Full ranking: class, then the longest remaining valid lifetime, then the lowest address so
@@ -413,7 +421,10 @@ mod tests {
 
     #[test]
     fn accept_replaces_the_global_rule_and_ignore_wins() {
-        let p = policy(&["203.0.113.0/24", "2001:db8::/32"], &["2001:db8:dead::/48"]);
+        let p = policy(
+            &["203.0.113.0/24", "2001:db8::/32"],
+            &["2001:db8:dead::/48"],
+        );
         assert_eq!(judge_ip("203.0.113.9".parse().unwrap(), &p), Ok(()));
         assert_eq!(judge_ip("2001:db8:1::9".parse().unwrap(), &p), Ok(()));
         assert_eq!(
@@ -469,7 +480,10 @@ mod tests {
     fn nat_nothing_and_public() {
         let none = AddressPolicy::default();
         let cgnat = [addr("100.64.3.4", 32)];
-        assert_eq!(choose(&cgnat, Family::V4, &none, None), WanChoice::BehindNat);
+        assert_eq!(
+            choose(&cgnat, Family::V4, &none, None),
+            WanChoice::BehindNat
+        );
         let link_local_only = [addr("fe80::1", 64)];
         assert_eq!(
             choose(&link_local_only, Family::V6, &none, None),
@@ -512,7 +526,12 @@ mod tests {
         // A second primary in another subnet does not move a published primary.
         let other = addr("198.51.100.1", 24);
         assert_eq!(
-            choose(&[other, primary.clone()], Family::V4, &p, Some(primary.addr)),
+            choose(
+                &[other, primary.clone()],
+                Family::V4,
+                &p,
+                Some(primary.addr)
+            ),
             WanChoice::Public(primary.addr)
         );
     }
@@ -561,12 +580,22 @@ mod tests {
         temp.flags.temporary = true;
         // Both valid: the published one stays (no flapping between two SLAAC addresses).
         assert_eq!(
-            choose(&[old.clone(), new.clone(), temp.clone()], Family::V6, &p, Some(old.addr)),
+            choose(
+                &[old.clone(), new.clone(), temp.clone()],
+                Family::V6,
+                &p,
+                Some(old.addr)
+            ),
             WanChoice::Public(old.addr)
         );
         old.preferred = Lifetime::Secs(0);
         assert_eq!(
-            choose(&[old.clone(), new.clone(), temp], Family::V6, &p, Some(old.addr)),
+            choose(
+                &[old.clone(), new.clone(), temp],
+                Family::V6,
+                &p,
+                Some(old.addr)
+            ),
             WanChoice::Public(new.addr)
         );
     }
@@ -575,7 +604,12 @@ mod tests {
     fn prefix_parsing() {
         assert!("203.0.113.0/24".parse::<Prefix>().is_ok());
         assert!("2001:db8::/32".parse::<Prefix>().is_ok());
-        assert!("203.0.113.7".parse::<Prefix>().unwrap().contains(&"203.0.113.7".parse().unwrap()));
+        assert!(
+            "203.0.113.7"
+                .parse::<Prefix>()
+                .unwrap()
+                .contains(&"203.0.113.7".parse().unwrap())
+        );
         assert!("203.0.113.0/33".parse::<Prefix>().is_err());
         assert!("banana/8".parse::<Prefix>().is_err());
         let all: Prefix = "0.0.0.0/0".parse().unwrap();

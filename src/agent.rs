@@ -1,0 +1,373 @@
+//! The async shell around the [`Decider`]: it feeds the decider kernel events, finished
+//! requests and timer expiries, and performs what the decider asks (send a request, save the
+//! state). All waiting is here; all deciding is there.
+//!
+//! `run` is the long-lived agent; `update_once` is one pass for `dynhostd update` (the pppd
+//! ip-up hook).
+
+use crate::config::{Config, HostConfig};
+use crate::decide::{Action, Backoff, Decider, DeciderConfig, Event, Push, RecordSpec};
+use crate::provider::Reply;
+use crate::provider::client::{ClientError, ClientOptions, Clients, DynHostClient, UpdateRequest};
+use crate::record::RecordKey;
+use crate::state::{self, Loaded, State};
+use crate::wan::netlink::{self, NetlinkError, WatchOptions};
+use crate::wan::policy::WanChoice;
+use crate::wan::{NetEvent, NetView};
+use std::collections::HashMap;
+use std::future::Future;
+use std::net::IpAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use tokio::sync::{Semaphore, mpsc};
+use tokio::task::JoinSet;
+use tracing::{debug, error, info, warn};
+
+/// How long shutdown waits for requests already sent (SIGTERM/SIGINT).
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    #[error(transparent)]
+    Netlink(#[from] NetlinkError),
+    #[error(transparent)]
+    Client(#[from] ClientError),
+    #[error("the netlink watcher stopped")]
+    WatcherGone,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    /// Log what would be sent; send nothing, write nothing.
+    pub dry_run: bool,
+    pub watch: WatchOptions,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct UpdateOptions {
+    /// Addresses from the caller (pppd's `$4`); they replace the interface's for their family.
+    pub ips: Vec<IpAddr>,
+    pub force: bool,
+    pub dry_run: bool,
+}
+
+/// Unix seconds now.
+pub fn now_unix() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// The decider's view of the configuration: the enabled records only.
+pub fn decider_config(config: &Config) -> DeciderConfig {
+    DeciderConfig {
+        wan_interface: config.wan.interface.clone(),
+        debounce: config.wan.debounce,
+        policy: config.wan.policy.clone(),
+        records: config
+            .enabled_hosts()
+            .flat_map(|h| {
+                let fingerprint = h.fingerprint();
+                h.records().map(move |key| RecordSpec {
+                    key,
+                    fingerprint: fingerprint.clone(),
+                })
+            })
+            .collect(),
+        backoff: Backoff::default(),
+    }
+}
+
+/// Reads the state file, logging what happened to it.
+pub fn load_state(path: &Path) -> State {
+    let (state, how) = state::load(path);
+    match how {
+        Loaded::Read => {
+            debug!(path = %path.display(), records = state.records.len(), "state loaded")
+        }
+        Loaded::Missing => {
+            info!(path = %path.display(), "no state file yet: every record counts as unknown")
+        }
+        Loaded::Corrupt(why) => warn!(
+            path = %path.display(),
+            "state file unreadable ({why}): treating every record as unknown (at most one update each)"
+        ),
+    }
+    state
+}
+
+fn seed() -> u64 {
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+    nanos ^ (u64::from(std::process::id()) << 32)
+}
+
+fn new_decider(config: &Config) -> Decider {
+    let state = load_state(&config.state_file());
+    Decider::new(
+        decider_config(config),
+        state,
+        Instant::now(),
+        now_unix(),
+        seed(),
+    )
+}
+
+/// Sends the decider's pushes, at most `http.max_concurrent` at a time.
+struct Pusher {
+    hosts: HashMap<RecordKey, (Arc<HostConfig>, DynHostClient)>,
+    limit: Arc<Semaphore>,
+    tasks: JoinSet<(RecordKey, IpAddr, Reply)>,
+    dry_run: bool,
+}
+
+impl Pusher {
+    /// Builds the HTTP clients up front so a bad CA file fails at start, not at the first change.
+    fn new(config: &Config, dry_run: bool) -> Result<Pusher, ClientError> {
+        crate::provider::client::install_crypto_provider();
+        let mut clients = Clients::new(ClientOptions {
+            connect_timeout: config.http.connect_timeout,
+            timeout: config.http.timeout,
+        });
+        let mut hosts = HashMap::new();
+        for h in config.enabled_hosts() {
+            let client = clients.get(h.ca_file.as_deref())?;
+            let h = Arc::new(h.clone());
+            for key in h.records() {
+                hosts.insert(key, (h.clone(), client.clone()));
+            }
+        }
+        Ok(Pusher {
+            hosts,
+            limit: Arc::new(Semaphore::new(config.http.max_concurrent)),
+            tasks: JoinSet::new(),
+            dry_run,
+        })
+    }
+
+    fn start(&mut self, push: Push) {
+        let Some((host, client)) = self.hosts.get(&push.key).cloned() else {
+            error!(record = %push.key, "no host for this record (bug)");
+            return;
+        };
+        let previous = push
+            .previous
+            .map_or_else(|| "unknown".to_string(), |a| a.to_string());
+        if self.dry_run {
+            info!(record = %push.key, "dry run: would send {} → {} to {}", previous, push.ip, host.server);
+            self.tasks
+                .spawn(async move { (push.key, push.ip, Reply::DryRun) });
+            return;
+        }
+        debug!(record = %push.key, server = %host.server, "sending {} → {}", previous, push.ip);
+        let limit = self.limit.clone();
+        self.tasks.spawn(async move {
+            let _permit = limit.acquire_owned().await;
+            let req = UpdateRequest {
+                provider: host.provider,
+                server: &host.server,
+                hostname: &host.hostname,
+                login: &host.login,
+                password: &host.password,
+                ip: push.ip,
+            };
+            let reply = client.update(&req).await;
+            (push.key, push.ip, reply)
+        });
+    }
+
+    /// The next finished request; None when none is out.
+    async fn next(&mut self) -> Option<(RecordKey, IpAddr, Reply)> {
+        loop {
+            match self.tasks.join_next().await? {
+                Ok(done) => return Some(done),
+                Err(e) => error!("an update task failed: {e}"),
+            }
+        }
+    }
+
+    fn in_flight(&self) -> usize {
+        self.tasks.len()
+    }
+}
+
+/// Carries out the decider's actions.
+fn perform(actions: Vec<Action>, decider: &Decider, pusher: &mut Pusher, state_path: &Path) {
+    let mut save = false;
+    for action in actions {
+        match action {
+            Action::Push(push) => pusher.start(push),
+            Action::Save => save = true,
+        }
+    }
+    if save {
+        save_state(decider, pusher.dry_run, state_path);
+    }
+}
+
+fn save_state(decider: &Decider, dry_run: bool, path: &Path) {
+    if dry_run {
+        return;
+    }
+    if let Err(e) = state::save(path, &decider.state()) {
+        error!(path = %path.display(), "cannot write the state file: {e}");
+    }
+}
+
+/// The agent: follows the WAN until `shutdown` resolves, then finishes or abandons the requests
+/// in flight within [`SHUTDOWN_GRACE`], saves the state and returns.
+pub async fn run(
+    config: Config,
+    opts: RunOptions,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), AgentError> {
+    let state_path = config.state_file();
+    let mut decider = new_decider(&config);
+    let mut pusher = Pusher::new(&config, opts.dry_run)?;
+    if opts.dry_run {
+        info!("dry run: nothing will be sent and the state file will not be written");
+    }
+    let (tx, mut rx) = mpsc::channel::<NetEvent>(256);
+    let mut watcher = tokio::spawn(netlink::watch(opts.watch.clone(), tx));
+    tokio::pin!(shutdown);
+    info!(
+        records = decider_config(&config).records.len(),
+        wan = config.wan.interface.as_deref().unwrap_or("(default route)"),
+        "dynhostd {} started",
+        env!("CARGO_PKG_VERSION")
+    );
+
+    loop {
+        let wake = decider.next_wake();
+        let actions = tokio::select! {
+            () = &mut shutdown => break,
+            ev = rx.recv() => match ev {
+                Some(ev) => decider.on_event(Event::Net(ev), Instant::now()),
+                None => {
+                    return Err(match (&mut watcher).await {
+                        Ok(Err(e)) => AgentError::Netlink(e),
+                        _ => AgentError::WatcherGone,
+                    });
+                }
+            },
+            Some((key, ip, reply)) = pusher.next() => {
+                decider.on_event(Event::Outcome { key, ip, reply, at: now_unix() }, Instant::now())
+            }
+            () = sleep_until(wake), if wake.is_some() => decider.on_event(Event::Timer, Instant::now()),
+        };
+        perform(actions, &decider, &mut pusher, &state_path);
+    }
+
+    info!(in_flight = pusher.in_flight(), "shutting down");
+    watcher.abort();
+    let deadline = tokio::time::Instant::now() + SHUTDOWN_GRACE;
+    while pusher.in_flight() > 0 {
+        match tokio::time::timeout_at(deadline, pusher.next()).await {
+            Ok(Some((key, ip, reply))) => {
+                // Record the outcome; anything it would start now is left for the next run.
+                let _ = decider.on_event(
+                    Event::Outcome {
+                        key,
+                        ip,
+                        reply,
+                        at: now_unix(),
+                    },
+                    Instant::now(),
+                );
+            }
+            Ok(None) => break,
+            Err(_) => {
+                warn!(
+                    abandoned = pusher.in_flight(),
+                    "requests still out after {}s: abandoned",
+                    SHUTDOWN_GRACE.as_secs()
+                );
+                pusher.tasks.abort_all();
+                break;
+            }
+        }
+    }
+    save_state(&decider, opts.dry_run, &state_path);
+    Ok(())
+}
+
+async fn sleep_until(wake: Option<Instant>) {
+    if let Some(at) = wake {
+        tokio::time::sleep_until(tokio::time::Instant::from_std(at)).await;
+    }
+}
+
+/// What one `dynhostd update` pass achieved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UpdateReport {
+    /// Every enabled record holds the WAN's current address (updated now or already).
+    pub all_current: bool,
+}
+
+/// One pass: take the WAN's addresses (or the caller's), send what differs from the state file
+/// (everything with `force`), wait for the replies, save. Back-off from earlier failures is
+/// skipped: the user (or pppd) asked now. Stopped hosts stay stopped.
+pub async fn update_once(
+    config: &Config,
+    opts: &UpdateOptions,
+) -> Result<UpdateReport, AgentError> {
+    let state_path = config.state_file();
+    let mut decider = new_decider(config);
+    let mut pusher = Pusher::new(config, opts.dry_run)?;
+    let dc = decider_config(config);
+    let covered = |f| opts.ips.iter().any(|ip| crate::record::Family::of(ip) == f);
+    let needs_kernel = dc.records.iter().any(|r| !covered(r.key.family));
+    let view = if needs_kernel {
+        NetView::from_snapshot(netlink::snapshot().await?)
+    } else {
+        NetView::default()
+    };
+    decider.set_view(view);
+    for ip in &opts.ips {
+        decider.set_override(*ip);
+    }
+    let actions = decider.decide_now(Instant::now(), opts.force);
+    perform(actions, &decider, &mut pusher, &state_path);
+    while let Some((key, ip, reply)) = pusher.next().await {
+        let actions = decider.on_event(
+            Event::Outcome {
+                key,
+                ip,
+                reply,
+                at: now_unix(),
+            },
+            Instant::now(),
+        );
+        // Only the save: one pass sends each record at most once.
+        let saves: Vec<Action> = actions.into_iter().filter(|a| *a == Action::Save).collect();
+        perform(saves, &decider, &mut pusher, &state_path);
+    }
+    save_state(&decider, opts.dry_run, &state_path);
+
+    let mut all_current = true;
+    for spec in &dc.records {
+        let rec = decider.record(&spec.key).cloned().unwrap_or_default();
+        match decider.wan_choice(spec.key.family) {
+            WanChoice::Public(ip) if rec.published == Some(ip) && rec.stopped.is_none() => {}
+            WanChoice::Public(ip) => {
+                all_current = false;
+                if let Some(stop) = &rec.stopped {
+                    error!(record = %spec.key, "not updated: stopped after \"{}\": {}", stop.reason, stop.fix);
+                } else {
+                    error!(record = %spec.key, "not updated to {ip}: {}", rec.last_reply.as_deref().unwrap_or("no reply"));
+                }
+            }
+            WanChoice::BehindNat => {
+                all_current = false;
+                error!(record = %spec.key, "the WAN address is private or CGNAT: nothing to publish");
+            }
+            WanChoice::Nothing => {
+                all_current = false;
+                error!(record = %spec.key, "no routable {} address on the WAN: nothing to publish", spec.key.family);
+            }
+        }
+    }
+    Ok(UpdateReport { all_current })
+}

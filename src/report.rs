@@ -1,0 +1,411 @@
+//! What `dynhostd status` and `dynhostd detect` print: plain data built from the state file or
+//! a netlink dump, rendered as a readable table or as JSON. Pure, so the output is tested
+//! without a kernel or a file.
+
+use crate::config::Config;
+use crate::record::Family;
+use crate::state::State;
+use crate::wan::policy::{self, AddressPolicy, WanChoice};
+use crate::wan::{Lifetime, NetView, Scope, WanAddress};
+use serde::Serialize;
+use std::fmt::Write as _;
+use std::net::IpAddr;
+
+/// One record's line in `dynhostd status`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RecordStatus {
+    pub hostname: String,
+    pub record: &'static str,
+    pub enabled: bool,
+    pub published: Option<IpAddr>,
+    pub published_at: Option<u64>,
+    pub last_reply: Option<String>,
+    pub last_attempt_at: Option<u64>,
+    pub failures: u32,
+    pub retry_at: Option<u64>,
+    pub stopped: Option<String>,
+    pub fix: Option<String>,
+}
+
+/// The status of every configured record, from the state file alone (no network).
+pub fn status(config: &Config, state: &State) -> Vec<RecordStatus> {
+    let mut out = Vec::new();
+    for h in &config.hosts {
+        for key in h.records() {
+            let rec = state.records.get(&key).cloned().unwrap_or_default();
+            // A stop only holds while the entry is unchanged (the agent lifts it otherwise).
+            let stop = rec.stopped.filter(|s| s.config == h.fingerprint());
+            out.push(RecordStatus {
+                hostname: key.hostname.clone(),
+                record: key.family.record_type(),
+                enabled: h.enabled,
+                published: rec.published,
+                published_at: rec.published_at,
+                last_reply: rec.last_reply,
+                last_attempt_at: rec.last_attempt_at,
+                failures: rec.failures,
+                retry_at: rec.retry_at,
+                stopped: stop.as_ref().map(|s| s.reason.clone()),
+                fix: stop.map(|s| s.fix),
+            });
+        }
+    }
+    out
+}
+
+pub fn status_table(rows: &[RecordStatus]) -> String {
+    let mut table = vec![[
+        "HOST".to_string(),
+        "RECORD".into(),
+        "PUBLISHED".into(),
+        "SINCE".into(),
+        "LAST REPLY".into(),
+        "STATE".into(),
+    ]];
+    for r in rows {
+        let state = if !r.enabled {
+            "disabled".to_string()
+        } else if let Some(reason) = &r.stopped {
+            format!("STOPPED ({reason})")
+        } else if let Some(at) = r.retry_at {
+            format!("retrying at {} ({} failures)", format_unix(at), r.failures)
+        } else if r.published.is_some() {
+            "ok".into()
+        } else {
+            "unknown".into()
+        };
+        table.push([
+            r.hostname.clone(),
+            r.record.to_string(),
+            r.published.map_or("-".into(), |ip| ip.to_string()),
+            r.published_at.map_or("-".into(), format_unix),
+            r.last_reply.clone().unwrap_or_else(|| "-".into()),
+            state,
+        ]);
+    }
+    let mut out = render_columns(&table);
+    for r in rows {
+        if let (Some(reason), Some(fix)) = (&r.stopped, &r.fix) {
+            let _ = writeln!(
+                out,
+                "\n{}/{} is stopped after \"{reason}\": {fix}.\nEdit its [[host]] entry, then restart or reload dynhostd to try again.",
+                r.hostname, r.record
+            );
+        }
+    }
+    out
+}
+
+fn render_columns<const N: usize>(rows: &[[String; N]]) -> String {
+    let mut widths = [0usize; N];
+    for row in rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let mut out = String::new();
+    for row in rows {
+        let mut line = String::new();
+        for (i, cell) in row.iter().enumerate() {
+            if i + 1 == N {
+                line.push_str(cell);
+            } else {
+                let _ = write!(line, "{cell:<w$}  ", w = widths[i]);
+            }
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+/// `2026-11-23 06:44:40 UTC` from Unix seconds (civil-from-days, proleptic Gregorian).
+pub fn format_unix(secs: u64) -> String {
+    let days = (secs / 86_400) as i64;
+    let rem = secs % 86_400;
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02} UTC",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+/// One address as `dynhostd detect` shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Candidate {
+    pub address: IpAddr,
+    pub prefix_len: u8,
+    pub peer: Option<IpAddr>,
+    pub scope: Scope,
+    pub flags: Vec<&'static str>,
+    pub preferred: Lifetime,
+    pub valid: Lifetime,
+    /// None when it counts; otherwise why not.
+    pub rejected: Option<policy::Rejection>,
+    pub chosen: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Detection {
+    /// The WAN interface's name, if one was found.
+    pub wan: Option<String>,
+    /// How it was found: "configured" or "default route".
+    pub wan_from: &'static str,
+    pub point_to_point: bool,
+    pub ipv4: WanChoice,
+    pub ipv6: WanChoice,
+    pub candidates: Vec<Candidate>,
+    /// Addresses on the other interfaces, for context.
+    pub others: Vec<(String, IpAddr, u8)>,
+}
+
+fn flag_names(a: &WanAddress) -> Vec<&'static str> {
+    let f = &a.flags;
+    let v6 = a.addr.is_ipv6();
+    [
+        (f.secondary && !v6, "secondary"),
+        (f.temporary && v6, "temporary"),
+        (f.tentative, "tentative"),
+        (f.deprecated, "deprecated"),
+        (f.dadfailed, "dadfailed"),
+        (f.optimistic, "optimistic"),
+        (f.permanent, "permanent"),
+    ]
+    .into_iter()
+    .filter_map(|(on, name)| on.then_some(name))
+    .collect()
+}
+
+/// What the agent sees on `view`: the WAN, every candidate with its flags, which one counts.
+pub fn detect(view: &NetView, interface: Option<&str>, policy: &AddressPolicy) -> Detection {
+    let wan = view.wan_link(interface);
+    let addrs: Vec<&WanAddress> = wan.map_or_else(Vec::new, |l| view.addrs_on(l.index).collect());
+    let ipv4 = policy::choose(addrs.iter().copied(), Family::V4, policy, None);
+    let ipv6 = policy::choose(addrs.iter().copied(), Family::V6, policy, None);
+    let chosen = |ip: IpAddr| [ipv4, ipv6].contains(&WanChoice::Public(ip));
+    let candidates = addrs
+        .iter()
+        .map(|a| Candidate {
+            address: a.addr,
+            prefix_len: a.prefix_len,
+            peer: a.peer,
+            scope: a.scope,
+            flags: flag_names(a),
+            preferred: a.preferred,
+            valid: a.valid,
+            rejected: policy::judge(a, policy).err(),
+            chosen: chosen(a.addr),
+        })
+        .collect();
+    let others = view
+        .addrs()
+        .filter(|a| Some(a.index) != wan.map(|l| l.index))
+        .filter_map(|a| {
+            view.link(a.index)
+                .map(|l| (l.name.clone(), a.addr, a.prefix_len))
+        })
+        .collect();
+    Detection {
+        wan: wan.map(|l| l.name.clone()),
+        wan_from: if interface.is_some() {
+            "configured"
+        } else {
+            "default route"
+        },
+        point_to_point: wan.is_some_and(|l| l.point_to_point),
+        ipv4,
+        ipv6,
+        candidates,
+        others,
+    }
+}
+
+fn lifetime(l: Lifetime) -> String {
+    match l {
+        Lifetime::Forever => "forever".into(),
+        Lifetime::Secs(s) => format!("{s}s"),
+    }
+}
+
+fn choice_text(c: WanChoice) -> String {
+    match c {
+        WanChoice::Public(ip) => format!("{ip} (counts)"),
+        WanChoice::BehindNat => "behind NAT: only private/CGNAT addresses on the WAN".into(),
+        WanChoice::Nothing => "no routable address".into(),
+    }
+}
+
+pub fn detection_text(d: &Detection, configured: Option<&str>) -> String {
+    let mut out = String::new();
+    match &d.wan {
+        Some(name) => {
+            let _ = writeln!(
+                out,
+                "WAN interface: {name} ({}{})",
+                d.wan_from,
+                if d.point_to_point {
+                    ", point-to-point"
+                } else {
+                    ""
+                }
+            );
+        }
+        None => {
+            let _ = match configured {
+                Some(name) => writeln!(out, "WAN interface: {name} (configured) is not present"),
+                None => writeln!(out, "WAN interface: none (no default route)"),
+            };
+        }
+    }
+    let _ = writeln!(out, "ipv4: {}", choice_text(d.ipv4));
+    let _ = writeln!(out, "ipv6: {}", choice_text(d.ipv6));
+    if !d.candidates.is_empty() {
+        let _ = writeln!(out, "\nCandidates on the WAN:");
+    }
+    for c in &d.candidates {
+        let peer = c.peer.map_or(String::new(), |p| format!(" peer {p}"));
+        let flags = if c.flags.is_empty() {
+            String::new()
+        } else {
+            format!(" [{}]", c.flags.join(","))
+        };
+        let verdict = match (c.rejected, c.chosen) {
+            (None, true) => "counts: chosen".to_string(),
+            (None, false) => "counts, but another one ranks higher".to_string(),
+            (Some(r), _) => format!("does not count: {r}"),
+        };
+        let _ = writeln!(
+            out,
+            "  {}/{}{peer}{flags} preferred {} valid {}\n      → {verdict}",
+            c.address,
+            c.prefix_len,
+            lifetime(c.preferred),
+            lifetime(c.valid)
+        );
+    }
+    if !d.others.is_empty() {
+        let _ = writeln!(out, "\nOther interfaces (not the WAN):");
+        for (name, ip, len) in &d.others {
+            let _ = writeln!(out, "  {name}: {ip}/{len}");
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record::RecordKey;
+    use crate::state::{PublishedRecord, Stopped};
+    use crate::wan::{AddrFlags, DefaultRoute, Link, NetSnapshot};
+    use std::path::Path;
+
+    #[test]
+    fn unix_time_formatting() {
+        assert_eq!(format_unix(0), "1970-01-01 00:00:00 UTC");
+        assert_eq!(format_unix(951_782_400), "2000-02-29 00:00:00 UTC");
+        assert_eq!(format_unix(1_795_416_280), "2026-11-23 06:44:40 UTC");
+    }
+
+    #[test]
+    fn status_shows_published_and_stopped_records() {
+        let text = "[[host]]\nhostname = \"home.example.com\"\nlogin = \"l\"\npassword = \"pw-not-shown\"\nfamily = \"both\"\n";
+        let config = crate::config::parse(text, None, Path::new("/")).unwrap();
+        let fp = config.hosts[0].fingerprint();
+        let mut state = State::default();
+        state.records.insert(
+            RecordKey::new("home.example.com", Family::V4),
+            PublishedRecord {
+                published: Some("203.0.113.7".parse().unwrap()),
+                published_at: Some(0),
+                last_reply: Some("good 203.0.113.7".into()),
+                ..Default::default()
+            },
+        );
+        state.records.insert(
+            RecordKey::new("home.example.com", Family::V6),
+            PublishedRecord {
+                last_reply: Some("nohost".into()),
+                stopped: Some(Stopped {
+                    reason: "nohost".into(),
+                    fix: "create the AAAA DynHost record".into(),
+                    at: 0,
+                    config: fp,
+                }),
+                ..Default::default()
+            },
+        );
+        let rows = status(&config, &state);
+        assert_eq!(rows.len(), 2);
+        let table = status_table(&rows);
+        assert!(table.contains("203.0.113.7"), "{table}");
+        assert!(table.contains("STOPPED (nohost)"), "{table}");
+        assert!(table.contains("create the AAAA DynHost record"), "{table}");
+        assert!(!table.contains("pw-not-shown"));
+        let json = serde_json::to_string(&rows).unwrap();
+        assert!(json.contains("\"stopped\":\"nohost\""), "{json}");
+        // An edited entry is no longer shown as stopped.
+        let edited =
+            crate::config::parse(&text.replace("pw-not-shown", "new"), None, Path::new("/"))
+                .unwrap();
+        assert!(status(&edited, &state).iter().all(|r| r.stopped.is_none()));
+    }
+
+    #[test]
+    fn detect_explains_each_candidate() {
+        let addr = |ip: &str, flags: AddrFlags| WanAddress {
+            index: 4,
+            addr: ip.parse().unwrap(),
+            prefix_len: 64,
+            peer: None,
+            scope: Scope::Universe,
+            flags,
+            preferred: Lifetime::Forever,
+            valid: Lifetime::Forever,
+        };
+        let view = NetView::from_snapshot(NetSnapshot {
+            links: vec![Link {
+                index: 4,
+                name: "ppp0".into(),
+                up: true,
+                point_to_point: true,
+            }],
+            addrs: vec![
+                addr("100.64.0.7", AddrFlags::default()),
+                addr(
+                    "2001:db8::1",
+                    AddrFlags {
+                        tentative: true,
+                        ..Default::default()
+                    },
+                ),
+            ],
+            routes: vec![DefaultRoute {
+                family: Family::V4,
+                index: 4,
+                metric: 0,
+            }],
+        });
+        let d = detect(&view, None, &AddressPolicy::default());
+        assert_eq!(d.wan.as_deref(), Some("ppp0"));
+        assert_eq!(d.ipv4, WanChoice::BehindNat);
+        assert_eq!(d.ipv6, WanChoice::Nothing);
+        let text = detection_text(&d, None);
+        assert!(text.contains("carrier-grade NAT"), "{text}");
+        assert!(text.contains("tentative"), "{text}");
+        let missing = detect(&view, Some("wan9"), &AddressPolicy::default());
+        assert!(
+            detection_text(&missing, Some("wan9")).contains("wan9 (configured) is not present")
+        );
+    }
+}
