@@ -336,7 +336,7 @@ fn stop_replies_stop_the_record_until_its_config_changes() {
 
         // Across a restart with the same config it stays stopped ...
         let state = d.state();
-        let mut same = decider(&[k.clone()], state.clone(), &c);
+        let mut same = decider(std::slice::from_ref(&k), state.clone(), &c);
         assert!(pushes(&same.on_event(snapshot(3, &["203.0.113.1"]), c.at(0.0))).is_empty());
         // ... and an edited entry gets a new chance.
         let mut edited_cfg = cfg(std::slice::from_ref(&k));
