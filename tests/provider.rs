@@ -69,6 +69,8 @@ async fn send_for(
 }
 
 fn assert_no_password(reply: &Reply) {
+    // Shown with --nocapture, or when a test fails: what a user would read in the log.
+    eprintln!("summary: {}", reply.summary());
     assert!(!format!("{reply:?}").contains(PASSWORD), "{reply:?}");
     assert!(!reply.summary().contains(PASSWORD), "{}", reply.summary());
 }
@@ -438,6 +440,7 @@ async fn a_certificate_for_another_name_is_a_tls_error() {
         ),
         "{reply:?}"
     );
+    assert_no_password(&reply);
     assert_eq!(s.request_count(), 0);
 }
 
