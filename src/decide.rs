@@ -386,7 +386,7 @@ impl Decider {
                 "the WAN holds only private/CGNAT addresses: behind NAT, nothing to publish from the interface"
             ),
             WanChoice::Nothing => {
-                info!(%family, wan, "the WAN has no routable address: nothing to publish")
+                info!(%family, wan, "the WAN has no routable address: nothing to publish (`dynhostd detect` says why)")
             }
         }
     }
