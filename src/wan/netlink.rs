@@ -3,9 +3,13 @@
 //! kernel's multicast notifications, and converts every message into a [`NetEvent`] at the
 //! border, so everything downstream works on our own types.
 //!
-//! The shape follows rtnetlink's `examples/ip_monitor.rs`: one multicast socket whose handle is
-//! also used for the dumps. Subscribing before dumping means nothing that happens during the dump
-//! is lost; it may be seen twice, which is harmless because `NetView::apply` is idempotent.
+//! The shape follows rtnetlink's `examples/ip_monitor.rs`: a multicast socket for the
+//! notifications. Subscribing before dumping means nothing that happens during the dump is lost;
+//! it may be seen twice, which is harmless because `NetView::apply` is idempotent.
+//!
+//! Dumps go through a separate, short-lived socket, never the multicast one: that socket is the
+//! one that overflows, and a dump request sent to a congested socket fails with ENOBUFS (or its
+//! reply is dropped and the dump never ends), exactly when a re-dump is needed most.
 //!
 //! Beyond socket overruns, the kernel changes default routes without telling us in two cases,
 //! so the watcher re-dumps (and sends a fresh [`NetEvent::Snapshot`]) after them:
@@ -82,7 +86,7 @@ pub async fn snapshot() -> Result<NetSnapshot, NetlinkError> {
 /// (NetlinkPayload::Overrun / ENOBUFS) re-dump and send a fresh Snapshot. Returns Ok(()) when
 /// `tx` is closed (receiver dropped); errors if the socket dies.
 pub async fn watch(opts: WatchOptions, tx: mpsc::Sender<NetEvent>) -> Result<(), NetlinkError> {
-    let (mut conn, mut handle, mut messages) = rtnetlink::new_multicast_connection(&GROUPS)?;
+    let (mut conn, handle, mut messages) = rtnetlink::new_multicast_connection(&GROUPS)?;
     let socket = conn.socket_mut().socket_mut();
     if let Some(size) = opts.recv_buffer {
         socket.set_rx_buf_sz(size)?;
@@ -92,8 +96,11 @@ pub async fn watch(opts: WatchOptions, tx: mpsc::Sender<NetEvent>) -> Result<(),
     // nobody (e.g. a future default) turned the reporting off.
     socket.set_no_enobufs(false)?;
 
+    // The handle is not used for requests (see the module doc), but keep it alive so the
+    // connection's request side stays open for the watcher's lifetime.
+    let _handle = handle;
     tokio::select! {
-        res = forward(&mut handle, &mut messages, &tx) => res,
+        res = forward(&mut messages, &tx) => res,
         () = conn => Err(NetlinkError::Closed),
     }
 }
@@ -106,13 +113,12 @@ type Unsolicited = futures::channel::mpsc::UnboundedReceiver<(
 /// The watcher's loop: snapshot, then events, and a new snapshot whenever we may have missed
 /// something. Ok(()) once the receiver is gone.
 async fn forward(
-    handle: &mut Handle,
     messages: &mut Unsolicited,
     tx: &mpsc::Sender<NetEvent>,
 ) -> Result<(), NetlinkError> {
     let mut routes = RouteTracker::default();
     loop {
-        let snap = dump_snapshot(handle).await?;
+        let snap = snapshot().await?;
         debug!(
             links = snap.links.len(),
             addrs = snap.addrs.len(),

@@ -31,6 +31,13 @@ pub fn inside() -> bool {
 /// integration test file, just the fn name).
 pub fn in_netns(test_name: &str, body: impl FnOnce()) {
     if inside() {
+        // RUST_LOG=dynhostd=trace shows what the code under test did, in the child's output.
+        if std::env::var_os("RUST_LOG").is_some() {
+            let _ = tracing_subscriber::fmt()
+                .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+                .with_test_writer()
+                .try_init();
+        }
         sh("ip link set lo up");
         body();
         return;
@@ -123,6 +130,25 @@ pub fn ifindex(name: &str) -> u32 {
         .next()
         .and_then(|i| i.trim().parse().ok())
         .unwrap_or_else(|| panic!("no ifindex for {name} in {out:?}"))
+}
+
+/// Whether tun devices can be created here. `/dev/net/tun` is a host device node: a user
+/// namespace does not change its permissions, and some hosts make it 0600 root. Outside CI a
+/// test that needs tun prints why it is skipped; under CI (which runs as root) it must run.
+pub fn tun_available(test_name: &str) -> bool {
+    let ok = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/net/tun")
+        .is_ok();
+    if !ok {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "{test_name}: /dev/net/tun cannot be opened, and CI is set"
+        );
+        println!("SKIPPED {test_name}: /dev/net/tun cannot be opened by this user");
+    }
+    ok
 }
 
 /// Polls `cond` until it is true or `timeout` passes; panics with `what` on timeout.
