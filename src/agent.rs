@@ -6,9 +6,12 @@
 //! ip-up hook).
 
 use crate::config::{Config, HostConfig};
-use crate::decide::{Action, Backoff, Decider, DeciderConfig, Event, Push, RecordSpec};
+use crate::decide::{
+    Action, Backoff, Decider, DeciderConfig, DetectPolicy, Event, Push, RecordSpec,
+};
 use crate::provider::Reply;
 use crate::provider::client::{ClientError, ClientOptions, Clients, DynHostClient, UpdateRequest};
+use crate::public_ip::{PublicAddress, PublicIpDetector};
 use crate::record::RecordKey;
 use crate::state::{self, Loaded, State};
 use crate::wan::netlink::{self, NetlinkError, WatchOptions};
@@ -76,6 +79,14 @@ pub fn decider_config(config: &Config) -> DeciderConfig {
             })
             .collect(),
         backoff: Backoff::default(),
+        detect: DetectPolicy {
+            mode: config.detect.mode,
+            interval: config.detect.interval,
+            families: crate::record::Family::ALL
+                .into_iter()
+                .filter(|f| !config.detect.sources(*f).is_empty())
+                .collect(),
+        },
     }
 }
 
@@ -115,11 +126,35 @@ fn new_decider(config: &Config) -> Decider {
     )
 }
 
-/// Sends the decider's pushes, at most `http.max_concurrent` at a time.
+/// What a background task finished.
+enum Done {
+    Push(RecordKey, IpAddr, Reply),
+    Detect(PublicAddress),
+}
+
+impl Done {
+    fn into_event(self) -> Event {
+        match self {
+            Done::Push(key, ip, reply) => Event::Outcome {
+                key,
+                ip,
+                reply,
+                at: now_unix(),
+            },
+            Done::Detect(found) => Event::Public {
+                family: found.family,
+                ip: found.address,
+            },
+        }
+    }
+}
+
+/// Performs the decider's pushes (at most `http.max_concurrent` at a time) and HTTP detections.
 struct Pusher {
     hosts: HashMap<RecordKey, (Arc<HostConfig>, DynHostClient)>,
     limit: Arc<Semaphore>,
-    tasks: JoinSet<(RecordKey, IpAddr, Reply)>,
+    tasks: JoinSet<Done>,
+    detector: PublicIpDetector,
     dry_run: bool,
 }
 
@@ -143,6 +178,7 @@ impl Pusher {
             hosts,
             limit: Arc::new(Semaphore::new(config.http.max_concurrent)),
             tasks: JoinSet::new(),
+            detector: PublicIpDetector::new(&config.detect, config.wan.policy.clone()),
             dry_run,
         })
     }
@@ -158,7 +194,7 @@ impl Pusher {
         if self.dry_run {
             info!(record = %push.key, "dry run: would send {} → {} to {}", previous, push.ip, host.server);
             self.tasks
-                .spawn(async move { (push.key, push.ip, Reply::DryRun) });
+                .spawn(async move { Done::Push(push.key, push.ip, Reply::DryRun) });
             return;
         }
         debug!(record = %push.key, server = %host.server, "sending {} → {}", previous, push.ip);
@@ -174,12 +210,20 @@ impl Pusher {
                 ip: push.ip,
             };
             let reply = client.update(&req).await;
-            (push.key, push.ip, reply)
+            Done::Push(push.key, push.ip, reply)
         });
     }
 
-    /// The next finished request; None when none is out.
-    async fn next(&mut self) -> Option<(RecordKey, IpAddr, Reply)> {
+    /// Asks the what's-my-IP sources (also in a dry run: it sends no update).
+    fn detect(&mut self, family: crate::record::Family, bind: Option<IpAddr>) {
+        let detector = self.detector.clone();
+        debug!(%family, bind = ?bind, "asking what's-my-IP sources");
+        self.tasks
+            .spawn(async move { Done::Detect(detector.detect(family, bind, false).await) });
+    }
+
+    /// The next finished task; None when none is out.
+    async fn next(&mut self) -> Option<Done> {
         loop {
             match self.tasks.join_next().await? {
                 Ok(done) => return Some(done),
@@ -200,6 +244,7 @@ fn perform(actions: Vec<Action>, decider: &Decider, pusher: &mut Pusher, state_p
         match action {
             Action::Push(push) => pusher.start(push),
             Action::Save => save = true,
+            Action::Detect { family, bind } => pusher.detect(family, bind),
         }
     }
     if save {
@@ -252,9 +297,7 @@ pub async fn run(
                     });
                 }
             },
-            Some((key, ip, reply)) = pusher.next() => {
-                decider.on_event(Event::Outcome { key, ip, reply, at: now_unix() }, Instant::now())
-            }
+            Some(done) = pusher.next() => decider.on_event(done.into_event(), Instant::now()),
             () = sleep_until(wake), if wake.is_some() => decider.on_event(Event::Timer, Instant::now()),
         };
         perform(actions, &decider, &mut pusher, &state_path);
@@ -265,17 +308,9 @@ pub async fn run(
     let deadline = tokio::time::Instant::now() + SHUTDOWN_GRACE;
     while pusher.in_flight() > 0 {
         match tokio::time::timeout_at(deadline, pusher.next()).await {
-            Ok(Some((key, ip, reply))) => {
+            Ok(Some(done)) => {
                 // Record the outcome; anything it would start now is left for the next run.
-                let _ = decider.on_event(
-                    Event::Outcome {
-                        key,
-                        ip,
-                        reply,
-                        at: now_unix(),
-                    },
-                    Instant::now(),
-                );
+                let _ = decider.on_event(done.into_event(), Instant::now());
             }
             Ok(None) => break,
             Err(_) => {
@@ -328,28 +363,28 @@ pub async fn update_once(
     for ip in &opts.ips {
         decider.set_override(*ip);
     }
-    let actions = decider.decide_now(Instant::now(), opts.force);
-    perform(actions, &decider, &mut pusher, &state_path);
-    while let Some((key, ip, reply)) = pusher.next().await {
-        let actions = decider.on_event(
-            Event::Outcome {
-                key,
-                ip,
-                reply,
-                at: now_unix(),
-            },
-            Instant::now(),
-        );
-        // Only the save: one pass sends each record at most once.
-        let saves: Vec<Action> = actions.into_iter().filter(|a| *a == Action::Save).collect();
-        perform(saves, &decider, &mut pusher, &state_path);
+    // One pass sends each record at most once, and asks each family's sources at most once.
+    let mut sent = std::collections::HashSet::new();
+    let mut asked = std::collections::HashSet::new();
+    let mut actions = decider.decide_now(Instant::now(), opts.force);
+    loop {
+        actions.retain(|a| match a {
+            Action::Push(p) => sent.insert(p.key.clone()),
+            Action::Detect { family, .. } => asked.insert(*family),
+            Action::Save => true,
+        });
+        perform(actions, &decider, &mut pusher, &state_path);
+        let Some(done) = pusher.next().await else {
+            break;
+        };
+        actions = decider.on_event(done.into_event(), Instant::now());
     }
     save_state(&decider, opts.dry_run, &state_path);
 
     let mut all_current = true;
     for spec in &dc.records {
         let rec = decider.record(&spec.key).cloned().unwrap_or_default();
-        match decider.wan_choice(spec.key.family) {
+        match decider.current_choice(spec.key.family) {
             WanChoice::Public(ip) if rec.published == Some(ip) && rec.stopped.is_none() => {}
             WanChoice::Public(ip) => {
                 all_current = false;
@@ -361,7 +396,7 @@ pub async fn update_once(
             }
             WanChoice::BehindNat => {
                 all_current = false;
-                error!(record = %spec.key, "the WAN address is private or CGNAT: nothing to publish");
+                error!(record = %spec.key, "the WAN address is private or CGNAT and no public address was found over HTTP: nothing to publish");
             }
             WanChoice::Nothing => {
                 all_current = false;
@@ -370,4 +405,46 @@ pub async fn update_once(
         }
     }
     Ok(UpdateReport { all_current })
+}
+
+/// `dynhostd detect`: one netlink dump, the policy's verdict on every WAN address, and — for
+/// each family that needs it (or all, with `ask_http`) — what every what's-my-IP source says.
+pub async fn detect(
+    interface: Option<&str>,
+    policy: &crate::wan::policy::AddressPolicy,
+    detect: &crate::config::DetectConfig,
+    ask_http: bool,
+) -> Result<crate::report::Detection, AgentError> {
+    use crate::config::DetectMode;
+    use crate::record::Family;
+    let view = NetView::from_snapshot(netlink::snapshot().await?);
+    let mut d = crate::report::detect(&view, interface, policy);
+    d.http_mode = detect.mode.name();
+    let detector = PublicIpDetector::new(detect, policy.clone());
+    for (family, choice) in [(Family::V4, d.ipv4), (Family::V6, d.ipv6)] {
+        let needed = match detect.mode {
+            DetectMode::Auto => choice == WanChoice::BehindNat,
+            DetectMode::Always => true,
+            DetectMode::Never => false,
+        };
+        if (needed || ask_http) && !detect.sources(family).is_empty() {
+            let bind = d
+                .candidates
+                .iter()
+                .find(|c| {
+                    crate::record::Family::of(&c.address) == family
+                        && c.scope == crate::wan::Scope::Universe
+                })
+                .map(|c| c.address);
+            let found = detector.detect(family, bind, true).await;
+            if needed && let Some(ip) = found.address {
+                match family {
+                    Family::V4 => d.ipv4 = WanChoice::Public(ip),
+                    Family::V6 => d.ipv6 = WanChoice::Public(ip),
+                }
+            }
+            d.http.push(found);
+        }
+    }
+    Ok(d)
 }

@@ -35,6 +35,8 @@ pub struct RawConfig {
     pub state: RawState,
     #[serde(default)]
     pub http: RawHttp,
+    #[serde(default)]
+    pub detect: RawDetect,
     #[serde(default, rename = "host")]
     pub hosts: Vec<Spanned<RawHost>>,
 }
@@ -60,6 +62,16 @@ pub struct RawHttp {
     pub timeout: Option<Spanned<String>>,
     pub connect_timeout: Option<Spanned<String>>,
     pub max_concurrent: Option<Spanned<i64>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDetect {
+    pub mode: Option<Spanned<String>>,
+    pub ipv4: Option<Vec<Spanned<String>>>,
+    pub ipv6: Option<Vec<Spanned<String>>>,
+    pub interval: Option<Spanned<String>>,
+    pub timeout: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -142,6 +154,82 @@ impl Default for HttpConfig {
     }
 }
 
+/// When the public address is asked of what's-my-IP services over HTTP.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DetectMode {
+    /// Only while the WAN interface holds no address that counts (behind NAT or CGNAT).
+    Auto,
+    /// Always: the interface's addresses are never published as they are.
+    Always,
+    /// Never: behind NAT, nothing is published.
+    Never,
+}
+
+impl DetectMode {
+    pub fn name(self) -> &'static str {
+        match self {
+            DetectMode::Auto => "auto",
+            DetectMode::Always => "always",
+            DetectMode::Never => "never",
+        }
+    }
+}
+
+/// `[detect]`: HTTP detection of the public address, for gateways behind someone else's NAT.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DetectConfig {
+    pub mode: DetectMode,
+    /// Sources asked over IPv4, in order.
+    pub ipv4: Vec<Url>,
+    /// Sources asked over IPv6, in order.
+    pub ipv6: Vec<Url>,
+    /// Re-check period, only while some record depends on HTTP detection.
+    pub interval: Duration,
+    /// Per source request.
+    pub timeout: Duration,
+}
+
+/// Built-in what's-my-IP sources: plain-text answers, HTTPS, run by different operators so
+/// that two agreeing means something. Each name answers over one family only.
+pub const DEFAULT_IPV4_SOURCES: &[&str] = &[
+    "https://ipv4.icanhazip.com/",
+    "https://api.ipify.org/",
+    "https://ipv4.ident.me/",
+];
+pub const DEFAULT_IPV6_SOURCES: &[&str] = &[
+    "https://ipv6.icanhazip.com/",
+    "https://api6.ipify.org/",
+    "https://ipv6.ident.me/",
+];
+
+impl Default for DetectConfig {
+    fn default() -> Self {
+        let urls = |v: &[&str]| {
+            v.iter()
+                .map(|u| Url::parse(u).expect("built-in URL"))
+                .collect()
+        };
+        DetectConfig {
+            mode: DetectMode::Auto,
+            ipv4: urls(DEFAULT_IPV4_SOURCES),
+            ipv6: urls(DEFAULT_IPV6_SOURCES),
+            // Dyn's client rules: don't poll a what's-my-IP service more often than every few
+            // minutes (ovh-dynhost.md).
+            interval: Duration::from_secs(300),
+            timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+impl DetectConfig {
+    pub fn sources(&self, family: Family) -> &[Url] {
+        match family {
+            Family::V4 => &self.ipv4,
+            Family::V6 => &self.ipv6,
+        }
+    }
+}
+
 /// One `[[host]]`: a DynHost login and the record(s) it keeps current.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HostConfig {
@@ -190,6 +278,7 @@ pub struct Config {
     pub wan: WanConfig,
     pub state_dir: PathBuf,
     pub http: HttpConfig,
+    pub detect: DetectConfig,
     pub hosts: Vec<HostConfig>,
 }
 
@@ -229,6 +318,20 @@ impl Config {
             q(&format_duration(self.http.timeout)),
             q(&format_duration(self.http.connect_timeout)),
             self.http.max_concurrent
+        );
+        let urls = |v: &[Url]| {
+            v.iter()
+                .map(|u| q(u.as_str()))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        out += &format!(
+            "\n[detect]\nmode = {}\nipv4 = [{}]\nipv6 = [{}]\ninterval = {}\ntimeout = {}\n",
+            q(self.detect.mode.name()),
+            urls(&self.detect.ipv4),
+            urls(&self.detect.ipv6),
+            q(&format_duration(self.detect.interval)),
+            q(&format_duration(self.detect.timeout)),
         );
         for h in &self.hosts {
             out += &format!(
@@ -349,6 +452,7 @@ fn validate(raw: RawConfig, ctx: &Ctx<'_>, base: &Path) -> Result<Config, Config
         None => PathBuf::from(DEFAULT_STATE_DIR),
     };
     let http = validate_http(raw.http, ctx)?;
+    let detect = validate_detect(raw.detect, ctx)?;
     if raw.hosts.is_empty() {
         return Err(ctx.err_at(
             None,
@@ -377,6 +481,7 @@ fn validate(raw: RawConfig, ctx: &Ctx<'_>, base: &Path) -> Result<Config, Config
         wan,
         state_dir,
         http,
+        detect,
         hosts,
     })
 }
@@ -450,6 +555,80 @@ fn validate_http(raw: RawHttp, ctx: &Ctx<'_>) -> Result<HttpConfig, ConfigError>
         http.max_concurrent = v as usize;
     }
     Ok(http)
+}
+
+fn validate_detect(raw: RawDetect, ctx: &Ctx<'_>) -> Result<DetectConfig, ConfigError> {
+    let mut d = DetectConfig::default();
+    if let Some(m) = &raw.mode {
+        d.mode = match m.get_ref().as_str() {
+            "auto" => DetectMode::Auto,
+            "always" => DetectMode::Always,
+            "never" => DetectMode::Never,
+            other => {
+                return Err(ctx.err(
+                    m,
+                    "detect.mode",
+                    format!("{other:?}: use \"auto\", \"always\" or \"never\""),
+                ));
+            }
+        };
+    }
+    let sources = |list: Vec<Spanned<String>>, key: &str, family: Family| {
+        list.into_iter()
+            .map(|u| {
+                let url = Url::parse(u.get_ref()).map_err(|e| {
+                    ctx.err(&u, key, format!("{:?} is not a URL: {e}", u.get_ref()))
+                })?;
+                if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+                    return Err(ctx.err(
+                        &u,
+                        key,
+                        format!("{:?}: an http(s) URL is needed", u.get_ref()),
+                    ));
+                }
+                // A literal address of the other family could only answer the other question.
+                let literal = url.host_str().and_then(|h| {
+                    h.trim_start_matches('[')
+                        .trim_end_matches(']')
+                        .parse::<IpAddr>()
+                        .ok()
+                });
+                if let Some(ip) = literal
+                    && Family::of(&ip) != family
+                {
+                    return Err(ctx.err(&u, key, format!("{ip} cannot answer over {family}")));
+                }
+                Ok(url)
+            })
+            .collect::<Result<Vec<_>, _>>()
+    };
+    if let Some(v) = raw.ipv4 {
+        d.ipv4 = sources(v, "detect.ipv4", Family::V4)?;
+    }
+    if let Some(v) = raw.ipv6 {
+        d.ipv6 = sources(v, "detect.ipv6", Family::V6)?;
+    }
+    if let Some(i) = &raw.interval {
+        let v = parse_duration(i.get_ref()).map_err(|m| ctx.err(i, "detect.interval", m))?;
+        // Dyn's rule: not more often than every few minutes; tests and labs may go lower, but
+        // never below a second.
+        if v < Duration::from_secs(1) {
+            return Err(ctx.err(
+                i,
+                "detect.interval",
+                "at least 1s (a few minutes is polite)",
+            ));
+        }
+        d.interval = v;
+    }
+    if let Some(t) = &raw.timeout {
+        let v = parse_duration(t.get_ref()).map_err(|m| ctx.err(t, "detect.timeout", m))?;
+        if v.is_zero() {
+            return Err(ctx.err(t, "detect.timeout", "must be more than 0"));
+        }
+        d.timeout = v;
+    }
+    Ok(d)
 }
 
 fn validate_host(

@@ -7,11 +7,12 @@
 //! asks [`Decider::next_wake`] after every event and sleeps until then, so an idle agent has
 //! no timer at all.
 
+use crate::config::DetectMode;
 use crate::provider::{self, Reply, Verdict};
 use crate::record::{Family, RecordKey};
 use crate::state::{PublishedRecord, State, Stopped};
 use crate::wan::policy::{self, AddressPolicy, WanChoice};
-use crate::wan::{NetEvent, NetView};
+use crate::wan::{NetEvent, NetView, Scope};
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
@@ -52,6 +53,26 @@ pub struct RecordSpec {
     pub fingerprint: String,
 }
 
+/// When to ask what's-my-IP sources instead of reading the interface.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DetectPolicy {
+    pub mode: DetectMode,
+    /// Re-check period while some record depends on HTTP detection.
+    pub interval: Duration,
+    /// Families that have at least one source configured.
+    pub families: Vec<Family>,
+}
+
+impl Default for DetectPolicy {
+    fn default() -> Self {
+        DetectPolicy {
+            mode: DetectMode::Auto,
+            interval: Duration::from_secs(300),
+            families: Family::ALL.to_vec(),
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeciderConfig {
     /// None: the WAN is the interface of the default route.
@@ -60,6 +81,7 @@ pub struct DeciderConfig {
     pub policy: AddressPolicy,
     pub records: Vec<RecordSpec>,
     pub backoff: Backoff,
+    pub detect: DetectPolicy,
 }
 
 /// What happened.
@@ -69,6 +91,9 @@ pub enum Event {
     Net(NetEvent),
     /// The deadline from [`Decider::next_wake`] has passed.
     Timer,
+    /// HTTP detection of the public address of `family` finished; None when no two sources
+    /// agreed (or all failed).
+    Public { family: Family, ip: Option<IpAddr> },
     /// A push finished. `at` is the wall-clock time (Unix seconds) it finished.
     Outcome {
         key: RecordKey,
@@ -93,6 +118,23 @@ pub enum Action {
     Push(Push),
     /// Write [`Decider::state`] to the state file.
     Save,
+    /// Ask the what's-my-IP sources of `family`, from `bind` (the WAN's own address of that
+    /// family) when there is one; answer with [`Event::Public`].
+    Detect {
+        family: Family,
+        bind: Option<IpAddr>,
+    },
+}
+
+/// HTTP detection state of one family, kept only while some record depends on it.
+#[derive(Debug, Clone, Default)]
+struct Nat {
+    /// The address the sources agreed on last.
+    public: Option<IpAddr>,
+    in_flight: bool,
+    /// When to ask again: the interval after an answer, back-off after a failure.
+    next_check: Option<Instant>,
+    failures: u32,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -133,7 +175,10 @@ pub struct Decider {
     overrides: BTreeMap<Family, IpAddr>,
     /// The address chosen last time per family, so a new secondary does not move it.
     chosen: BTreeMap<Family, IpAddr>,
-    last_choice: BTreeMap<Family, WanChoice>,
+    last_choice: BTreeMap<Family, (WanChoice, bool)>,
+    /// Families whose address comes from HTTP detection now.
+    nat: BTreeMap<Family, Nat>,
+    mode: Mode,
     rng: u64,
 }
 
@@ -187,6 +232,8 @@ impl Decider {
             overrides: BTreeMap::new(),
             chosen,
             last_choice: BTreeMap::new(),
+            nat: BTreeMap::new(),
+            mode: Mode::Agent,
             rng: seed | 1,
         }
     }
@@ -196,14 +243,16 @@ impl Decider {
         match ev {
             Event::Net(net) => self.on_net(net, now),
             Event::Timer => {
-                if self.debounce_until.is_some_and(|t| t <= now) {
+                let settled = self.debounce_until.is_some_and(|t| t <= now);
+                if settled {
                     self.debounce_until = None;
                 }
                 if self.debounce_until.is_some() || !self.have_view {
                     return Vec::new();
                 }
-                self.decide(now, Mode::Agent)
+                self.decide(now, settled)
             }
+            Event::Public { family, ip } => self.on_public(family, ip, now),
             Event::Outcome { key, ip, reply, at } => self.on_outcome(key, ip, reply, at, now),
         }
     }
@@ -219,10 +268,12 @@ impl Decider {
         self.overrides.insert(Family::of(&ip), ip);
     }
 
-    /// Decides at once, skipping debounce and back-off: `dynhostd update`.
+    /// Decides at once, skipping debounce and back-off: `dynhostd update`. The decider stays in
+    /// that mode, so a public address found by HTTP detection afterwards is sent the same way.
     pub fn decide_now(&mut self, now: Instant, force: bool) -> Vec<Action> {
         self.debounce_until = None;
-        self.decide(now, Mode::Update { force })
+        self.mode = Mode::Update { force };
+        self.decide(now, true)
     }
 
     /// When the shell must next send [`Event::Timer`]; None means sleep until an event.
@@ -232,7 +283,16 @@ impl Decider {
             .values()
             .filter(|r| r.in_flight.is_none() && r.saved.stopped.is_none())
             .filter_map(|r| r.retry_deadline);
-        self.debounce_until.into_iter().chain(retries).min()
+        let checks = self
+            .nat
+            .values()
+            .filter(|n| !n.in_flight)
+            .filter_map(|n| n.next_check);
+        self.debounce_until
+            .into_iter()
+            .chain(retries)
+            .chain(checks)
+            .min()
     }
 
     pub fn view(&self) -> &NetView {
@@ -277,6 +337,15 @@ impl Decider {
         )
     }
 
+    /// What counts for `family` now: the interface's address, or while behind NAT what the
+    /// what's-my-IP sources last agreed on.
+    pub fn current_choice(&self, family: Family) -> WanChoice {
+        match self.nat.get(&family) {
+            Some(nat) => nat.public.map_or(WanChoice::BehindNat, WanChoice::Public),
+            None => self.wan_choice(family),
+        }
+    }
+
     fn on_net(&mut self, net: NetEvent, now: Instant) -> Vec<Action> {
         let first = matches!(net, NetEvent::Snapshot(_)) && !self.have_view;
         let before = self.wan_index();
@@ -292,7 +361,7 @@ impl Decider {
         if first {
             // The state at start is not a burst: decide at once.
             self.have_view = true;
-            return self.decide(now, Mode::Agent);
+            return self.decide(now, true);
         }
         let after = self.wan_index();
         let relevant = is_snapshot
@@ -312,18 +381,72 @@ impl Decider {
             .map(|l| l.index)
     }
 
-    fn decide(&mut self, now: Instant, mode: Mode) -> Vec<Action> {
+    /// Whether `family`'s address must come from HTTP detection, given what the interface offers.
+    fn needs_http(&self, family: Family, iface: WanChoice) -> bool {
+        let wanted = self
+            .records
+            .values()
+            .any(|r| r.spec.key.family == family && r.saved.stopped.is_none());
+        let possible =
+            self.cfg.detect.families.contains(&family) && !self.overrides.contains_key(&family);
+        wanted
+            && possible
+            && match self.cfg.detect.mode {
+                DetectMode::Auto => iface == WanChoice::BehindNat,
+                DetectMode::Always => true,
+                DetectMode::Never => false,
+            }
+    }
+
+    /// The WAN's own address of `family` to send detection requests from, so the question is
+    /// asked over the WAN (not over another uplink or the other family).
+    fn wan_bind(&self, family: Family) -> Option<IpAddr> {
+        let link = self.view.wan_link(self.cfg.wan_interface.as_deref())?;
+        self.view
+            .addrs_on(link.index)
+            .filter(|a| a.family() == family && a.scope == Scope::Universe)
+            .filter(|a| !a.flags.tentative && !a.flags.dadfailed)
+            .min_by_key(|a| {
+                (
+                    a.flags.deprecated,
+                    a.flags.secondary && a.addr.is_ipv4(),
+                    a.addr,
+                )
+            })
+            .map(|a| a.addr)
+    }
+
+    /// `wan_changed`: the WAN just settled after a change (or this is the start), so a public
+    /// address found over HTTP before may be stale: ask again.
+    fn decide(&mut self, now: Instant, wan_changed: bool) -> Vec<Action> {
+        let mode = self.mode;
         let mut actions = Vec::new();
         let mut save = false;
         for family in Family::ALL {
             if !self.records.keys().any(|k| k.family == family) {
                 continue;
             }
-            let choice = self.wan_choice(family);
-            self.note_choice(family, choice);
-            if let WanChoice::Public(ip) = choice {
-                self.chosen.insert(family, ip);
-            }
+            let iface = self.wan_choice(family);
+            let via_http = self.needs_http(family, iface);
+            let choice = if via_http {
+                let bind = self.wan_bind(family);
+                let nat = self.nat.entry(family).or_default();
+                let due = wan_changed || nat.next_check.is_none_or(|t| t <= now);
+                if due && !nat.in_flight {
+                    nat.in_flight = true;
+                    nat.next_check = None;
+                    actions.push(Action::Detect { family, bind });
+                }
+                nat.public.map_or(WanChoice::BehindNat, WanChoice::Public)
+            } else {
+                // Out of NAT (or detection off): no more re-checks.
+                self.nat.remove(&family);
+                if let WanChoice::Public(ip) = iface {
+                    self.chosen.insert(family, ip);
+                }
+                iface
+            };
+            self.note_choice(family, choice, via_http);
             for rec in self
                 .records
                 .values_mut()
@@ -342,7 +465,7 @@ impl Decider {
                     None => {}
                 }
                 let WanChoice::Public(ip) = choice else {
-                    // Behind NAT or no address: nothing to publish from the interface.
+                    // Behind NAT with no answer yet, or no address: nothing to publish.
                     continue;
                 };
                 let force = mode == Mode::Update { force: true };
@@ -367,8 +490,36 @@ impl Decider {
         actions
     }
 
-    fn note_choice(&mut self, family: Family, choice: WanChoice) {
-        if self.last_choice.insert(family, choice) == Some(choice) {
+    fn on_public(&mut self, family: Family, ip: Option<IpAddr>, now: Instant) -> Vec<Action> {
+        let unit = self.next_unit();
+        let interval = self.cfg.detect.interval;
+        let backoff = self.cfg.backoff;
+        let Some(nat) = self.nat.get_mut(&family) else {
+            // The interface got a routable address meanwhile: the answer is not needed.
+            return Vec::new();
+        };
+        nat.in_flight = false;
+        match ip {
+            Some(ip) => {
+                nat.public = Some(ip);
+                nat.failures = 0;
+                nat.next_check = Some(now + interval);
+            }
+            None => {
+                nat.failures = nat.failures.saturating_add(1);
+                let delay = backoff.delay(nat.failures, unit);
+                warn!(%family, "no public address from the what's-my-IP sources; asking again in {}s", delay.as_secs());
+                nat.next_check = Some(now + delay);
+            }
+        }
+        if self.debounce_until.is_some() || !self.have_view {
+            return Vec::new();
+        }
+        self.decide(now, false)
+    }
+
+    fn note_choice(&mut self, family: Family, choice: WanChoice, via_http: bool) {
+        if self.last_choice.insert(family, (choice, via_http)) == Some((choice, via_http)) {
             return;
         }
         let wan = self
@@ -379,13 +530,20 @@ impl Decider {
             Some(name) => name.as_str(),
             None => "(no default route)",
         });
-        match choice {
-            WanChoice::Public(ip) => info!(%family, wan, "WAN address is {ip}"),
-            WanChoice::BehindNat => warn!(
+        match (choice, via_http) {
+            (WanChoice::Public(ip), false) => info!(%family, wan, "WAN address is {ip}"),
+            (WanChoice::Public(ip), true) => {
+                info!(%family, wan, "public address is {ip} (HTTP detection)")
+            }
+            (_, true) => info!(
+                %family, wan,
+                "no address on the WAN counts (behind NAT?): asking what's-my-IP sources"
+            ),
+            (WanChoice::BehindNat, false) => warn!(
                 %family, wan,
                 "the WAN holds only private/CGNAT addresses: behind NAT, nothing to publish from the interface"
             ),
-            WanChoice::Nothing => {
+            (WanChoice::Nothing, false) => {
                 info!(%family, wan, "the WAN has no routable address: nothing to publish (`dynhostd detect` says why)")
             }
         }
@@ -456,7 +614,7 @@ impl Decider {
         let mut actions = vec![Action::Save];
         // The WAN may have moved while the request was out; once any debounce is over, look again.
         if self.debounce_until.is_none() && self.have_view {
-            actions.extend(self.decide(now, Mode::Agent));
+            actions.extend(self.decide(now, false));
         }
         actions
     }

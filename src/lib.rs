@@ -1,9 +1,28 @@
-//! dynhostd keeps OVH DynHost (and dyndns2) records pointing at a Linux gateway's public address.
+//! dynhostd keeps OVH DynHost (and dyndns2) records pointing at a Linux gateway's public address,
+//! driven by kernel address events rather than polling.
+//!
+//! # Layout
+//! The modules follow the data path:
+//! - [`wan`]: the kernel side. [`wan::netlink`] is the only module that sees netlink types and
+//!   turns messages into [`wan::NetEvent`]s; [`wan::NetView`] folds them into the current picture;
+//!   [`wan::policy`] decides which address counts.
+//! - [`public_ip`]: HTTP detection of the public address when the WAN sits behind NAT.
+//! - [`decide`]: the pure decision core (debounce, "update only when changed", back-off, stops).
+//!   Time is passed in; it returns actions.
+//! - [`provider`]: the DynHost/dyndns2 reply classifier, the one policy table, and the HTTPS
+//!   client.
+//! - [`agent`]: the async shell that feeds the decider and performs its actions.
+//! - [`config`] (raw, then validated), [`state`] (written atomically), [`record`], [`secret`].
+//! - [`report`]: what `status` and `detect` print; [`notify`] (systemd) and [`hook`] (`exec`
+//!   scripts) at the edges.
 
 pub mod agent;
 pub mod config;
 pub mod decide;
+pub mod hook;
+pub mod notify;
 pub mod provider;
+pub mod public_ip;
 pub mod record;
 pub mod report;
 pub mod secret;

@@ -4,9 +4,9 @@
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use dynhostd::agent::{self, RunOptions, UpdateOptions};
-use dynhostd::config::{self, Config};
+use dynhostd::config::{self, Config, DetectConfig};
 use dynhostd::report;
-use dynhostd::wan::{NetView, netlink, policy::AddressPolicy};
+use dynhostd::wan::policy::AddressPolicy;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -82,7 +82,43 @@ enum Command {
         /// Machine-readable output.
         #[arg(long)]
         json: bool,
+        /// Ask the what's-my-IP sources even when the interface's address counts.
+        #[arg(long)]
+        http: bool,
     },
+    /// Man pages and shell completions from this CLI definition, for packagers
+    /// (contrib/build-static). Hidden: not something a user runs.
+    #[command(hide = true)]
+    Generate {
+        #[command(subcommand)]
+        what: Generate,
+    },
+}
+
+#[derive(Subcommand)]
+enum Generate {
+    /// The man page dynhostd.1 on stdout, or with --dir one page per subcommand in DIR.
+    Man {
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
+    /// The completion script for SHELL on stdout.
+    Completions { shell: clap_complete::Shell },
+}
+
+/// Generated from `Cli` itself, so the man page and completions cannot drift from the parser.
+fn generate(what: Generate) -> anyhow::Result<ExitCode> {
+    use clap::CommandFactory;
+    let mut cmd = Cli::command();
+    match what {
+        Generate::Man { dir: None } => clap_mangen::Man::new(cmd).render(&mut std::io::stdout())?,
+        Generate::Man { dir: Some(dir) } => clap_mangen::generate_to(cmd, &dir)
+            .with_context(|| format!("cannot write man pages to {}", dir.display()))?,
+        Generate::Completions { shell } => {
+            clap_complete::generate(shell, &mut cmd, "dynhostd", &mut std::io::stdout())
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn init_logging(verbose: u8, quiet: u8) {
@@ -154,6 +190,7 @@ fn main() -> ExitCode {
 
 fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
     match command {
+        Command::Generate { what } => generate(what),
         Command::Run { config, dry_run } => {
             let config = match load_config(&config.config) {
                 Ok(c) => c,
@@ -218,12 +255,12 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Detect { config, json } => {
-            // Works with no config at all: then the WAN is the default route's interface and
-            // only globally routable addresses count.
-            let (interface, policy) = if config.config.exists() {
+        Command::Detect { config, json, http } => {
+            // Works with no config at all: then the WAN is the default route's interface, only
+            // globally routable addresses count, and the built-in what's-my-IP sources are used.
+            let (interface, policy, detect) = if config.config.exists() {
                 match load_config(&config.config) {
-                    Ok(c) => (c.wan.interface, c.wan.policy),
+                    Ok(c) => (c.wan.interface, c.wan.policy, c.detect),
                     Err(code) => return Ok(code),
                 }
             } else {
@@ -231,11 +268,10 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
                     "dynhostd: no config at {}: following the default route, global addresses only",
                     config.config.display()
                 );
-                (None, AddressPolicy::default())
+                (None, AddressPolicy::default(), DetectConfig::default())
             };
-            let snap = runtime()?.block_on(netlink::snapshot())?;
-            let view = NetView::from_snapshot(snap);
-            let d = report::detect(&view, interface.as_deref(), &policy);
+            let d =
+                runtime()?.block_on(agent::detect(interface.as_deref(), &policy, &detect, http))?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&d)?);
             } else {

@@ -167,6 +167,10 @@ pub struct Detection {
     pub candidates: Vec<Candidate>,
     /// Addresses on the other interfaces, for context.
     pub others: Vec<(String, IpAddr, u8)>,
+    /// `[detect] mode`.
+    pub http_mode: &'static str,
+    /// What the what's-my-IP sources said, for each family that needed (or was asked) it.
+    pub http: Vec<crate::public_ip::PublicAddress>,
 }
 
 fn flag_names(a: &WanAddress) -> Vec<&'static str> {
@@ -227,6 +231,8 @@ pub fn detect(view: &NetView, interface: Option<&str>, policy: &AddressPolicy) -
         ipv6,
         candidates,
         others,
+        http_mode: "auto",
+        http: Vec::new(),
     }
 }
 
@@ -292,6 +298,22 @@ pub fn detection_text(d: &Detection, configured: Option<&str>) -> String {
             lifetime(c.preferred),
             lifetime(c.valid)
         );
+    }
+    for found in &d.http {
+        let _ = writeln!(
+            out,
+            "\nHTTP detection ({}, [detect] mode = {}):",
+            found.family, d.http_mode
+        );
+        for src in &found.sources {
+            let said = match (&src.address, &src.problem) {
+                (Some(ip), _) => ip.to_string(),
+                (None, Some(p)) => p.clone(),
+                (None, None) => "-".into(),
+            };
+            let _ = writeln!(out, "  {}: {said}", src.url);
+        }
+        let _ = writeln!(out, "  → {}", found.why);
     }
     if !d.others.is_empty() {
         let _ = writeln!(out, "\nOther interfaces (not the WAN):");

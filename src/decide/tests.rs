@@ -35,6 +35,7 @@ fn cfg(records: &[RecordKey]) -> DeciderConfig {
             })
             .collect(),
         backoff: Backoff::default(),
+        detect: DetectPolicy::default(),
     }
 }
 
@@ -81,7 +82,7 @@ fn pushes(actions: &[Action]) -> Vec<(RecordKey, IpAddr)> {
         .iter()
         .filter_map(|a| match a {
             Action::Push(p) => Some((p.key.clone(), p.ip)),
-            Action::Save => None,
+            Action::Save | Action::Detect { .. } => None,
         })
         .collect()
 }
@@ -581,4 +582,246 @@ fn following_the_default_route() {
     );
     let a = d.on_event(Event::Timer, d.next_wake().unwrap());
     assert_eq!(pushes(&a), vec![(k, ip("198.51.100.5"))]);
+}
+
+fn detects(actions: &[Action]) -> Vec<(Family, Option<IpAddr>)> {
+    actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Detect { family, bind } => Some((*family, *bind)),
+            _ => None,
+        })
+        .collect()
+}
+
+fn nat_cfg(records: &[RecordKey], mode: DetectMode) -> DeciderConfig {
+    let mut c = cfg(records);
+    // Only 203.0.113.0/24 counts: the 100.64/10 WAN address is behind NAT.
+    c.policy.accept = vec![
+        "203.0.113.0/24".parse().unwrap(),
+        "2001:db8::/32".parse().unwrap(),
+    ];
+    c.detect = DetectPolicy {
+        mode,
+        interval: Duration::from_secs(300),
+        families: Family::ALL.to_vec(),
+    };
+    c
+}
+
+#[test]
+fn behind_nat_asks_http_sources_and_rechecks_only_while_there() {
+    let c = Clock::new();
+    let k = v4("home.example.com");
+    let mut d = Decider::new(
+        nat_cfg(std::slice::from_ref(&k), DetectMode::Auto),
+        State::default(),
+        c.t0,
+        1_700_000_000,
+        5,
+    );
+    let a = d.on_event(snapshot(3, &["100.64.1.2"]), c.at(0.0));
+    assert_eq!(
+        detects(&a),
+        vec![(Family::V4, Some(ip("100.64.1.2")))],
+        "bound to the WAN address"
+    );
+    assert!(pushes(&a).is_empty());
+    assert_eq!(
+        d.next_wake(),
+        None,
+        "nothing to wait for while the question is out"
+    );
+    let a = d.on_event(
+        Event::Public {
+            family: Family::V4,
+            ip: Some(ip("203.0.113.50")),
+        },
+        c.at(1.0),
+    );
+    assert_eq!(pushes(&a), vec![(k.clone(), ip("203.0.113.50"))]);
+    d.on_event(outcome(&k, "203.0.113.50", Reply::Good(None)), c.at(1.5));
+    assert_eq!(
+        d.next_wake(),
+        Some(c.at(301.0)),
+        "re-check after the interval"
+    );
+    // The re-check: same answer, nothing sent.
+    let a = d.on_event(Event::Timer, c.at(301.0));
+    assert_eq!(detects(&a).len(), 1);
+    let a = d.on_event(
+        Event::Public {
+            family: Family::V4,
+            ip: Some(ip("203.0.113.50")),
+        },
+        c.at(302.0),
+    );
+    assert!(pushes(&a).is_empty());
+    // A CGNAT redial (new private address): ask again at once after the debounce, not at the
+    // next interval.
+    d.on_event(
+        Event::Net(NetEvent::DelAddr(addr(3, "100.64.1.2"))),
+        c.at(400.0),
+    );
+    d.on_event(
+        Event::Net(NetEvent::NewAddr(addr(3, "100.64.9.9"))),
+        c.at(400.1),
+    );
+    let a = d.on_event(Event::Timer, c.at(402.1));
+    assert_eq!(detects(&a), vec![(Family::V4, Some(ip("100.64.9.9")))]);
+    let a = d.on_event(
+        Event::Public {
+            family: Family::V4,
+            ip: Some(ip("203.0.113.51")),
+        },
+        c.at(403.0),
+    );
+    assert_eq!(pushes(&a), vec![(k.clone(), ip("203.0.113.51"))]);
+    d.on_event(outcome(&k, "203.0.113.51", Reply::Good(None)), c.at(403.5));
+    assert!(d.next_wake().is_some());
+    // The interface gets a routable address: published from it, and no more polling.
+    d.on_event(
+        Event::Net(NetEvent::NewAddr(addr(3, "203.0.113.7"))),
+        c.at(500.0),
+    );
+    let a = d.on_event(Event::Timer, c.at(502.0));
+    assert!(detects(&a).is_empty());
+    assert_eq!(pushes(&a), vec![(k.clone(), ip("203.0.113.7"))]);
+    d.on_event(outcome(&k, "203.0.113.7", Reply::Good(None)), c.at(502.5));
+    assert_eq!(d.next_wake(), None, "out of NAT: no timer at all");
+    // A late answer from before is ignored.
+    assert!(
+        d.on_event(
+            Event::Public {
+                family: Family::V4,
+                ip: Some(ip("203.0.113.99"))
+            },
+            c.at(503.0)
+        )
+        .is_empty()
+    );
+}
+
+#[test]
+fn a_routable_wan_never_asks_http_sources_in_auto_mode() {
+    let c = Clock::new();
+    let k = v4("home.example.com");
+    let mut d = Decider::new(
+        nat_cfg(std::slice::from_ref(&k), DetectMode::Auto),
+        State::default(),
+        c.t0,
+        1_700_000_000,
+        5,
+    );
+    let mut all = d.on_event(snapshot(3, &["203.0.113.7"]), c.at(0.0));
+    all.extend(d.on_event(outcome(&k, "203.0.113.7", Reply::Good(None)), c.at(1.0)));
+    for i in 0..50 {
+        all.extend(d.on_event(
+            Event::Net(NetEvent::NewAddr(addr(3, "192.168.1.2"))),
+            c.at(10.0 + i as f64),
+        ));
+        all.extend(d.on_event(Event::Timer, c.at(13.0 + i as f64)));
+    }
+    assert!(detects(&all).is_empty());
+    assert_eq!(d.next_wake(), None);
+}
+
+#[test]
+fn detection_modes_always_and_never() {
+    let c = Clock::new();
+    let k = v4("home.example.com");
+    let mut always = Decider::new(
+        nat_cfg(std::slice::from_ref(&k), DetectMode::Always),
+        State::default(),
+        c.t0,
+        1_700_000_000,
+        5,
+    );
+    let a = always.on_event(snapshot(3, &["203.0.113.7"]), c.at(0.0));
+    assert_eq!(detects(&a), vec![(Family::V4, Some(ip("203.0.113.7")))]);
+    assert!(
+        pushes(&a).is_empty(),
+        "the interface's address is not published as it is"
+    );
+    let a = always.on_event(
+        Event::Public {
+            family: Family::V4,
+            ip: Some(ip("203.0.113.60")),
+        },
+        c.at(1.0),
+    );
+    assert_eq!(pushes(&a), vec![(k.clone(), ip("203.0.113.60"))]);
+
+    let mut never = Decider::new(
+        nat_cfg(std::slice::from_ref(&k), DetectMode::Never),
+        State::default(),
+        c.t0,
+        1_700_000_000,
+        5,
+    );
+    let a = never.on_event(snapshot(3, &["100.64.1.2"]), c.at(0.0));
+    assert!(a.is_empty());
+    assert_eq!(never.next_wake(), None);
+}
+
+#[test]
+fn when_no_source_answers_nothing_is_published_and_it_backs_off() {
+    let c = Clock::new();
+    let k = v4("home.example.com");
+    let mut d = Decider::new(
+        nat_cfg(std::slice::from_ref(&k), DetectMode::Auto),
+        State::default(),
+        c.t0,
+        1_700_000_000,
+        5,
+    );
+    d.on_event(snapshot(3, &["100.64.1.2"]), c.at(0.0));
+    let mut now = 1.0;
+    let mut waits = Vec::new();
+    for _ in 0..3 {
+        let a = d.on_event(
+            Event::Public {
+                family: Family::V4,
+                ip: None,
+            },
+            c.at(now),
+        );
+        assert!(pushes(&a).is_empty());
+        let wake = d.next_wake().unwrap();
+        waits.push((wake - c.at(now)).as_secs_f64());
+        let a = d.on_event(Event::Timer, wake);
+        assert_eq!(detects(&a).len(), 1);
+        now = (wake - c.t0).as_secs_f64();
+    }
+    assert!((48.0..=72.0).contains(&waits[0]), "{waits:?}");
+    assert!(waits[2] > waits[0], "{waits:?}");
+}
+
+#[test]
+fn dual_stack_can_mix_http_and_interface_addresses() {
+    let c = Clock::new();
+    let a4 = v4("home.example.com");
+    let a6 = v6("home.example.com");
+    let mut d = Decider::new(
+        nat_cfg(&[a4.clone(), a6.clone()], DetectMode::Auto),
+        State::default(),
+        c.t0,
+        1_700_000_000,
+        5,
+    );
+    let a = d.on_event(snapshot(3, &["100.64.1.2", "2001:db8:1::5"]), c.at(0.0));
+    assert_eq!(detects(&a), vec![(Family::V4, Some(ip("100.64.1.2")))]);
+    assert_eq!(
+        pushes(&a),
+        vec![(a6, ip("2001:db8:1::5"))],
+        "IPv6 does not wait for IPv4"
+    );
+    let a = d.on_event(
+        Event::Public {
+            family: Family::V4,
+            ip: Some(ip("203.0.113.50")),
+        },
+        c.at(1.0),
+    );
+    assert_eq!(pushes(&a), vec![(a4, ip("203.0.113.50"))]);
 }

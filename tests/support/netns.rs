@@ -23,7 +23,7 @@ pub fn inside() -> bool {
 }
 
 /// Runs `body` inside a fresh user+net namespace. Outside: re-execs current_exe() as
-/// `unshare -rn -- <exe> <test_name> --exact --nocapture --test-threads=1` with env
+/// `unshare -rnm -- <exe> <test_name> --exact --nocapture --test-threads=1` with env
 /// DYNHOSTD_TEST_IN_NETNS=1 and asserts it succeeded (forwarding its output).
 /// Inside (env var set): brings `lo` up and runs body.
 ///
@@ -44,7 +44,7 @@ pub fn in_netns(test_name: &str, body: impl FnOnce()) {
     }
     let exe = std::env::current_exe().expect("current_exe");
     let out = Command::new("unshare")
-        .arg("-rn")
+        .arg("-rnm")
         .arg("--")
         .arg(&exe)
         .args([test_name, "--exact", "--nocapture", "--test-threads=1"])

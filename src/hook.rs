@@ -1,0 +1,389 @@
+//! Hooks on change: the user's program (`exec = "/path/script"`), run after each update attempt
+//! with what happened in its environment (`DYNHOSTD_HOST`, `DYNHOSTD_FAMILY`, `DYNHOSTD_IP`,
+//! `DYNHOSTD_OLD_IP`, `DYNHOSTD_EVENT`, `DYNHOSTD_ERROR`).
+//!
+//! The program is executed directly, never through a shell: every value travels as an
+//! environment variable, verbatim, so an error text such as `$(reboot)` from a provider's reply is
+//! only ever data. It gets no stdin, shares the agent's stdout/stderr (the journal under
+//! systemd), runs in a process group of its own and is killed, group and all, at the timeout, so a
+//! stuck script cannot pile up behind the next change.
+
+use crate::record::Family;
+use std::ffi::OsString;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::process::{ExitStatus, Stdio};
+use std::time::Duration;
+use tracing::{debug, warn};
+
+/// What the update attempt came to, as `DYNHOSTD_EVENT` names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum HookKind {
+    /// The provider took the new address.
+    Updated,
+    /// The provider already had it (`nochg`), or the state file said so.
+    Unchanged,
+    /// This attempt failed; the agent will retry.
+    Error,
+    /// The host is stopped until its config changes (bad credentials, abuse, …).
+    Stopped,
+}
+
+impl HookKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HookKind::Updated => "updated",
+            HookKind::Unchanged => "unchanged",
+            HookKind::Error => "error",
+            HookKind::Stopped => "stopped",
+        }
+    }
+}
+
+/// One update attempt's outcome, handed to the hook.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HookEvent {
+    pub host: String,
+    pub family: Family,
+    /// The address the attempt was for.
+    pub ip: Option<IpAddr>,
+    /// What was published before, if known.
+    pub old_ip: Option<IpAddr>,
+    pub event: HookKind,
+    /// The user-facing summary of the failure, for `error` and `stopped`.
+    pub error: Option<String>,
+}
+
+impl HookEvent {
+    /// The environment the hook sees. Empty strings, not missing variables, for absent values,
+    /// so `set -u` scripts work.
+    pub fn env(&self) -> Vec<(&'static str, OsString)> {
+        let ip = |v: Option<IpAddr>| v.map(|a| a.to_string()).unwrap_or_default();
+        vec![
+            ("DYNHOSTD_HOST", env_value(&self.host)),
+            ("DYNHOSTD_FAMILY", self.family.name().into()),
+            ("DYNHOSTD_IP", ip(self.ip).into()),
+            ("DYNHOSTD_OLD_IP", ip(self.old_ip).into()),
+            ("DYNHOSTD_EVENT", self.event.as_str().into()),
+            (
+                "DYNHOSTD_ERROR",
+                env_value(self.error.as_deref().unwrap_or("")),
+            ),
+        ]
+    }
+}
+
+/// An environment value cannot hold NUL (execve would refuse the whole call); everything else
+/// passes untouched.
+fn env_value(s: &str) -> OsString {
+    s.replace('\0', "\u{FFFD}").into()
+}
+
+/// Variables of ours that must not leak into the hook: with them it could speak to systemd in
+/// the agent's name.
+const NOT_INHERITED: [&str; 3] = ["NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID"];
+
+#[derive(Debug, thiserror::Error)]
+pub enum HookError {
+    #[error("cannot run the hook {}: {source}", path.display())]
+    Spawn {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("the hook {} was still running after {timeout:?}: killed", path.display())]
+    Timeout { path: PathBuf, timeout: Duration },
+    #[error("lost track of the hook {}: {source}", path.display())]
+    Wait {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// Runs `path` for `ev` and waits for it, at most `timeout`. A non-zero exit is logged and
+/// returned as the status; only failing to start, timing out or losing the child is an error.
+pub async fn run_hook(
+    path: &Path,
+    ev: &HookEvent,
+    timeout: Duration,
+) -> Result<ExitStatus, HookError> {
+    let mut cmd = command(path, ev);
+    let mut child = spawn(&mut cmd, path).await?;
+    debug!(hook = %path.display(), host = %ev.host, event = ev.event.as_str(), "hook started");
+    match tokio::time::timeout(timeout, child.wait()).await {
+        Ok(Ok(status)) => {
+            if !status.success() {
+                warn!(hook = %path.display(), host = %ev.host, event = ev.event.as_str(), "the hook failed: {status}");
+            }
+            Ok(status)
+        }
+        Ok(Err(source)) => Err(HookError::Wait {
+            path: path.to_path_buf(),
+            source,
+        }),
+        Err(_) => {
+            // The leader is not reaped yet, so its pid (the group id) cannot have been reused.
+            if let Some(pid) = child.id() {
+                // SAFETY: kill(2) with a negative pid signals that process group; no memory involved.
+                unsafe { libc::kill(-(pid as libc::pid_t), libc::SIGKILL) };
+            }
+            let _ = child.start_kill();
+            let _ = child.wait().await;
+            warn!(hook = %path.display(), host = %ev.host, "the hook was still running after {timeout:?}: killed");
+            Err(HookError::Timeout {
+                path: path.to_path_buf(),
+                timeout,
+            })
+        }
+    }
+}
+
+/// The hook's command line: the program alone, no shell, the event in the environment.
+fn command(path: &Path, ev: &HookEvent) -> tokio::process::Command {
+    let mut cmd = tokio::process::Command::new(path);
+    cmd.envs(ev.env())
+        .stdin(Stdio::null())
+        // Its own process group, so the timeout reaches the children of a script too.
+        .process_group(0)
+        // If the agent drops the future (shutdown), the hook goes with it.
+        .kill_on_drop(true);
+    for var in NOT_INHERITED {
+        cmd.env_remove(var);
+    }
+    cmd
+}
+
+/// Spawns, retrying briefly on ETXTBSY: the script may have just been written (an editor saving
+/// it, or a file descriptor inherited across another thread's fork) and exec refuses a file that
+/// is still open for writing.
+async fn spawn(
+    cmd: &mut tokio::process::Command,
+    path: &Path,
+) -> Result<tokio::process::Child, HookError> {
+    let mut tries = 0;
+    loop {
+        match cmd.spawn() {
+            Ok(child) => return Ok(child),
+            Err(e) if e.raw_os_error() == Some(libc::ETXTBSY) && tries < 5 => {
+                tries += 1;
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            Err(source) => {
+                return Err(HookError::Spawn {
+                    path: path.to_path_buf(),
+                    source,
+                });
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+    use std::time::Instant;
+
+    /// An executable `sh` script in `dir` with `body`.
+    fn script(dir: &Path, name: &str, body: &str) -> PathBuf {
+        let path = dir.join(name);
+        std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+        path
+    }
+
+    /// A hook that writes each DYNHOSTD_* variable, byte for byte, to a file of its name in
+    /// `out`, and what it could read from stdin.
+    fn recorder(dir: &Path) -> (PathBuf, PathBuf) {
+        let out = dir.join("out");
+        std::fs::create_dir(&out).unwrap();
+        let o = out.display();
+        // One plain line per variable (no eval): the recorder itself must not interpret values.
+        let mut body = String::from("set -eu\n");
+        for v in ["HOST", "FAMILY", "IP", "OLD_IP", "EVENT", "ERROR"] {
+            body += &format!("printf '%s' \"$DYNHOSTD_{v}\" > '{o}/{v}'\n");
+        }
+        body += &format!("if [ -t 0 ]; then echo tty > '{o}/stdin'; fi\n");
+        body += &format!("cat > '{o}/stdin_data'\n");
+        (script(dir, "hook", &body), out)
+    }
+
+    fn read(out: &Path, name: &str) -> String {
+        std::fs::read_to_string(out.join(name)).unwrap_or_else(|e| panic!("{name}: {e}"))
+    }
+
+    fn event() -> HookEvent {
+        HookEvent {
+            host: "home.example.com".into(),
+            family: Family::V4,
+            ip: Some("203.0.113.5".parse().unwrap()),
+            old_ip: Some("198.51.100.7".parse().unwrap()),
+            event: HookKind::Updated,
+            error: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn the_hook_sees_the_event_in_its_environment() {
+        let dir = tempfile::tempdir().unwrap();
+        let (hook, out) = recorder(dir.path());
+        let status = run_hook(&hook, &event(), Duration::from_secs(10))
+            .await
+            .unwrap();
+        assert!(status.success());
+        assert_eq!(read(&out, "HOST"), "home.example.com");
+        assert_eq!(read(&out, "FAMILY"), "ipv4");
+        assert_eq!(read(&out, "IP"), "203.0.113.5");
+        assert_eq!(read(&out, "OLD_IP"), "198.51.100.7");
+        assert_eq!(read(&out, "EVENT"), "updated");
+        assert_eq!(read(&out, "ERROR"), "");
+        // stdin is /dev/null: nothing to read, and cat did not hang.
+        assert_eq!(read(&out, "stdin_data"), "");
+        assert!(!out.join("stdin").exists());
+    }
+
+    #[tokio::test]
+    async fn absent_values_are_empty_and_every_kind_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let (hook, out) = recorder(dir.path());
+        for (kind, name) in [
+            (HookKind::Updated, "updated"),
+            (HookKind::Unchanged, "unchanged"),
+            (HookKind::Error, "error"),
+            (HookKind::Stopped, "stopped"),
+        ] {
+            let ev = HookEvent {
+                host: "v6.example.com".into(),
+                family: Family::V6,
+                ip: Some("2001:db8::5".parse().unwrap()),
+                old_ip: None,
+                event: kind,
+                error: Some("nohost".into()),
+            };
+            run_hook(&hook, &ev, Duration::from_secs(10)).await.unwrap();
+            assert_eq!(read(&out, "EVENT"), name);
+            assert_eq!(read(&out, "FAMILY"), "ipv6");
+            assert_eq!(read(&out, "IP"), "2001:db8::5");
+            assert_eq!(read(&out, "OLD_IP"), "");
+            assert_eq!(read(&out, "ERROR"), "nohost");
+        }
+    }
+
+    #[tokio::test]
+    async fn hostile_values_arrive_verbatim_and_run_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let (hook, out) = recorder(dir.path());
+        let d = dir.path().display();
+        let hostile = format!(
+            "$(touch {d}/pwned1) `touch {d}/pwned2`; touch {d}/pwned3 && \"quoted\" 'single' \\ \n second line | tee {d}/pwned4 $HOME"
+        );
+        let mut ev = event();
+        ev.event = HookKind::Error;
+        ev.ip = None;
+        ev.error = Some(hostile.clone());
+        ev.host = format!("$(touch {d}/pwned5)");
+        run_hook(&hook, &ev, Duration::from_secs(10)).await.unwrap();
+        assert_eq!(read(&out, "ERROR"), hostile);
+        assert_eq!(read(&out, "HOST"), format!("$(touch {d}/pwned5)"));
+        assert_eq!(read(&out, "IP"), "");
+        for i in 1..=5 {
+            assert!(
+                !dir.path().join(format!("pwned{i}")).exists(),
+                "pwned{i} was created: a value was interpreted"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn a_nul_in_a_value_does_not_stop_the_hook() {
+        let dir = tempfile::tempdir().unwrap();
+        let (hook, out) = recorder(dir.path());
+        let mut ev = event();
+        ev.error = Some("bad\0reply".into());
+        run_hook(&hook, &ev, Duration::from_secs(10)).await.unwrap();
+        assert_eq!(read(&out, "ERROR"), "bad\u{FFFD}reply");
+    }
+
+    #[test]
+    fn systemd_variables_do_not_leak_into_the_hook() {
+        // Checked on the command rather than by setting NOTIFY_SOCKET in this process, which
+        // parallel tests share: each variable must be explicitly removed, whatever the agent has.
+        let cmd = command(Path::new("/bin/true"), &event());
+        let envs: Vec<_> = cmd.as_std().get_envs().collect();
+        for var in NOT_INHERITED {
+            assert!(
+                envs.contains(&(std::ffi::OsStr::new(var), None)),
+                "{var} is not removed: {envs:?}"
+            );
+        }
+        assert_eq!(cmd.as_std().get_args().count(), 0, "no arguments, no shell");
+        assert_eq!(cmd.as_std().get_program(), "/bin/true");
+    }
+
+    #[tokio::test]
+    async fn a_failing_hook_returns_its_status() {
+        let dir = tempfile::tempdir().unwrap();
+        let hook = script(dir.path(), "fails", "exit 3");
+        let status = run_hook(&hook, &event(), Duration::from_secs(10))
+            .await
+            .unwrap();
+        assert_eq!(status.code(), Some(3));
+    }
+
+    #[tokio::test]
+    async fn a_missing_hook_is_a_spawn_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = run_hook(&dir.path().join("nope"), &event(), Duration::from_secs(10))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, HookError::Spawn { .. }), "{err:?}");
+        assert!(err.to_string().contains("nope"), "{err}");
+    }
+
+    fn alive(pid: i32) -> bool {
+        // A zombie (killed, waiting for init to reap it) counts as gone.
+        match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+            Ok(stat) => {
+                let state = stat.rsplit(')').next().unwrap_or("").trim_start();
+                !state.starts_with('Z') && !state.starts_with('X')
+            }
+            Err(_) => false,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_hook_that_hangs_is_killed_with_its_children() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().display();
+        let hook = script(
+            dir.path(),
+            "hangs",
+            &format!(
+                "echo $$ > '{d}/shell.pid'\nsleep 1000 &\necho $! > '{d}/sleep.pid.tmp'\nmv '{d}/sleep.pid.tmp' '{d}/sleep.pid'\nwait"
+            ),
+        );
+        let started = Instant::now();
+        let err = run_hook(&hook, &event(), Duration::from_millis(500))
+            .await
+            .unwrap_err();
+        let took = started.elapsed();
+        assert!(matches!(err, HookError::Timeout { .. }), "{err:?}");
+        assert!(took >= Duration::from_millis(500), "{took:?}");
+        assert!(took < Duration::from_secs(5), "{took:?}");
+
+        let pid = |f: &str| -> i32 {
+            std::fs::read_to_string(dir.path().join(f))
+                .unwrap()
+                .trim()
+                .parse()
+                .unwrap()
+        };
+        let (shell, sleep) = (pid("shell.pid"), pid("sleep.pid"));
+        // SIGKILL is delivered asynchronously to the orphaned sleep: give it a moment.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while (alive(shell) || alive(sleep)) && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert!(!alive(shell), "the hook's shell {shell} survived");
+        assert!(!alive(sleep), "the hook's child {sleep} survived");
+    }
+}

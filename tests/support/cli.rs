@@ -1,0 +1,210 @@
+//! Drives the built `dynhostd` binary as a user does, for the black-box tests: writes a config
+//! pointing at a local DynHost stand-in, runs commands, starts the agent with its log captured,
+//! and reads the state file. Include it after `netns` and `standin`:
+//! `#[path = "support/cli.rs"] mod cli;`.
+
+#![allow(dead_code)]
+
+use crate::netns::sh;
+use crate::standin::{Standin, StandinConfig};
+use std::path::PathBuf;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_dynhostd");
+pub const PASSWORD: &str = "Pw-for-tests-9f83b1";
+pub const LONG: Duration = Duration::from_secs(20);
+/// Debounce used by the agent in these tests; "nothing was sent" checks wait well past it.
+pub const DEBOUNCE_MS: u64 = 300;
+
+pub fn quiet_period() {
+    std::thread::sleep(Duration::from_millis(DEBOUNCE_MS * 5));
+}
+
+/// A pppd-like WAN: a point-to-point tun device with a local address and a peer.
+pub fn ppp0(local: &str, peer: &str) {
+    sh(&format!(
+        "ip tuntap add mode tun name ppp0 && ip addr add {local} peer {peer} dev ppp0 && ip link set ppp0 up && ip route add default dev ppp0"
+    ));
+}
+
+pub fn standin_https() -> Standin {
+    Standin::start_on_thread(
+        StandinConfig::https()
+            .account("example.com-home", PASSWORD, "home.example.com")
+            .account("example.com-office", PASSWORD, "office.example.com")
+            .record("home.example.com")
+            .record("office.example.com"),
+    )
+    .expect("stand-in")
+}
+
+pub struct Setup {
+    pub dir: tempfile::TempDir,
+}
+
+impl Setup {
+    pub fn new() -> Setup {
+        Setup {
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    pub fn config_path(&self) -> PathBuf {
+        self.dir.path().join("config.toml")
+    }
+
+    pub fn state_path(&self) -> PathBuf {
+        self.dir.path().join("state").join("state.json")
+    }
+
+    /// Writes a config for `hosts` (TOML `[[host]]` bodies) against `s`.
+    pub fn write_config(&self, s: &Standin, interface: Option<&str>, hosts: &[&str]) {
+        self.write_config_with(s, interface, hosts, "");
+    }
+
+    /// Like `write_config`, with `extra` TOML (e.g. a `[detect]` section) before the hosts.
+    pub fn write_config_with(
+        &self,
+        s: &Standin,
+        interface: Option<&str>,
+        hosts: &[&str],
+        extra: &str,
+    ) {
+        let mut text = String::from("[wan]\n");
+        if let Some(i) = interface {
+            text += &format!("interface = \"{i}\"\n");
+        }
+        text += &format!(
+            "debounce = \"{DEBOUNCE_MS}ms\"\naccept = [\"203.0.113.0/24\", \"198.51.100.0/24\", \"2001:db8::/32\"]\n\n[state]\ndir = \"{}\"\n\n[http]\ntimeout = \"3s\"\nconnect_timeout = \"2s\"\n",
+            self.state_path().parent().unwrap().display()
+        );
+        text += extra;
+        for h in hosts {
+            text += &format!("\n[[host]]\n{h}\nserver = \"{}\"\n", s.url());
+            if let Some(ca) = s.ca_file() {
+                text += &format!("ca_file = \"{}\"\n", ca.display());
+            }
+        }
+        std::fs::write(self.config_path(), text).unwrap();
+    }
+
+    pub fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(BIN);
+        c.args(args)
+            .arg("--config")
+            .arg(self.config_path())
+            .env_remove("DYNHOSTD_LOG")
+            .env_remove("JOURNAL_STREAM");
+        c
+    }
+
+    /// Runs a command to completion: (status, stdout, stderr).
+    pub fn run(&self, args: &[&str]) -> (ExitStatus, String, String) {
+        let out = self.cmd(args).output().unwrap();
+        (
+            out.status,
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
+    pub fn state(&self) -> serde_json::Value {
+        serde_json::from_str(&std::fs::read_to_string(self.state_path()).unwrap()).unwrap()
+    }
+
+    pub fn published(&self, record: &str) -> Option<String> {
+        self.state()["records"][record]["published"]
+            .as_str()
+            .map(str::to_string)
+    }
+
+    pub fn start_agent(&self, extra: &[&str]) -> Agent {
+        let log = self.dir.path().join(format!("agent-{}.log", rand_suffix()));
+        let file = std::fs::File::create(&log).unwrap();
+        let mut args = vec!["run"];
+        args.extend_from_slice(extra);
+        let child = self
+            .cmd(&args)
+            .stdout(Stdio::null())
+            .stderr(file)
+            .spawn()
+            .unwrap();
+        let agent = Agent { child, log };
+        agent.wait_log("started");
+        agent
+    }
+}
+
+pub fn rand_suffix() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos()
+}
+
+pub const HOME: &str = "hostname = \"home.example.com\"\nlogin = \"example.com-home\"\npassword = \"Pw-for-tests-9f83b1\"";
+pub const OFFICE: &str = "hostname = \"office.example.com\"\nlogin = \"example.com-office\"\npassword = \"Pw-for-tests-9f83b1\"";
+
+pub struct Agent {
+    pub child: Child,
+    pub log: PathBuf,
+}
+
+impl Agent {
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    pub fn wait_log(&self, needle: &str) {
+        let deadline = Instant::now() + LONG;
+        while !self.log().contains(needle) {
+            assert!(
+                Instant::now() < deadline,
+                "no {needle:?} in the agent's log:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn signal(&self, sig: &str) {
+        sh(&format!("kill -{sig} {}", self.child.id()));
+    }
+
+    /// SIGTERM, then wait for the exit.
+    pub fn stop(mut self) -> (ExitStatus, String) {
+        self.signal("TERM");
+        let deadline = Instant::now() + LONG;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return (status, self.log());
+            }
+            assert!(
+                Instant::now() < deadline,
+                "agent did not exit on SIGTERM:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn updates(s: &Standin) -> Vec<(String, String)> {
+    s.requests()
+        .iter()
+        .map(|r| {
+            (
+                r.param("hostname").unwrap_or("").to_string(),
+                r.param("myip").unwrap_or("").to_string(),
+            )
+        })
+        .collect()
+}
