@@ -20,7 +20,7 @@ use crate::wan::{NetEvent, NetView};
 use std::collections::HashMap;
 use std::future::Future;
 use std::net::IpAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::{Semaphore, mpsc};
@@ -44,7 +44,8 @@ pub enum AgentError {
 pub struct RunOptions {
     /// Log what would be sent; send nothing, write nothing.
     pub dry_run: bool,
-    pub watch: WatchOptions,
+    /// Where the configuration came from, for SIGHUP to read it again.
+    pub config_path: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -78,7 +79,12 @@ pub fn decider_config(config: &Config) -> DeciderConfig {
                 })
             })
             .collect(),
-        backoff: Backoff::default(),
+        backoff: Backoff {
+            initial: config.update.retry_initial,
+            max: config.update.retry_max,
+        },
+        min_interval: config.update.min_interval,
+        refresh: config.update.refresh,
         detect: DetectPolicy {
             mode: config.detect.mode,
             interval: config.detect.interval,
@@ -183,6 +189,15 @@ impl Pusher {
         })
     }
 
+    /// A reloaded configuration: new hosts, clients and sources; requests already out carry on.
+    fn reconfigure(&mut self, config: &Config) -> Result<(), ClientError> {
+        let fresh = Pusher::new(config, self.dry_run)?;
+        self.hosts = fresh.hosts;
+        self.limit = fresh.limit;
+        self.detector = fresh.detector;
+        Ok(())
+    }
+
     fn start(&mut self, push: Push) {
         let Some((host, client)) = self.hosts.get(&push.key).cloned() else {
             error!(record = %push.key, "no host for this record (bug)");
@@ -264,18 +279,21 @@ fn save_state(decider: &Decider, dry_run: bool, path: &Path) {
 /// The agent: follows the WAN until `shutdown` resolves, then finishes or abandons the requests
 /// in flight within [`SHUTDOWN_GRACE`], saves the state and returns.
 pub async fn run(
-    config: Config,
+    mut config: Config,
     opts: RunOptions,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), AgentError> {
-    let state_path = config.state_file();
+    let mut state_path = config.state_file();
     let mut decider = new_decider(&config);
     let mut pusher = Pusher::new(&config, opts.dry_run)?;
     if opts.dry_run {
         info!("dry run: nothing will be sent and the state file will not be written");
     }
     let (tx, mut rx) = mpsc::channel::<NetEvent>(256);
-    let mut watcher = tokio::spawn(netlink::watch(opts.watch.clone(), tx));
+    let watch = WatchOptions {
+        recv_buffer: config.wan.netlink_buffer,
+    };
+    let mut watcher = tokio::spawn(netlink::watch(watch, tx));
     tokio::pin!(shutdown);
     info!(
         records = decider_config(&config).records.len(),
@@ -284,10 +302,29 @@ pub async fn run(
         env!("CARGO_PKG_VERSION")
     );
 
+    let mut hup = Signal::new(tokio::signal::unix::SignalKind::hangup());
+    let mut usr1 = Signal::new(tokio::signal::unix::SignalKind::user_defined1());
+
     loop {
         let wake = decider.next_wake();
         let actions = tokio::select! {
             () = &mut shutdown => break,
+            () = hup.recv() => match reload(opts.config_path.as_deref(), &mut pusher) {
+                Some(new) => {
+                    let actions = decider.reconfigure(decider_config(&new), Instant::now(), now_unix());
+                    if new.wan.netlink_buffer != config.wan.netlink_buffer {
+                        warn!("wan.netlink_buffer changes take effect at the next start");
+                    }
+                    state_path = new.state_file();
+                    config = new;
+                    actions
+                }
+                None => Vec::new(),
+            },
+            () = usr1.recv() => {
+                info!("SIGUSR1: checking everything now");
+                decider.on_event(Event::CheckNow, Instant::now())
+            }
             ev = rx.recv() => match ev {
                 Some(ev) => decider.on_event(Event::Net(ev), Instant::now()),
                 None => {
@@ -326,6 +363,56 @@ pub async fn run(
     }
     save_state(&decider, opts.dry_run, &state_path);
     Ok(())
+}
+
+/// A Unix signal stream that, if it cannot be installed, just never fires (with an error logged).
+struct Signal(Option<tokio::signal::unix::Signal>);
+
+impl Signal {
+    fn new(kind: tokio::signal::unix::SignalKind) -> Signal {
+        match tokio::signal::unix::signal(kind) {
+            Ok(s) => Signal(Some(s)),
+            Err(e) => {
+                error!("cannot listen for signal {}: {e}", kind.as_raw_value());
+                Signal(None)
+            }
+        }
+    }
+
+    async fn recv(&mut self) {
+        match &mut self.0 {
+            Some(s) => {
+                s.recv().await;
+            }
+            None => std::future::pending().await,
+        }
+    }
+}
+
+/// SIGHUP: the configuration again, or None (logged) when it can't be used; the running one
+/// then stays.
+fn reload(path: Option<&Path>, pusher: &mut Pusher) -> Option<Config> {
+    let Some(path) = path else {
+        warn!("SIGHUP: no configuration file to reload");
+        return None;
+    };
+    info!(path = %path.display(), "SIGHUP: reloading the configuration");
+    let new = match crate::config::load(path) {
+        Ok(c) => c,
+        Err(e) => {
+            error!("reload failed, keeping the running configuration: {e}");
+            return None;
+        }
+    };
+    if let Err(e) = pusher.reconfigure(&new) {
+        error!("reload failed, keeping the running configuration: {e}");
+        return None;
+    }
+    info!(
+        records = decider_config(&new).records.len(),
+        "configuration reloaded"
+    );
+    Some(new)
 }
 
 async fn sleep_until(wake: Option<Instant>) {

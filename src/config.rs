@@ -37,6 +37,8 @@ pub struct RawConfig {
     pub http: RawHttp,
     #[serde(default)]
     pub detect: RawDetect,
+    #[serde(default)]
+    pub update: RawUpdate,
     #[serde(default, rename = "host")]
     pub hosts: Vec<Spanned<RawHost>>,
 }
@@ -48,6 +50,7 @@ pub struct RawWan {
     pub debounce: Option<Spanned<String>>,
     pub accept: Option<Vec<Spanned<String>>>,
     pub ignore: Option<Vec<Spanned<String>>>,
+    pub netlink_buffer: Option<Spanned<i64>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -62,6 +65,15 @@ pub struct RawHttp {
     pub timeout: Option<Spanned<String>>,
     pub connect_timeout: Option<Spanned<String>>,
     pub max_concurrent: Option<Spanned<i64>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawUpdate {
+    pub min_interval: Option<Spanned<String>>,
+    pub refresh: Option<Spanned<String>>,
+    pub retry_initial: Option<Spanned<String>>,
+    pub retry_max: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -81,11 +93,19 @@ pub struct RawHost {
     pub login: Option<Spanned<String>>,
     pub password: Option<Spanned<String>>,
     pub password_file: Option<Spanned<String>>,
+    pub password_env: Option<Spanned<String>>,
+    pub password_credential: Option<Spanned<String>>,
     pub family: Option<Spanned<String>>,
     pub provider: Option<Spanned<String>>,
     pub server: Option<Spanned<String>>,
     pub ca_file: Option<Spanned<String>>,
     pub enabled: Option<Spanned<bool>>,
+}
+
+impl RawHost {
+    fn inline_password(&self) -> bool {
+        self.password.is_some()
+    }
 }
 
 impl fmt::Debug for RawHost {
@@ -134,6 +154,34 @@ pub struct WanConfig {
     pub interface: Option<String>,
     pub debounce: Duration,
     pub policy: AddressPolicy,
+    /// SO_RCVBUF of the netlink event socket (bytes); None: the kernel's default.
+    pub netlink_buffer: Option<usize>,
+}
+
+/// `[update]`: the provider's rules, beyond what a single reply says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UpdateConfig {
+    /// Least time between two successful updates of one record, so a flapping link can't make
+    /// us abusive.
+    pub min_interval: Duration,
+    /// Re-send an unchanged address after this long so a stale record gets corrected; zero: off.
+    pub refresh: Duration,
+    /// Back-off after server trouble: first wait, and the cap (ovh-dynhost.md: ~1 min, ~30 min).
+    pub retry_initial: Duration,
+    pub retry_max: Duration,
+}
+
+impl Default for UpdateConfig {
+    fn default() -> Self {
+        UpdateConfig {
+            min_interval: Duration::from_secs(30),
+            // Dyn's rule of thumb: an unchanged address is re-sent at most monthly; 25 days
+            // stays under the 28–30 day expiry some dyndns2 services apply.
+            refresh: Duration::from_secs(25 * 86_400),
+            retry_initial: Duration::from_secs(60),
+            retry_max: Duration::from_secs(30 * 60),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -279,7 +327,10 @@ pub struct Config {
     pub state_dir: PathBuf,
     pub http: HttpConfig,
     pub detect: DetectConfig,
+    pub update: UpdateConfig,
     pub hosts: Vec<HostConfig>,
+    /// Some `[[host]]` has its password in this file (the file must then be private).
+    pub inline_passwords: bool,
 }
 
 impl Config {
@@ -332,6 +383,13 @@ impl Config {
             urls(&self.detect.ipv6),
             q(&format_duration(self.detect.interval)),
             q(&format_duration(self.detect.timeout)),
+        );
+        out += &format!(
+            "\n[update]\nmin_interval = {}\nrefresh = {}\nretry_initial = {}\nretry_max = {}\n",
+            q(&format_duration(self.update.min_interval)),
+            q(&format_duration(self.update.refresh)),
+            q(&format_duration(self.update.retry_initial)),
+            q(&format_duration(self.update.retry_max)),
         );
         for h in &self.hosts {
             out += &format!(
@@ -425,7 +483,20 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
         message: format!("cannot read the configuration: {e}"),
     })?;
     let base = path.parent().unwrap_or(Path::new("."));
-    parse(&text, Some(path), base)
+    let config = parse(&text, Some(path), base)?;
+    if config.inline_passwords {
+        use std::os::unix::fs::PermissionsExt;
+        if let Ok(meta) = std::fs::metadata(path)
+            && meta.permissions().mode() & 0o077 != 0
+        {
+            tracing::warn!(
+                "{} holds a password and is readable by group or others (mode {:o}): chmod 600 it, or use password_file / password_credential",
+                path.display(),
+                meta.permissions().mode() & 0o777
+            );
+        }
+    }
+    Ok(config)
 }
 
 /// Parses and validates `text`. Relative `password_file` and `ca_file` paths are taken from
@@ -453,6 +524,7 @@ fn validate(raw: RawConfig, ctx: &Ctx<'_>, base: &Path) -> Result<Config, Config
     };
     let http = validate_http(raw.http, ctx)?;
     let detect = validate_detect(raw.detect, ctx)?;
+    let update = validate_update(raw.update, ctx)?;
     if raw.hosts.is_empty() {
         return Err(ctx.err_at(
             None,
@@ -462,6 +534,7 @@ fn validate(raw: RawConfig, ctx: &Ctx<'_>, base: &Path) -> Result<Config, Config
     }
     let mut hosts = Vec::new();
     let mut seen = BTreeSet::new();
+    let inline_passwords = raw.hosts.iter().any(|h| h.get_ref().inline_password());
     for (i, h) in raw.hosts.into_iter().enumerate() {
         let line = ctx.line_of(h.span().start);
         let start = h.span().start;
@@ -482,7 +555,9 @@ fn validate(raw: RawConfig, ctx: &Ctx<'_>, base: &Path) -> Result<Config, Config
         state_dir,
         http,
         detect,
+        update,
         hosts,
+        inline_passwords,
     })
 }
 
@@ -522,9 +597,20 @@ fn validate_wan(raw: RawWan, ctx: &Ctx<'_>) -> Result<WanConfig, ConfigError> {
             })
             .collect::<Result<Vec<_>, _>>()
     };
+    let netlink_buffer = match raw.netlink_buffer {
+        None => None,
+        Some(b) => {
+            let v = *b.get_ref();
+            if !(4096..=64 * 1024 * 1024).contains(&v) {
+                return Err(ctx.err(&b, "wan.netlink_buffer", "bytes, between 4096 and 67108864"));
+            }
+            Some(v as usize)
+        }
+    };
     Ok(WanConfig {
         interface,
         debounce,
+        netlink_buffer,
         policy: AddressPolicy {
             accept: prefixes(raw.accept, "wan.accept")?,
             ignore: prefixes(raw.ignore, "wan.ignore")?,
@@ -555,6 +641,35 @@ fn validate_http(raw: RawHttp, ctx: &Ctx<'_>) -> Result<HttpConfig, ConfigError>
         http.max_concurrent = v as usize;
     }
     Ok(http)
+}
+
+fn validate_update(raw: RawUpdate, ctx: &Ctx<'_>) -> Result<UpdateConfig, ConfigError> {
+    let mut u = UpdateConfig::default();
+    let dur = |v: &Spanned<String>, key: &str| {
+        parse_duration(v.get_ref()).map_err(|m| ctx.err(v, key, m))
+    };
+    if let Some(v) = &raw.min_interval {
+        u.min_interval = dur(v, "update.min_interval")?;
+    }
+    if let Some(v) = &raw.refresh {
+        u.refresh = dur(v, "update.refresh")?;
+        if !u.refresh.is_zero() && u.refresh < Duration::from_secs(3600) {
+            return Err(ctx.err(v, "update.refresh", "at least 1h (or \"0\" to turn it off): refreshing more often is what gets clients blocked"));
+        }
+    }
+    if let Some(v) = &raw.retry_initial {
+        u.retry_initial = dur(v, "update.retry_initial")?;
+        if u.retry_initial < Duration::from_secs(1) {
+            return Err(ctx.err(v, "update.retry_initial", "at least 1s"));
+        }
+    }
+    if let Some(v) = &raw.retry_max {
+        u.retry_max = dur(v, "update.retry_max")?;
+        if u.retry_max < u.retry_initial {
+            return Err(ctx.err(v, "update.retry_max", "must not be less than retry_initial"));
+        }
+    }
+    Ok(u)
 }
 
 fn validate_detect(raw: RawDetect, ctx: &Ctx<'_>) -> Result<DetectConfig, ConfigError> {
@@ -643,7 +758,7 @@ fn validate_host(
     let missing =
         |k: &str, what: &str| ctx.err_at(Some(start), &key(k), format!("missing: {what}"));
 
-    let hostname_raw = raw.hostname.ok_or_else(|| {
+    let hostname_raw = raw.hostname.clone().ok_or_else(|| {
         missing(
             "hostname",
             "the DynHost name to keep current, e.g. \"home.example.com\"",
@@ -654,6 +769,7 @@ fn validate_host(
 
     let login_raw = raw
         .login
+        .clone()
         .ok_or_else(|| missing("login", "the DynHost login, e.g. \"example.com-home\""))?;
     let login = login_raw.get_ref().clone();
     if login.is_empty() || login.contains(':') || login.chars().any(char::is_control) {
@@ -664,41 +780,7 @@ fn validate_host(
         ));
     }
 
-    let password = match (raw.password, raw.password_file) {
-        (Some(_), Some(f)) => {
-            return Err(ctx.err(
-                &f,
-                &key("password_file"),
-                "set either password or password_file, not both",
-            ));
-        }
-        (None, None) => {
-            return Err(missing("password", "set password or password_file"));
-        }
-        (Some(p), None) => {
-            check_password(p.get_ref()).map_err(|m| ctx.err(&p, &key("password"), m))?;
-            Secret::new(p.into_inner())
-        }
-        (None, Some(f)) => {
-            let path = base.join(f.get_ref());
-            let text = std::fs::read_to_string(&path).map_err(|e| {
-                ctx.err(
-                    &f,
-                    &key("password_file"),
-                    format!("cannot read {}: {e}", path.display()),
-                )
-            })?;
-            let first = text.lines().next().unwrap_or("").trim().to_string();
-            check_password(&first).map_err(|m| {
-                ctx.err(
-                    &f,
-                    &key("password_file"),
-                    format!("{}: {m}", path.display()),
-                )
-            })?;
-            Secret::new(first)
-        }
-    };
+    let password = resolve_password(&raw, &key, start, ctx, base)?;
 
     let family = match &raw.family {
         None => FamilySet::V4,
@@ -775,6 +857,90 @@ fn validate_host(
         enabled: raw.enabled.map(Spanned::into_inner).unwrap_or(true),
         line,
     })
+}
+
+/// Exactly one of `password`, `password_file`, `password_env`, `password_credential`.
+fn resolve_password(
+    raw: &RawHost,
+    key: &dyn Fn(&str) -> String,
+    start: usize,
+    ctx: &Ctx<'_>,
+    base: &Path,
+) -> Result<Secret, ConfigError> {
+    let given: Vec<(&str, &Spanned<String>)> = [
+        ("password", &raw.password),
+        ("password_file", &raw.password_file),
+        ("password_env", &raw.password_env),
+        ("password_credential", &raw.password_credential),
+    ]
+    .into_iter()
+    .filter_map(|(k, v)| v.as_ref().map(|v| (k, v)))
+    .collect();
+    let (which, value) = match given.as_slice() {
+        [] => {
+            return Err(ctx.err_at(
+                Some(start),
+                &key("password"),
+                "missing: set password, password_file, password_env or password_credential",
+            ));
+        }
+        [one] => *one,
+        [_, (second, v), ..] => {
+            return Err(ctx.err(
+                v,
+                &key(second),
+                "set only one of password, password_file, password_env, password_credential",
+            ));
+        }
+    };
+    let from_file = |path: PathBuf| -> Result<Secret, ConfigError> {
+        let text = std::fs::read_to_string(&path).map_err(|e| {
+            ctx.err(
+                value,
+                &key(which),
+                format!("cannot read {}: {e}", path.display()),
+            )
+        })?;
+        let first = text.lines().next().unwrap_or("").trim().to_string();
+        check_password(&first)
+            .map_err(|m| ctx.err(value, &key(which), format!("{}: {m}", path.display())))?;
+        Ok(Secret::new(first))
+    };
+    match which {
+        "password" => {
+            check_password(value.get_ref()).map_err(|m| ctx.err(value, &key(which), m))?;
+            Ok(Secret::new(value.get_ref().clone()))
+        }
+        "password_file" => from_file(base.join(value.get_ref())),
+        "password_env" => {
+            let v = std::env::var(value.get_ref()).map_err(|_| {
+                ctx.err(
+                    value,
+                    &key(which),
+                    format!("the environment variable {} is not set", value.get_ref()),
+                )
+            })?;
+            let v = v.trim().to_string();
+            check_password(&v)
+                .map_err(|m| ctx.err(value, &key(which), format!("${}: {m}", value.get_ref())))?;
+            Ok(Secret::new(v))
+        }
+        _ => {
+            // systemd's LoadCredential=NAME:PATH makes it $CREDENTIALS_DIRECTORY/NAME.
+            let name = value.get_ref();
+            if name.is_empty() || name.contains('/') {
+                return Err(ctx.err(value, &key(which), "a credential name, without '/'"));
+            }
+            let dir = std::env::var_os("CREDENTIALS_DIRECTORY").ok_or_else(|| {
+                ctx.err(
+                    value,
+                    &key(which),
+                    "CREDENTIALS_DIRECTORY is not set (run under systemd with LoadCredential=)",
+                )
+            })?;
+            from_file(PathBuf::from(dir).join(name))
+        }
+    }
 }
 
 fn check_password(p: &str) -> Result<(), String> {

@@ -82,6 +82,11 @@ pub struct DeciderConfig {
     pub records: Vec<RecordSpec>,
     pub backoff: Backoff,
     pub detect: DetectPolicy,
+    /// Least time between two successful updates of one record (a flapping link must not make
+    /// us abusive).
+    pub min_interval: Duration,
+    /// Re-send an unchanged address after this long; zero: never.
+    pub refresh: Duration,
 }
 
 /// What happened.
@@ -94,6 +99,8 @@ pub enum Event {
     /// HTTP detection of the public address of `family` finished; None when no two sources
     /// agreed (or all failed).
     Public { family: Family, ip: Option<IpAddr> },
+    /// "Check everything now" (SIGUSR1): as after a WAN change, without the debounce.
+    CheckNow,
     /// A push finished. `at` is the wall-clock time (Unix seconds) it finished.
     Outcome {
         key: RecordKey,
@@ -134,6 +141,8 @@ struct Nat {
     in_flight: bool,
     /// When to ask again: the interval after an answer, back-off after a failure.
     next_check: Option<Instant>,
+    /// Time to ask (the first time, or `next_check` has passed).
+    due: bool,
     failures: u32,
 }
 
@@ -149,7 +158,13 @@ struct Record {
     spec: RecordSpec,
     saved: PublishedRecord,
     in_flight: Option<InFlight>,
+    /// Back-off after a failure: no push before then (in the agent).
     retry_deadline: Option<Instant>,
+    /// The minimum interval after the last success: no change is sent before then.
+    hold_until: Option<Instant>,
+    /// When the unchanged address is to be re-sent.
+    refresh_at: Option<Instant>,
+    refresh_due: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -182,6 +197,58 @@ pub struct Decider {
     rng: u64,
 }
 
+/// The kept records from what the state file says, with saved wall-clock times turned into
+/// timers. Takes each kept record out of `saved`, leaving the others there. A stop is lifted
+/// when the host's entry changed since.
+fn build_records(
+    cfg: &DeciderConfig,
+    saved: &mut BTreeMap<RecordKey, PublishedRecord>,
+    now: Instant,
+    now_unix: u64,
+) -> (BTreeMap<RecordKey, Record>, BTreeMap<Family, IpAddr>) {
+    let mut records = BTreeMap::new();
+    let mut chosen = BTreeMap::new();
+    for spec in &cfg.records {
+        let mut rec = saved.remove(&spec.key).unwrap_or_default();
+        if let Some(stop) = &rec.stopped
+            && stop.config != spec.fingerprint
+        {
+            info!(record = %spec.key, "configuration changed since it was stopped ({}): trying again", stop.reason);
+            rec.stopped = None;
+            rec.failures = 0;
+            rec.retry_at = None;
+        }
+        // What has passed is due now.
+        let timer = |at: u64| now + Duration::from_secs(at.saturating_sub(now_unix));
+        let retry_deadline = rec.retry_at.filter(|at| *at > now_unix).map(timer);
+        let hold_until = rec
+            .published_at
+            .map(|at| at.saturating_add(cfg.min_interval.as_secs()))
+            .filter(|at| *at > now_unix)
+            .map(timer);
+        let refresh_at = rec
+            .published_at
+            .filter(|_| !cfg.refresh.is_zero())
+            .map(|at| timer(at.saturating_add(cfg.refresh.as_secs())));
+        if let Some(ip) = rec.published {
+            chosen.entry(spec.key.family).or_insert(ip);
+        }
+        records.insert(
+            spec.key.clone(),
+            Record {
+                spec: spec.clone(),
+                saved: rec,
+                in_flight: None,
+                retry_deadline,
+                hold_until,
+                refresh_at,
+                refresh_due: false,
+            },
+        );
+    }
+    (records, chosen)
+}
+
 impl Decider {
     /// `now`/`now_unix` are the same moment on the monotonic and wall clocks; they turn saved
     /// back-off deadlines into timers. `seed` feeds the back-off jitter.
@@ -193,35 +260,7 @@ impl Decider {
         seed: u64,
     ) -> Decider {
         let mut others = state.records;
-        let mut records = BTreeMap::new();
-        let mut chosen = BTreeMap::new();
-        for spec in &cfg.records {
-            let mut saved = others.remove(&spec.key).unwrap_or_default();
-            if let Some(stop) = &saved.stopped
-                && stop.config != spec.fingerprint
-            {
-                info!(record = %spec.key, "configuration changed since it was stopped ({}): trying again", stop.reason);
-                saved.stopped = None;
-                saved.failures = 0;
-                saved.retry_at = None;
-            }
-            let retry_deadline = saved
-                .retry_at
-                .filter(|at| *at > now_unix)
-                .map(|at| now + Duration::from_secs(at - now_unix));
-            if let Some(ip) = saved.published {
-                chosen.entry(spec.key.family).or_insert(ip);
-            }
-            records.insert(
-                spec.key.clone(),
-                Record {
-                    spec: spec.clone(),
-                    saved,
-                    in_flight: None,
-                    retry_deadline,
-                },
-            );
-        }
+        let (records, chosen) = build_records(&cfg, &mut others, now, now_unix);
         Decider {
             cfg,
             view: NetView::default(),
@@ -240,6 +279,7 @@ impl Decider {
 
     /// Feeds one event in; returns what to do now.
     pub fn on_event(&mut self, ev: Event, now: Instant) -> Vec<Action> {
+        self.expire(now);
         match ev {
             Event::Net(net) => self.on_net(net, now),
             Event::Timer => {
@@ -250,10 +290,78 @@ impl Decider {
                 if self.debounce_until.is_some() || !self.have_view {
                     return Vec::new();
                 }
-                self.decide(now, settled)
+                self.decide(settled)
             }
             Event::Public { family, ip } => self.on_public(family, ip, now),
+            Event::CheckNow => {
+                // SIGUSR1: look again now, as after a WAN change (back-off still applies).
+                if !self.have_view {
+                    return Vec::new();
+                }
+                self.debounce_until = None;
+                self.decide(true)
+            }
             Event::Outcome { key, ip, reply, at } => self.on_outcome(key, ip, reply, at, now),
+        }
+    }
+
+    /// A new configuration (SIGHUP): records are kept or added or dropped, a stopped record gets
+    /// a new chance only if its entry changed, requests in flight stay in flight, and everything
+    /// is decided again at once.
+    pub fn reconfigure(&mut self, cfg: DeciderConfig, now: Instant, now_unix: u64) -> Vec<Action> {
+        let in_flight: Vec<(RecordKey, InFlight)> = self
+            .records
+            .iter()
+            .filter_map(|(k, r)| r.in_flight.map(|f| (k.clone(), f)))
+            .collect();
+        let mut saved = self.state().records;
+        let (mut records, chosen) = build_records(&cfg, &mut saved, now, now_unix);
+        for (key, flight) in in_flight {
+            if let Some(r) = records.get_mut(&key) {
+                r.in_flight = Some(flight);
+            }
+        }
+        for (family, ip) in chosen {
+            self.chosen.entry(family).or_insert(ip);
+        }
+        self.records = records;
+        self.others = saved;
+        self.cfg = cfg;
+        self.last_choice.clear();
+        for nat in self.nat.values_mut() {
+            nat.due = true;
+        }
+        self.debounce_until = None;
+        if !self.have_view {
+            return Vec::new();
+        }
+        self.decide(true)
+    }
+
+    /// Turns every deadline that has passed into what it stands for, so that the deadlines
+    /// left are all in the future and [`Decider::next_wake`] never names a past instant (which
+    /// would spin the shell while a debounce is pending).
+    fn expire(&mut self, now: Instant) {
+        let passed = |t: &mut Option<Instant>| -> bool {
+            let p = t.is_some_and(|t| t <= now);
+            if p {
+                *t = None;
+            }
+            p
+        };
+        for rec in self.records.values_mut() {
+            if passed(&mut rec.retry_deadline) {
+                rec.saved.retry_at = None;
+            }
+            passed(&mut rec.hold_until);
+            if passed(&mut rec.refresh_at) {
+                rec.refresh_due = true;
+            }
+        }
+        for nat in self.nat.values_mut() {
+            if passed(&mut nat.next_check) {
+                nat.due = true;
+            }
         }
     }
 
@@ -271,9 +379,10 @@ impl Decider {
     /// Decides at once, skipping debounce and back-off: `dynhostd update`. The decider stays in
     /// that mode, so a public address found by HTTP detection afterwards is sent the same way.
     pub fn decide_now(&mut self, now: Instant, force: bool) -> Vec<Action> {
+        self.expire(now);
         self.debounce_until = None;
         self.mode = Mode::Update { force };
-        self.decide(now, true)
+        self.decide(true)
     }
 
     /// When the shell must next send [`Event::Timer`]; None means sleep until an event.
@@ -282,7 +391,8 @@ impl Decider {
             .records
             .values()
             .filter(|r| r.in_flight.is_none() && r.saved.stopped.is_none())
-            .filter_map(|r| r.retry_deadline);
+            .flat_map(|r| [r.retry_deadline, r.hold_until, r.refresh_at])
+            .flatten();
         let checks = self
             .nat
             .values()
@@ -361,7 +471,7 @@ impl Decider {
         if first {
             // The state at start is not a burst: decide at once.
             self.have_view = true;
-            return self.decide(now, true);
+            return self.decide(true);
         }
         let after = self.wan_index();
         let relevant = is_snapshot
@@ -418,7 +528,7 @@ impl Decider {
 
     /// `wan_changed`: the WAN just settled after a change (or this is the start), so a public
     /// address found over HTTP before may be stale: ask again.
-    fn decide(&mut self, now: Instant, wan_changed: bool) -> Vec<Action> {
+    fn decide(&mut self, wan_changed: bool) -> Vec<Action> {
         let mode = self.mode;
         let mut actions = Vec::new();
         let mut save = false;
@@ -430,10 +540,13 @@ impl Decider {
             let via_http = self.needs_http(family, iface);
             let choice = if via_http {
                 let bind = self.wan_bind(family);
-                let nat = self.nat.entry(family).or_default();
-                let due = wan_changed || nat.next_check.is_none_or(|t| t <= now);
-                if due && !nat.in_flight {
+                let nat = self.nat.entry(family).or_insert_with(|| Nat {
+                    due: true,
+                    ..Nat::default()
+                });
+                if (wan_changed || nat.due) && !nat.in_flight {
                     nat.in_flight = true;
+                    nat.due = false;
                     nat.next_check = None;
                     actions.push(Action::Detect { family, bind });
                 }
@@ -455,27 +568,36 @@ impl Decider {
                 if rec.in_flight.is_some() || rec.saved.stopped.is_some() {
                     continue;
                 }
-                match rec.retry_deadline {
-                    Some(t) if t > now && mode == Mode::Agent => continue,
-                    Some(_) => {
-                        rec.retry_deadline = None;
-                        rec.saved.retry_at = None;
-                        save = true;
+                if rec.retry_deadline.is_some() {
+                    if mode == Mode::Agent {
+                        continue;
                     }
-                    None => {}
+                    // `update`: the user asked now.
+                    rec.retry_deadline = None;
+                    rec.saved.retry_at = None;
+                    save = true;
                 }
                 let WanChoice::Public(ip) = choice else {
                     // Behind NAT with no answer yet, or no address: nothing to publish.
                     continue;
                 };
+                let changed = rec.saved.published != Some(ip);
                 let force = mode == Mode::Update { force: true };
-                if rec.saved.published == Some(ip) && !force {
+                if !changed && !force && !rec.refresh_due {
                     continue;
                 }
+                if changed && mode == Mode::Agent && rec.hold_until.is_some() {
+                    // Too soon after the last success: sent when the minimum interval is over.
+                    continue;
+                }
+                if !changed && rec.refresh_due && !force {
+                    info!(record = %rec.spec.key, "refreshing {ip}: unchanged for {}", crate::config::format_duration(self.cfg.refresh));
+                }
+                rec.refresh_due = false;
                 let previous = rec.saved.published;
                 rec.in_flight = Some(InFlight {
                     ip,
-                    expect_change: previous.is_some() && previous != Some(ip),
+                    expect_change: previous.is_some() && changed,
                 });
                 actions.push(Action::Push(Push {
                     key: rec.spec.key.clone(),
@@ -515,7 +637,7 @@ impl Decider {
         if self.debounce_until.is_some() || !self.have_view {
             return Vec::new();
         }
-        self.decide(now, false)
+        self.decide(false)
     }
 
     fn note_choice(&mut self, family: Family, choice: WanChoice, via_http: bool) {
@@ -582,6 +704,9 @@ impl Decider {
                 rec.saved.failures = 0;
                 rec.saved.retry_at = None;
                 rec.retry_deadline = None;
+                rec.hold_until =
+                    (!self.cfg.min_interval.is_zero()).then(|| now + self.cfg.min_interval);
+                rec.refresh_at = (!self.cfg.refresh.is_zero()).then(|| now + self.cfg.refresh);
             }
             Verdict::Stop { fix } => {
                 error!(record = %key, "{key} stopped after \"{summary}\": {fix}. dynhostd will not send for it again until its [[host]] entry changes");
@@ -614,7 +739,7 @@ impl Decider {
         let mut actions = vec![Action::Save];
         // The WAN may have moved while the request was out; once any debounce is over, look again.
         if self.debounce_until.is_none() && self.have_view {
-            actions.extend(self.decide(now, false));
+            actions.extend(self.decide(false));
         }
         actions
     }

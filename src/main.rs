@@ -192,13 +192,14 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
     match command {
         Command::Generate { what } => generate(what),
         Command::Run { config, dry_run } => {
-            let config = match load_config(&config.config) {
+            let config_path = config.config;
+            let config = match load_config(&config_path) {
                 Ok(c) => c,
                 Err(code) => return Ok(code),
             };
             let opts = RunOptions {
                 dry_run,
-                ..Default::default()
+                config_path: Some(config_path),
             };
             runtime()?.block_on(agent::run(config, opts, shutdown_signal()))?;
             Ok(ExitCode::SUCCESS)

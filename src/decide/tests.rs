@@ -36,6 +36,8 @@ fn cfg(records: &[RecordKey]) -> DeciderConfig {
             .collect(),
         backoff: Backoff::default(),
         detect: DetectPolicy::default(),
+        min_interval: Duration::ZERO,
+        refresh: Duration::ZERO,
     }
 }
 
@@ -824,4 +826,214 @@ fn dual_stack_can_mix_http_and_interface_addresses() {
         c.at(1.0),
     );
     assert_eq!(pushes(&a), vec![(a4, ip("203.0.113.50"))]);
+}
+
+fn rules_cfg(records: &[RecordKey], min_interval: u64, refresh: u64) -> DeciderConfig {
+    let mut c = cfg(records);
+    c.min_interval = Duration::from_secs(min_interval);
+    c.refresh = Duration::from_secs(refresh);
+    c
+}
+
+#[test]
+fn a_flapping_link_waits_out_the_minimum_interval_between_updates() {
+    let c = Clock::new();
+    let k = v4("home.example.com");
+    let mut d = Decider::new(
+        rules_cfg(std::slice::from_ref(&k), 30, 0),
+        State::default(),
+        c.t0,
+        1_700_000_000,
+        9,
+    );
+    d.on_event(snapshot(3, &["203.0.113.7"]), c.at(0.0));
+    d.on_event(outcome(&k, "203.0.113.7", Reply::Good(None)), c.at(1.0));
+    // The address changes 5 s later: debounced at 7 s, but held until 31 s.
+    d.on_event(
+        Event::Net(NetEvent::DelAddr(addr(3, "203.0.113.7"))),
+        c.at(5.0),
+    );
+    d.on_event(
+        Event::Net(NetEvent::NewAddr(addr(3, "203.0.113.8"))),
+        c.at(5.0),
+    );
+    assert!(pushes(&d.on_event(Event::Timer, c.at(7.0))).is_empty());
+    assert_eq!(d.next_wake(), Some(c.at(31.0)));
+    let a = d.on_event(Event::Timer, c.at(31.0));
+    assert_eq!(pushes(&a), vec![(k.clone(), ip("203.0.113.8"))]);
+    // It survives a restart: published_at is in the state file.
+    d.on_event(
+        Event::Outcome {
+            key: k.clone(),
+            ip: ip("203.0.113.8"),
+            reply: Reply::Good(None),
+            at: 1_700_000_031,
+        },
+        c.at(31.5),
+    );
+    let c2 = Clock::new();
+    let mut d2 = Decider::new(
+        rules_cfg(std::slice::from_ref(&k), 30, 0),
+        d.state(),
+        c2.t0,
+        1_700_000_040,
+        9,
+    );
+    assert!(pushes(&d2.on_event(snapshot(3, &["203.0.113.9"]), c2.at(0.0))).is_empty());
+    assert_eq!(d2.next_wake(), Some(c2.at(21.0)));
+    assert_eq!(
+        pushes(&d2.on_event(Event::Timer, c2.at(21.0))),
+        vec![(k, ip("203.0.113.9"))]
+    );
+}
+
+#[test]
+fn an_unchanged_address_is_refreshed_and_refresh_zero_turns_it_off() {
+    let c = Clock::new();
+    let k = v4("home.example.com");
+    let day = 86_400.0;
+    let mut d = Decider::new(
+        rules_cfg(std::slice::from_ref(&k), 30, 25 * 86_400),
+        State::default(),
+        c.t0,
+        1_700_000_000,
+        9,
+    );
+    d.on_event(snapshot(3, &["203.0.113.7"]), c.at(0.0));
+    d.on_event(outcome(&k, "203.0.113.7", Reply::Good(None)), c.at(1.0));
+    assert_eq!(d.next_wake(), Some(c.at(31.0)), "the hold first");
+    assert!(d.on_event(Event::Timer, c.at(31.0)).is_empty());
+    assert_eq!(d.next_wake(), Some(c.at(1.0 + 25.0 * day)));
+    let a = d.on_event(Event::Timer, c.at(1.0 + 25.0 * day));
+    assert_eq!(pushes(&a), vec![(k.clone(), ip("203.0.113.7"))]);
+    d.on_event(
+        outcome(&k, "203.0.113.7", Reply::NoChg(None)),
+        c.at(2.0 + 25.0 * day),
+    );
+    assert_eq!(d.record(&k).unwrap().published, Some(ip("203.0.113.7")));
+
+    // At start, a record published long ago is refreshed at once.
+    let mut st = published(&k, "203.0.113.7");
+    st.records.get_mut(&k).unwrap().published_at = Some(1_700_000_000 - 26 * 86_400);
+    let mut d = Decider::new(
+        rules_cfg(std::slice::from_ref(&k), 30, 25 * 86_400),
+        st.clone(),
+        c.t0,
+        1_700_000_000,
+        9,
+    );
+    assert_eq!(
+        pushes(&d.on_event(snapshot(3, &["203.0.113.7"]), c.at(0.0))).len(),
+        1
+    );
+    let mut off = Decider::new(
+        rules_cfg(std::slice::from_ref(&k), 30, 0),
+        st,
+        c.t0,
+        1_700_000_000,
+        9,
+    );
+    assert!(
+        off.on_event(snapshot(3, &["203.0.113.7"]), c.at(0.0))
+            .is_empty()
+    );
+    assert_eq!(off.next_wake(), None);
+}
+
+/// A deadline that passes while a debounce is pending must not leave `next_wake` in the past
+/// (the shell would spin until the debounce ends).
+#[test]
+fn next_wake_is_never_in_the_past() {
+    let c = Clock::new();
+    let k = v4("home.example.com");
+    let mut d = Decider::new(
+        rules_cfg(std::slice::from_ref(&k), 30, 0),
+        State::default(),
+        c.t0,
+        1_700_000_000,
+        9,
+    );
+    d.on_event(snapshot(3, &["203.0.113.7"]), c.at(0.0));
+    d.on_event(outcome(&k, "203.0.113.7", Reply::ServerTrouble), c.at(0.0));
+    let retry = d.next_wake().unwrap();
+    // A burst of events starts just before the retry and goes on past it.
+    let mut t = (retry - c.t0).as_secs_f64() - 0.5;
+    while t < (retry - c.t0).as_secs_f64() + 1.5 {
+        d.on_event(
+            Event::Net(NetEvent::NewAddr(addr(3, "198.51.100.9"))),
+            c.at(t),
+        );
+        d.on_event(Event::Timer, c.at(t));
+        if let Some(w) = d.next_wake() {
+            assert!(
+                w > c.at(t),
+                "next_wake {w:?} is not after now {:?}",
+                c.at(t)
+            );
+        }
+        t += 0.1;
+    }
+    let a = d.on_event(Event::Timer, d.next_wake().unwrap());
+    assert_eq!(pushes(&a), vec![(k, ip("203.0.113.7"))]);
+}
+
+#[test]
+fn reconfigure_keeps_state_and_lifts_a_stop_only_for_an_edited_entry() {
+    let c = Clock::new();
+    let home = v4("home.example.com");
+    let office = v4("office.example.com");
+    let mut d = decider(&[home.clone(), office.clone()], State::default(), &c);
+    d.on_event(snapshot(3, &["203.0.113.7"]), c.at(0.0));
+    d.on_event(
+        outcome(&home, "203.0.113.7", Reply::Unauthorized),
+        c.at(1.0),
+    );
+    // office's request is still out when the reload comes.
+    let mut same = cfg(&[home.clone(), office.clone()]);
+    let a = d.reconfigure(same.clone(), c.at(2.0), 1_700_000_002);
+    assert!(
+        pushes(&a).is_empty(),
+        "unchanged entry stays stopped; in-flight is not doubled"
+    );
+    assert!(d.record(&home).unwrap().stopped.is_some());
+    d.on_event(
+        outcome(&office, "203.0.113.7", Reply::Good(None)),
+        c.at(2.5),
+    );
+    // The entry is edited (say, a new password): tried again at once.
+    same.records[0].fingerprint = "edited".into();
+    let a = d.reconfigure(same, c.at(3.0), 1_700_000_003);
+    assert_eq!(pushes(&a), vec![(home.clone(), ip("203.0.113.7"))]);
+    // A host removed from the config keeps its state in the file.
+    let a = d.reconfigure(cfg(std::slice::from_ref(&home)), c.at(4.0), 1_700_000_004);
+    assert!(pushes(&a).is_empty());
+    assert_eq!(
+        d.state().records[&office].published,
+        Some(ip("203.0.113.7"))
+    );
+}
+
+#[test]
+fn check_now_looks_again_without_waiting() {
+    let c = Clock::new();
+    let k = v4("home.example.com");
+    let mut d = Decider::new(
+        nat_cfg(std::slice::from_ref(&k), DetectMode::Auto),
+        State::default(),
+        c.t0,
+        1_700_000_000,
+        5,
+    );
+    d.on_event(snapshot(3, &["100.64.1.2"]), c.at(0.0));
+    d.on_event(
+        Event::Public {
+            family: Family::V4,
+            ip: Some(ip("203.0.113.50")),
+        },
+        c.at(1.0),
+    );
+    d.on_event(outcome(&k, "203.0.113.50", Reply::Good(None)), c.at(1.5));
+    // Long before the interval: SIGUSR1 asks the sources again.
+    let a = d.on_event(Event::CheckNow, c.at(10.0));
+    assert_eq!(detects(&a).len(), 1);
 }
