@@ -85,6 +85,7 @@ pub fn decider_config(config: &Config) -> DeciderConfig {
         },
         min_interval: config.update.min_interval,
         refresh: config.update.refresh,
+        verify: (!config.verify.interval.is_zero()).then_some(config.verify.interval),
         detect: DetectPolicy {
             mode: config.detect.mode,
             interval: config.detect.interval,
@@ -93,6 +94,15 @@ pub fn decider_config(config: &Config) -> DeciderConfig {
                 .filter(|f| !config.detect.sources(*f).is_empty())
                 .collect(),
         },
+    }
+}
+
+/// The DNS side of `[verify]`.
+pub fn verifier(config: &Config) -> crate::dns::Verifier {
+    crate::dns::Verifier {
+        nameservers: config.verify.nameservers.clone(),
+        resolver: config.verify.resolver,
+        timeout: config.verify.timeout,
     }
 }
 
@@ -136,6 +146,7 @@ fn new_decider(config: &Config) -> Decider {
 enum Done {
     Push(RecordKey, IpAddr, Reply),
     Detect(PublicAddress),
+    Verified(RecordKey, Result<Vec<IpAddr>, String>),
 }
 
 impl Done {
@@ -151,6 +162,11 @@ impl Done {
                 family: found.family,
                 ip: found.address,
             },
+            Done::Verified(key, shows) => Event::Verified {
+                key,
+                shows,
+                at: now_unix(),
+            },
         }
     }
 }
@@ -161,6 +177,7 @@ struct Pusher {
     limit: Arc<Semaphore>,
     tasks: JoinSet<Done>,
     detector: PublicIpDetector,
+    verifier: crate::dns::Verifier,
     dry_run: bool,
 }
 
@@ -185,6 +202,7 @@ impl Pusher {
             limit: Arc::new(Semaphore::new(config.http.max_concurrent)),
             tasks: JoinSet::new(),
             detector: PublicIpDetector::new(&config.detect, config.wan.policy.clone()),
+            verifier: verifier(config),
             dry_run,
         })
     }
@@ -195,6 +213,7 @@ impl Pusher {
         self.hosts = fresh.hosts;
         self.limit = fresh.limit;
         self.detector = fresh.detector;
+        self.verifier = fresh.verifier;
         Ok(())
     }
 
@@ -229,6 +248,19 @@ impl Pusher {
         });
     }
 
+    /// Asks the record's authoritative name servers what it holds.
+    fn verify(&mut self, key: RecordKey) {
+        let verifier = self.verifier.clone();
+        debug!(record = %key, "checking at the authoritative name servers");
+        self.tasks.spawn(async move {
+            let shows = verifier
+                .published(&key.hostname, key.family)
+                .await
+                .map_err(|e| e.to_string());
+            Done::Verified(key, shows)
+        });
+    }
+
     /// Asks the what's-my-IP sources (also in a dry run: it sends no update).
     fn detect(&mut self, family: crate::record::Family, bind: Option<IpAddr>) {
         let detector = self.detector.clone();
@@ -260,6 +292,7 @@ fn perform(actions: Vec<Action>, decider: &Decider, pusher: &mut Pusher, state_p
             Action::Push(push) => pusher.start(push),
             Action::Save => save = true,
             Action::Detect { family, bind } => pusher.detect(family, bind),
+            Action::Verify { key } => pusher.verify(key),
         }
     }
     if save {
@@ -453,11 +486,13 @@ pub async fn update_once(
     // One pass sends each record at most once, and asks each family's sources at most once.
     let mut sent = std::collections::HashSet::new();
     let mut asked = std::collections::HashSet::new();
+    let mut verified = std::collections::HashSet::new();
     let mut actions = decider.decide_now(Instant::now(), opts.force);
     loop {
         actions.retain(|a| match a {
             Action::Push(p) => sent.insert(p.key.clone()),
             Action::Detect { family, .. } => asked.insert(*family),
+            Action::Verify { key } => verified.insert(key.clone()),
             Action::Save => true,
         });
         perform(actions, &decider, &mut pusher, &state_path);
@@ -534,4 +569,29 @@ pub async fn detect(
         }
     }
     Ok(d)
+}
+
+/// `dynhostd status --verify`: what each enabled record holds at its authoritative name
+/// servers, asked concurrently.
+pub async fn verify_all(config: &Config) -> Vec<(RecordKey, Result<Vec<IpAddr>, String>)> {
+    let verifier = verifier(config);
+    let mut tasks = JoinSet::new();
+    for key in config.enabled_hosts().flat_map(|h| h.records()) {
+        let verifier = verifier.clone();
+        tasks.spawn(async move {
+            let shows = verifier
+                .published(&key.hostname, key.family)
+                .await
+                .map_err(|e| e.to_string());
+            (key, shows)
+        });
+    }
+    let mut out = Vec::new();
+    while let Some(done) = tasks.join_next().await {
+        if let Ok(v) = done {
+            out.push(v);
+        }
+    }
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    out
 }

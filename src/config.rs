@@ -39,6 +39,8 @@ pub struct RawConfig {
     pub detect: RawDetect,
     #[serde(default)]
     pub update: RawUpdate,
+    #[serde(default)]
+    pub verify: RawVerify,
     #[serde(default, rename = "host")]
     pub hosts: Vec<Spanned<RawHost>>,
 }
@@ -65,6 +67,15 @@ pub struct RawHttp {
     pub timeout: Option<Spanned<String>>,
     pub connect_timeout: Option<Spanned<String>>,
     pub max_concurrent: Option<Spanned<i64>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawVerify {
+    pub interval: Option<Spanned<String>>,
+    pub nameservers: Option<Vec<Spanned<String>>>,
+    pub resolver: Option<Spanned<String>>,
+    pub timeout: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -156,6 +167,29 @@ pub struct WanConfig {
     pub policy: AddressPolicy,
     /// SO_RCVBUF of the netlink event socket (bytes); None: the kernel's default.
     pub netlink_buffer: Option<usize>,
+}
+
+/// `[verify]`: checking what the zone's authoritative name servers really hold.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifyConfig {
+    /// How often a published record is checked; zero: never (not even at start).
+    pub interval: Duration,
+    /// Ask these directly instead of the zone's NS (split DNS, tests).
+    pub nameservers: Vec<std::net::SocketAddr>,
+    /// The recursive resolver used to find the NS records; None: /etc/resolv.conf.
+    pub resolver: Option<std::net::SocketAddr>,
+    pub timeout: Duration,
+}
+
+impl Default for VerifyConfig {
+    fn default() -> Self {
+        VerifyConfig {
+            interval: Duration::from_secs(6 * 3600),
+            nameservers: Vec::new(),
+            resolver: None,
+            timeout: Duration::from_secs(5),
+        }
+    }
 }
 
 /// `[update]`: the provider's rules, beyond what a single reply says.
@@ -328,6 +362,7 @@ pub struct Config {
     pub http: HttpConfig,
     pub detect: DetectConfig,
     pub update: UpdateConfig,
+    pub verify: VerifyConfig,
     pub hosts: Vec<HostConfig>,
     /// Some `[[host]]` has its password in this file (the file must then be private).
     pub inline_passwords: bool,
@@ -390,6 +425,22 @@ impl Config {
             q(&format_duration(self.update.refresh)),
             q(&format_duration(self.update.retry_initial)),
             q(&format_duration(self.update.retry_max)),
+        );
+        let servers = |v: &[std::net::SocketAddr]| {
+            v.iter()
+                .map(|s| q(&s.to_string()))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        out += &format!(
+            "\n[verify]\ninterval = {}\nnameservers = [{}]\n{}timeout = {}\n",
+            q(&format_duration(self.verify.interval)),
+            servers(&self.verify.nameservers),
+            self.verify.resolver.map_or(String::new(), |r| format!(
+                "resolver = {}\n",
+                q(&r.to_string())
+            )),
+            q(&format_duration(self.verify.timeout)),
         );
         for h in &self.hosts {
             out += &format!(
@@ -525,6 +576,7 @@ fn validate(raw: RawConfig, ctx: &Ctx<'_>, base: &Path) -> Result<Config, Config
     let http = validate_http(raw.http, ctx)?;
     let detect = validate_detect(raw.detect, ctx)?;
     let update = validate_update(raw.update, ctx)?;
+    let verify = validate_verify(raw.verify, ctx)?;
     if raw.hosts.is_empty() {
         return Err(ctx.err_at(
             None,
@@ -556,6 +608,7 @@ fn validate(raw: RawConfig, ctx: &Ctx<'_>, base: &Path) -> Result<Config, Config
         http,
         detect,
         update,
+        verify,
         hosts,
         inline_passwords,
     })
@@ -641,6 +694,42 @@ fn validate_http(raw: RawHttp, ctx: &Ctx<'_>) -> Result<HttpConfig, ConfigError>
         http.max_concurrent = v as usize;
     }
     Ok(http)
+}
+
+fn validate_verify(raw: RawVerify, ctx: &Ctx<'_>) -> Result<VerifyConfig, ConfigError> {
+    let mut v = VerifyConfig::default();
+    if let Some(i) = &raw.interval {
+        v.interval = parse_duration(i.get_ref()).map_err(|m| ctx.err(i, "verify.interval", m))?;
+        if !v.interval.is_zero() && v.interval < Duration::from_secs(60) {
+            return Err(ctx.err(
+                i,
+                "verify.interval",
+                "at least 1m (or \"0\" to turn verification off)",
+            ));
+        }
+    }
+    let server = |s: &Spanned<String>, key: &str| {
+        crate::dns::parse_server(s.get_ref()).ok_or_else(|| {
+            ctx.err(
+                s,
+                key,
+                format!("{:?}: an IP address, optionally with :port", s.get_ref()),
+            )
+        })
+    };
+    for s in raw.nameservers.unwrap_or_default() {
+        v.nameservers.push(server(&s, "verify.nameservers")?);
+    }
+    if let Some(r) = &raw.resolver {
+        v.resolver = Some(server(r, "verify.resolver")?);
+    }
+    if let Some(t) = &raw.timeout {
+        v.timeout = parse_duration(t.get_ref()).map_err(|m| ctx.err(t, "verify.timeout", m))?;
+        if v.timeout.is_zero() {
+            return Err(ctx.err(t, "verify.timeout", "must be more than 0"));
+        }
+    }
+    Ok(v)
 }
 
 fn validate_update(raw: RawUpdate, ctx: &Ctx<'_>) -> Result<UpdateConfig, ConfigError> {

@@ -87,7 +87,14 @@ pub struct DeciderConfig {
     pub min_interval: Duration,
     /// Re-send an unchanged address after this long; zero: never.
     pub refresh: Duration,
+    /// How often to check a published record at its authoritative name servers; None: never
+    /// (then not even at start).
+    pub verify: Option<Duration>,
 }
+
+/// How long after an update a differing DNS answer is put down to propagation rather than to
+/// a wrong record (ovh-dynhost.md: "Propagation takes minutes").
+pub const PROPAGATION_GRACE: Duration = Duration::from_secs(600);
 
 /// What happened.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -101,6 +108,13 @@ pub enum Event {
     Public { family: Family, ip: Option<IpAddr> },
     /// "Check everything now" (SIGUSR1): as after a WAN change, without the debounce.
     CheckNow,
+    /// What `key`'s authoritative name servers hold (Err: they could not be asked). `at`: Unix
+    /// seconds.
+    Verified {
+        key: RecordKey,
+        shows: Result<Vec<IpAddr>, String>,
+        at: u64,
+    },
     /// A push finished. `at` is the wall-clock time (Unix seconds) it finished.
     Outcome {
         key: RecordKey,
@@ -125,6 +139,10 @@ pub enum Action {
     Push(Push),
     /// Write [`Decider::state`] to the state file.
     Save,
+    /// Ask `key`'s authoritative name servers what it holds; answer with [`Event::Verified`].
+    Verify {
+        key: RecordKey,
+    },
     /// Ask the what's-my-IP sources of `family`, from `bind` (the WAN's own address of that
     /// family) when there is one; answer with [`Event::Public`].
     Detect {
@@ -165,6 +183,14 @@ struct Record {
     /// When the unchanged address is to be re-sent.
     refresh_at: Option<Instant>,
     refresh_due: bool,
+    /// Next DNS check of what is published.
+    verify_at: Option<Instant>,
+    verify_due: bool,
+    verifying: bool,
+    /// Unknown at start: wait for the DNS answer before sending (it may already be right).
+    awaiting_verify: bool,
+    /// When this process last had an update accepted: a DNS answer soon after may predate it.
+    pushed_at: Option<Instant>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -233,6 +259,12 @@ fn build_records(
         if let Some(ip) = rec.published {
             chosen.entry(spec.key.family).or_insert(ip);
         }
+        let unknown = rec.published.is_none() && rec.stopped.is_none();
+        let verify_due = cfg.verify.is_some() && unknown;
+        let verify_at = match cfg.verify {
+            Some(every) if !unknown => Some(now + every),
+            _ => None,
+        };
         records.insert(
             spec.key.clone(),
             Record {
@@ -243,6 +275,11 @@ fn build_records(
                 hold_until,
                 refresh_at,
                 refresh_due: false,
+                verify_at,
+                verify_due,
+                verifying: false,
+                awaiting_verify: verify_due,
+                pushed_at: None,
             },
         );
     }
@@ -293,8 +330,14 @@ impl Decider {
                 self.decide(settled)
             }
             Event::Public { family, ip } => self.on_public(family, ip, now),
+            Event::Verified { key, shows, at } => self.on_verified(key, shows, at, now),
             Event::CheckNow => {
                 // SIGUSR1: look again now, as after a WAN change (back-off still applies).
+                if self.cfg.verify.is_some() {
+                    for rec in self.records.values_mut() {
+                        rec.verify_due = rec.saved.stopped.is_none();
+                    }
+                }
                 if !self.have_view {
                     return Vec::new();
                 }
@@ -357,6 +400,9 @@ impl Decider {
             if passed(&mut rec.refresh_at) {
                 rec.refresh_due = true;
             }
+            if passed(&mut rec.verify_at) {
+                rec.verify_due = true;
+            }
         }
         for nat in self.nat.values_mut() {
             if passed(&mut nat.next_check) {
@@ -391,7 +437,7 @@ impl Decider {
             .records
             .values()
             .filter(|r| r.in_flight.is_none() && r.saved.stopped.is_none())
-            .flat_map(|r| [r.retry_deadline, r.hold_until, r.refresh_at])
+            .flat_map(|r| [r.retry_deadline, r.hold_until, r.refresh_at, r.verify_at])
             .flatten();
         let checks = self
             .nat
@@ -578,9 +624,20 @@ impl Decider {
                     save = true;
                 }
                 let WanChoice::Public(ip) = choice else {
-                    // Behind NAT with no answer yet, or no address: nothing to publish.
+                    // Behind NAT with no answer yet, or no address: nothing to publish (and
+                    // nothing to compare the DNS with).
                     continue;
                 };
+                if rec.verify_due && !rec.verifying {
+                    rec.verify_due = false;
+                    rec.verifying = true;
+                    actions.push(Action::Verify {
+                        key: rec.spec.key.clone(),
+                    });
+                }
+                if rec.awaiting_verify {
+                    continue;
+                }
                 let changed = rec.saved.published != Some(ip);
                 let force = mode == Mode::Update { force: true };
                 if !changed && !force && !rec.refresh_due {
@@ -608,6 +665,78 @@ impl Decider {
         }
         if save {
             actions.push(Action::Save);
+        }
+        actions
+    }
+
+    fn on_verified(
+        &mut self,
+        key: RecordKey,
+        shows: Result<Vec<IpAddr>, String>,
+        at: u64,
+        now: Instant,
+    ) -> Vec<Action> {
+        let every = self.cfg.verify;
+        let current = match self.current_choice(key.family) {
+            WanChoice::Public(ip) => Some(ip),
+            _ => None,
+        };
+        let Some(rec) = self.records.get_mut(&key) else {
+            return Vec::new();
+        };
+        rec.verifying = false;
+        rec.verify_at = every.map(|e| now + e);
+        let first = std::mem::take(&mut rec.awaiting_verify);
+        let mut save = false;
+        match shows {
+            Err(e) => {
+                // Never a reason to send: a DNS failure must not turn into an update loop.
+                warn!(record = %key, "cannot check {key} at its name servers: {e}");
+            }
+            Ok(shows) => {
+                let holds = |ip: IpAddr| shows.len() == 1 && shows[0] == ip;
+                let shown = || {
+                    if shows.is_empty() {
+                        "no record".to_string()
+                    } else {
+                        shows
+                            .iter()
+                            .map(|a| a.to_string())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    }
+                };
+                if first {
+                    if let Some(ip) = current.filter(|ip| holds(*ip)) {
+                        info!(record = %key, "{key} already holds {ip} at its name servers: nothing to send");
+                        rec.saved.published = Some(ip);
+                        rec.saved.published_at = Some(at);
+                        save = true;
+                    } else {
+                        debug!(record = %key, "{key} shows {} at its name servers", shown());
+                    }
+                } else if let Some(p) = rec.saved.published {
+                    let settled = rec
+                        .pushed_at
+                        .is_none_or(|t| now.saturating_duration_since(t) >= PROPAGATION_GRACE);
+                    if holds(p) {
+                        debug!(record = %key, "{key} holds {p} at its name servers, as published");
+                    } else if settled {
+                        warn!(record = %key, "{key} shows {} at its name servers, not {p} as published (edited elsewhere?): correcting", shown());
+                        rec.saved.published = None;
+                        save = true;
+                    } else {
+                        debug!(record = %key, "{key} shows {} at its name servers: the update to {p} is still propagating", shown());
+                    }
+                }
+            }
+        }
+        let mut actions = Vec::new();
+        if save {
+            actions.push(Action::Save);
+        }
+        if self.debounce_until.is_none() && self.have_view {
+            actions.extend(self.decide(false));
         }
         actions
     }
@@ -706,6 +835,7 @@ impl Decider {
                 rec.retry_deadline = None;
                 rec.hold_until =
                     (!self.cfg.min_interval.is_zero()).then(|| now + self.cfg.min_interval);
+                rec.pushed_at = Some(now);
                 rec.refresh_at = (!self.cfg.refresh.is_zero()).then(|| now + self.cfg.refresh);
             }
             Verdict::Stop { fix } => {

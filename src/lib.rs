@@ -19,6 +19,7 @@
 pub mod agent;
 pub mod config;
 pub mod decide;
+pub mod dns;
 pub mod hook;
 pub mod notify;
 pub mod provider;

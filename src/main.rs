@@ -73,6 +73,9 @@ enum Command {
         /// Machine-readable output.
         #[arg(long)]
         json: bool,
+        /// Also ask each record's authoritative name servers what it really holds.
+        #[arg(long)]
+        verify: bool,
     },
     /// Show what the agent sees now: the WAN interface, every candidate address with its flags,
     /// which one counts and why the others don't. Works without a config file.
@@ -242,13 +245,21 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             eprintln!("dynhostd: {} is valid", path.config.display());
             Ok(ExitCode::SUCCESS)
         }
-        Command::Status { config, json } => {
+        Command::Status {
+            config,
+            json,
+            verify,
+        } => {
             let config = match load_config(&config.config) {
                 Ok(c) => c,
                 Err(code) => return Ok(code),
             };
             let state = agent::load_state(&config.state_file());
-            let rows = report::status(&config, &state);
+            let mut rows = report::status(&config, &state);
+            if verify {
+                let found = runtime()?.block_on(agent::verify_all(&config));
+                report::add_dns(&mut rows, &found);
+            }
             if json {
                 println!("{}", serde_json::to_string_pretty(&rows)?);
             } else {

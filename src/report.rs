@@ -25,6 +25,9 @@ pub struct RecordStatus {
     pub retry_at: Option<u64>,
     pub stopped: Option<String>,
     pub fix: Option<String>,
+    /// With `--verify`: what the authoritative name servers hold, and whether it matches.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dns: Option<String>,
 }
 
 /// The status of every configured record, from the state file alone (no network).
@@ -47,10 +50,42 @@ pub fn status(config: &Config, state: &State) -> Vec<RecordStatus> {
                 retry_at: rec.retry_at,
                 stopped: stop.as_ref().map(|s| s.reason.clone()),
                 fix: stop.map(|s| s.fix),
+                dns: None,
             });
         }
     }
     out
+}
+
+/// Fills in the `dns` column from `dynhostd status --verify`'s answers.
+pub fn add_dns(
+    rows: &mut [RecordStatus],
+    found: &[(crate::record::RecordKey, Result<Vec<IpAddr>, String>)],
+) {
+    for r in rows.iter_mut() {
+        let Some((_, shows)) = found
+            .iter()
+            .find(|(k, _)| k.hostname == r.hostname && k.family.record_type() == r.record)
+        else {
+            continue;
+        };
+        r.dns = Some(match shows {
+            Err(e) => format!("cannot check: {e}"),
+            Ok(v) if v.is_empty() => "no record".to_string(),
+            Ok(v) => {
+                let list = v
+                    .iter()
+                    .map(|a| a.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                match r.published {
+                    Some(p) if v.len() == 1 && v[0] == p => format!("{list} (matches)"),
+                    Some(p) => format!("{list} (differs from {p})"),
+                    None => list,
+                }
+            }
+        });
+    }
 }
 
 pub fn status_table(rows: &[RecordStatus]) -> String {
@@ -84,6 +119,11 @@ pub fn status_table(rows: &[RecordStatus]) -> String {
         ]);
     }
     let mut out = render_columns(&table);
+    for r in rows {
+        if let Some(dns) = &r.dns {
+            let _ = writeln!(out, "{}/{}: name servers hold {dns}", r.hostname, r.record);
+        }
+    }
     for r in rows {
         if let (Some(reason), Some(fix)) = (&r.stopped, &r.fix) {
             let _ = writeln!(

@@ -38,6 +38,7 @@ fn cfg(records: &[RecordKey]) -> DeciderConfig {
         detect: DetectPolicy::default(),
         min_interval: Duration::ZERO,
         refresh: Duration::ZERO,
+        verify: None,
     }
 }
 
@@ -84,7 +85,7 @@ fn pushes(actions: &[Action]) -> Vec<(RecordKey, IpAddr)> {
         .iter()
         .filter_map(|a| match a {
             Action::Push(p) => Some((p.key.clone(), p.ip)),
-            Action::Save | Action::Detect { .. } => None,
+            Action::Save | Action::Detect { .. } | Action::Verify { .. } => None,
         })
         .collect()
 }
@@ -1036,4 +1037,149 @@ fn check_now_looks_again_without_waiting() {
     // Long before the interval: SIGUSR1 asks the sources again.
     let a = d.on_event(Event::CheckNow, c.at(10.0));
     assert_eq!(detects(&a).len(), 1);
+}
+
+fn verifies(actions: &[Action]) -> Vec<RecordKey> {
+    actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Verify { key } => Some(key.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn verify_cfg(records: &[RecordKey]) -> DeciderConfig {
+    let mut c = cfg(records);
+    c.verify = Some(Duration::from_secs(6 * 3600));
+    c
+}
+
+#[test]
+fn an_unknown_record_is_checked_at_its_name_servers_before_sending() {
+    let c = Clock::new();
+    let k = v4("home.example.com");
+    // The DNS already holds the address: nothing is sent.
+    let mut d = Decider::new(
+        verify_cfg(std::slice::from_ref(&k)),
+        State::default(),
+        c.t0,
+        1_700_000_000,
+        1,
+    );
+    let a = d.on_event(snapshot(3, &["203.0.113.7"]), c.at(0.0));
+    assert_eq!(verifies(&a), vec![k.clone()]);
+    assert!(pushes(&a).is_empty(), "waits for the answer");
+    let a = d.on_event(
+        Event::Verified {
+            key: k.clone(),
+            shows: Ok(vec![ip("203.0.113.7")]),
+            at: 1_700_000_001,
+        },
+        c.at(0.2),
+    );
+    assert!(pushes(&a).is_empty());
+    assert!(a.contains(&Action::Save));
+    assert_eq!(d.record(&k).unwrap().published, Some(ip("203.0.113.7")));
+    assert_eq!(
+        d.next_wake(),
+        Some(c.at(0.2 + 6.0 * 3600.0)),
+        "next check on the slow schedule"
+    );
+    // It shows something else, or nothing, or the DNS fails: one update, no loop.
+    for shows in [
+        Ok(vec![ip("198.51.100.1")]),
+        Ok(vec![]),
+        Err("timed out".to_string()),
+    ] {
+        let mut d = Decider::new(
+            verify_cfg(std::slice::from_ref(&k)),
+            State::default(),
+            c.t0,
+            1_700_000_000,
+            1,
+        );
+        d.on_event(snapshot(3, &["203.0.113.7"]), c.at(0.0));
+        let a = d.on_event(
+            Event::Verified {
+                key: k.clone(),
+                shows,
+                at: 1_700_000_001,
+            },
+            c.at(0.2),
+        );
+        assert_eq!(pushes(&a), vec![(k.clone(), ip("203.0.113.7"))]);
+    }
+    // Without a routable address there is nothing to compare: no DNS question.
+    let mut d = Decider::new(
+        verify_cfg(std::slice::from_ref(&k)),
+        State::default(),
+        c.t0,
+        1_700_000_000,
+        1,
+    );
+    assert!(verifies(&d.on_event(snapshot(3, &["192.168.1.2"]), c.at(0.0))).is_empty());
+}
+
+#[test]
+fn a_record_edited_elsewhere_is_repaired_and_dns_failures_never_loop() {
+    let c = Clock::new();
+    let k = v4("home.example.com");
+    let mut st = published(&k, "203.0.113.7");
+    st.records.get_mut(&k).unwrap().published_at = Some(1_700_000_000 - 3600);
+    let mut d = Decider::new(
+        verify_cfg(std::slice::from_ref(&k)),
+        st,
+        c.t0,
+        1_700_000_000,
+        1,
+    );
+    assert!(
+        d.on_event(snapshot(3, &["203.0.113.7"]), c.at(0.0))
+            .is_empty(),
+        "known: no check at start"
+    );
+    let check = d.next_wake().unwrap();
+    assert_eq!(check, c.at(6.0 * 3600.0));
+    let a = d.on_event(Event::Timer, check);
+    assert_eq!(verifies(&a), vec![k.clone()]);
+    // DNS failure: logged, nothing sent, the next check on schedule.
+    let a = d.on_event(
+        Event::Verified {
+            key: k.clone(),
+            shows: Err("SERVFAIL".into()),
+            at: 1_700_030_000,
+        },
+        check,
+    );
+    assert!(pushes(&a).is_empty());
+    assert_eq!(d.next_wake(), Some(check + Duration::from_secs(6 * 3600)));
+    // Someone changed the record in the panel: corrected.
+    let a = d.on_event(Event::CheckNow, check + Duration::from_secs(10));
+    assert_eq!(verifies(&a), vec![k.clone()]);
+    let a = d.on_event(
+        Event::Verified {
+            key: k.clone(),
+            shows: Ok(vec![ip("198.51.100.66")]),
+            at: 1_700_030_010,
+        },
+        check + Duration::from_secs(11),
+    );
+    assert_eq!(pushes(&a), vec![(k.clone(), ip("203.0.113.7"))]);
+    d.on_event(
+        outcome(&k, "203.0.113.7", Reply::Good(None)),
+        check + Duration::from_secs(12),
+    );
+    // Right after an update the DNS may still show the old address: not a reason to send again.
+    let a = d.on_event(Event::CheckNow, check + Duration::from_secs(20));
+    assert_eq!(verifies(&a).len(), 1);
+    let a = d.on_event(
+        Event::Verified {
+            key: k.clone(),
+            shows: Ok(vec![ip("198.51.100.66")]),
+            at: 1_700_000_000 + 10,
+        },
+        check + Duration::from_secs(21),
+    );
+    assert!(pushes(&a).is_empty(), "still propagating");
 }

@@ -1,0 +1,542 @@
+//! What is really published: a small DNS client that finds a zone's authoritative name servers
+//! through its NS records and asks them directly (recursion off), so no cache stands between us
+//! and the answer. Used to check that a record holds what we think we published, and to repair it
+//! when it doesn't (an edit in the OVH panel, a lost update).
+//!
+//! Only what that needs is implemented (RFC 1035): A, AAAA and NS questions over UDP, TCP when
+//! the answer is truncated, name compression, and a strict parser that never panics on garbage.
+
+use crate::record::Family;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+const TYPE_A: u16 = 1;
+const TYPE_NS: u16 = 2;
+const TYPE_AAAA: u16 = 28;
+const CLASS_IN: u16 = 1;
+const RCODE_NXDOMAIN: u8 = 3;
+/// Pointers followed while reading one name; a loop or a hostile packet stops here.
+const MAX_POINTERS: usize = 32;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DnsError {
+    #[error("{0}: no answer within the timeout")]
+    Timeout(SocketAddr),
+    #[error("{server}: {message}")]
+    Io { server: SocketAddr, message: String },
+    #[error("{server}: malformed answer ({what})")]
+    Malformed {
+        server: SocketAddr,
+        what: &'static str,
+    },
+    #[error("{server}: answered {rcode}")]
+    Rcode {
+        server: SocketAddr,
+        rcode: &'static str,
+    },
+    #[error("{server} is not authoritative for {name}")]
+    NotAuthoritative { server: SocketAddr, name: String },
+    #[error("no name server found for {0}")]
+    NoZone(String),
+    #[error("{0:?} is not a DNS name")]
+    BadName(String),
+    #[error("no resolver: none configured and none in /etc/resolv.conf")]
+    NoResolver,
+}
+
+/// The parts of a response we use.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Response {
+    pub rcode: u8,
+    /// AA: the server answered from its own zone.
+    pub authoritative: bool,
+    pub truncated: bool,
+    /// A/AAAA records for the name asked (after following nothing: no CNAME chasing).
+    pub addrs: Vec<IpAddr>,
+    /// NS records for the name asked.
+    pub ns: Vec<String>,
+}
+
+/// A question in wire format.
+pub fn build_query(id: u16, name: &str, qtype: u16, recursion: bool) -> Result<Vec<u8>, DnsError> {
+    let mut q = Vec::with_capacity(32 + name.len());
+    q.extend_from_slice(&id.to_be_bytes());
+    q.extend_from_slice(&(if recursion { 0x0100u16 } else { 0 }).to_be_bytes());
+    q.extend_from_slice(&[0, 1, 0, 0, 0, 0, 0, 0]); // QDCOUNT 1
+    let name = name.trim_end_matches('.');
+    if name.is_empty() || name.len() > 253 {
+        return Err(DnsError::BadName(name.to_string()));
+    }
+    for label in name.split('.') {
+        if label.is_empty() || label.len() > 63 {
+            return Err(DnsError::BadName(name.to_string()));
+        }
+        q.push(label.len() as u8);
+        q.extend_from_slice(label.as_bytes());
+    }
+    q.push(0);
+    q.extend_from_slice(&qtype.to_be_bytes());
+    q.extend_from_slice(&CLASS_IN.to_be_bytes());
+    Ok(q)
+}
+
+struct Reader<'a> {
+    buf: &'a [u8],
+    pos: usize,
+}
+
+impl Reader<'_> {
+    fn u8(&mut self) -> Option<u8> {
+        let b = *self.buf.get(self.pos)?;
+        self.pos += 1;
+        Some(b)
+    }
+
+    fn u16(&mut self) -> Option<u16> {
+        Some(u16::from(self.u8()?) << 8 | u16::from(self.u8()?))
+    }
+
+    fn skip(&mut self, n: usize) -> Option<()> {
+        (self.pos + n <= self.buf.len()).then(|| self.pos += n)
+    }
+
+    /// A possibly compressed name, lower-cased, without the trailing dot.
+    fn name(&mut self) -> Option<String> {
+        let mut labels: Vec<String> = Vec::new();
+        let mut pos = self.pos;
+        let mut jumped = false;
+        let mut pointers = 0;
+        loop {
+            let len = *self.buf.get(pos)?;
+            match len {
+                0 => {
+                    if !jumped {
+                        self.pos = pos + 1;
+                    }
+                    break;
+                }
+                l if l & 0xC0 == 0xC0 => {
+                    let target = usize::from(l & 0x3F) << 8 | usize::from(*self.buf.get(pos + 1)?);
+                    if !jumped {
+                        self.pos = pos + 2;
+                    }
+                    jumped = true;
+                    pointers += 1;
+                    if pointers > MAX_POINTERS || target >= self.buf.len() {
+                        return None;
+                    }
+                    pos = target;
+                }
+                l if l & 0xC0 == 0 => {
+                    let l = usize::from(l);
+                    let label = self.buf.get(pos + 1..pos + 1 + l)?;
+                    labels.push(String::from_utf8_lossy(label).to_ascii_lowercase());
+                    if labels.iter().map(|s| s.len() + 1).sum::<usize>() > 255 {
+                        return None;
+                    }
+                    pos += 1 + l;
+                }
+                _ => return None, // 0x40/0x80: reserved label types
+            }
+        }
+        Some(labels.join("."))
+    }
+}
+
+/// Reads a response to the question (`id`, `name`, `qtype`). Never panics.
+pub fn parse_response(
+    buf: &[u8],
+    id: u16,
+    name: &str,
+    qtype: u16,
+) -> Result<Response, &'static str> {
+    let mut r = Reader { buf, pos: 0 };
+    let got_id = r.u16().ok_or("short header")?;
+    if got_id != id {
+        return Err("wrong id");
+    }
+    let flags = r.u16().ok_or("short header")?;
+    if flags & 0x8000 == 0 {
+        return Err("not a response");
+    }
+    let qd = r.u16().ok_or("short header")?;
+    let an = r.u16().ok_or("short header")?;
+    r.u16().ok_or("short header")?; // NSCOUNT
+    r.u16().ok_or("short header")?; // ARCOUNT
+    let want = name.trim_end_matches('.').to_ascii_lowercase();
+    for _ in 0..qd {
+        let qname = r.name().ok_or("bad question")?;
+        let qt = r.u16().ok_or("bad question")?;
+        r.u16().ok_or("bad question")?;
+        if qname != want || qt != qtype {
+            return Err("answer to another question");
+        }
+    }
+    let mut resp = Response {
+        rcode: (flags & 0x000F) as u8,
+        authoritative: flags & 0x0400 != 0,
+        truncated: flags & 0x0200 != 0,
+        ..Response::default()
+    };
+    for _ in 0..an {
+        let owner = r.name().ok_or("bad record")?;
+        let rtype = r.u16().ok_or("bad record")?;
+        let class = r.u16().ok_or("bad record")?;
+        r.skip(4).ok_or("bad record")?; // TTL
+        let len = usize::from(r.u16().ok_or("bad record")?);
+        let start = r.pos;
+        let data = buf.get(start..start + len).ok_or("bad record length")?;
+        if owner == want && class == CLASS_IN {
+            match (rtype, len) {
+                (TYPE_A, 4) => resp.addrs.push(IpAddr::V4(Ipv4Addr::new(
+                    data[0], data[1], data[2], data[3],
+                ))),
+                (TYPE_AAAA, 16) => {
+                    let mut a = [0u8; 16];
+                    a.copy_from_slice(data);
+                    resp.addrs.push(IpAddr::V6(Ipv6Addr::from(a)));
+                }
+                (TYPE_NS, _) => {
+                    let mut sub = Reader { buf, pos: start };
+                    resp.ns.push(sub.name().ok_or("bad NS name")?);
+                }
+                (TYPE_A | TYPE_AAAA, _) => return Err("bad address length"),
+                _ => {}
+            }
+        }
+        r.skip(len).ok_or("bad record length")?;
+    }
+    Ok(resp)
+}
+
+fn rcode_name(rcode: u8) -> &'static str {
+    match rcode {
+        1 => "FORMERR",
+        2 => "SERVFAIL",
+        3 => "NXDOMAIN",
+        4 => "NOTIMP",
+        5 => "REFUSED",
+        _ => "an error",
+    }
+}
+
+fn query_id() -> u16 {
+    // Not a security boundary (we ask one server and check the question), just unpredictable
+    // enough not to match a stale answer.
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    (nanos ^ (nanos >> 16) ^ std::process::id()) as u16
+}
+
+/// Asks `server` one question, over UDP, then TCP if the answer was truncated.
+pub async fn query(
+    server: SocketAddr,
+    name: &str,
+    qtype: u16,
+    recursion: bool,
+    timeout: Duration,
+) -> Result<Response, DnsError> {
+    let id = query_id();
+    let packet = build_query(id, name, qtype, recursion)?;
+    let io = |e: std::io::Error| DnsError::Io {
+        server,
+        message: e.to_string(),
+    };
+    let udp = async {
+        let bind: SocketAddr = if server.is_ipv4() {
+            "0.0.0.0:0".parse().expect("static")
+        } else {
+            "[::]:0".parse().expect("static")
+        };
+        let sock = tokio::net::UdpSocket::bind(bind).await.map_err(io)?;
+        sock.connect(server).await.map_err(io)?;
+        sock.send(&packet).await.map_err(io)?;
+        let mut buf = vec![0u8; 4096];
+        loop {
+            let n = sock.recv(&mut buf).await.map_err(io)?;
+            // Ignore stray datagrams that are not the answer to this question.
+            if let Ok(resp) = parse_response(&buf[..n], id, name, qtype) {
+                return Ok(resp);
+            }
+        }
+    };
+    let resp = tokio::time::timeout(timeout, udp)
+        .await
+        .map_err(|_| DnsError::Timeout(server))??;
+    if !resp.truncated {
+        return Ok(resp);
+    }
+    let tcp = async {
+        let mut s = tokio::net::TcpStream::connect(server).await.map_err(io)?;
+        let mut framed = (packet.len() as u16).to_be_bytes().to_vec();
+        framed.extend_from_slice(&packet);
+        s.write_all(&framed).await.map_err(io)?;
+        let len = s.read_u16().await.map_err(io)?;
+        let mut buf = vec![0u8; usize::from(len)];
+        s.read_exact(&mut buf).await.map_err(io)?;
+        parse_response(&buf, id, name, qtype).map_err(|what| DnsError::Malformed { server, what })
+    };
+    tokio::time::timeout(timeout, tcp)
+        .await
+        .map_err(|_| DnsError::Timeout(server))?
+}
+
+/// The first `nameserver` of a resolv.conf text.
+pub fn resolver_from_resolv_conf(text: &str) -> Option<SocketAddr> {
+    text.lines()
+        .filter_map(|l| l.split('#').next())
+        .filter_map(|l| l.trim().strip_prefix("nameserver"))
+        .filter_map(|rest| rest.trim().split('%').next()?.parse::<IpAddr>().ok())
+        .map(|ip| SocketAddr::new(ip, 53))
+        .next()
+}
+
+/// Parses `192.0.2.53`, `192.0.2.53:5353`, `2001:db8::53` or `[2001:db8::53]:5353`.
+pub fn parse_server(s: &str) -> Option<SocketAddr> {
+    if let Ok(sa) = s.parse::<SocketAddr>() {
+        return Some(sa);
+    }
+    s.trim_start_matches('[')
+        .trim_end_matches(']')
+        .parse::<IpAddr>()
+        .ok()
+        .map(|ip| SocketAddr::new(ip, 53))
+}
+
+/// Asks the authoritative servers of a record's zone what it holds.
+#[derive(Debug, Clone)]
+pub struct Verifier {
+    /// Servers to ask directly; empty: find them through the zone's NS records.
+    pub nameservers: Vec<SocketAddr>,
+    /// The recursive resolver used only to find the NS records and their addresses.
+    pub resolver: Option<SocketAddr>,
+    pub timeout: Duration,
+}
+
+impl Verifier {
+    fn resolver(&self) -> Result<SocketAddr, DnsError> {
+        self.resolver
+            .or_else(|| {
+                std::fs::read_to_string("/etc/resolv.conf")
+                    .ok()
+                    .and_then(|t| resolver_from_resolv_conf(&t))
+            })
+            .ok_or(DnsError::NoResolver)
+    }
+
+    /// The zone's authoritative servers: walk up from `hostname` until a name has NS records,
+    /// then resolve those names.
+    pub async fn authoritative_servers(&self, hostname: &str) -> Result<Vec<SocketAddr>, DnsError> {
+        if !self.nameservers.is_empty() {
+            return Ok(self.nameservers.clone());
+        }
+        let resolver = self.resolver()?;
+        let mut name = hostname.trim_end_matches('.').to_string();
+        loop {
+            let resp = query(resolver, &name, TYPE_NS, true, self.timeout).await?;
+            if resp.rcode != 0 && resp.rcode != RCODE_NXDOMAIN {
+                return Err(DnsError::Rcode {
+                    server: resolver,
+                    rcode: rcode_name(resp.rcode),
+                });
+            }
+            if !resp.ns.is_empty() {
+                let mut servers = Vec::new();
+                for ns in &resp.ns {
+                    for qtype in [TYPE_A, TYPE_AAAA] {
+                        if let Ok(r) = query(resolver, ns, qtype, true, self.timeout).await {
+                            servers.extend(r.addrs.iter().map(|ip| SocketAddr::new(*ip, 53)));
+                        }
+                    }
+                }
+                if servers.is_empty() {
+                    return Err(DnsError::NoZone(hostname.to_string()));
+                }
+                return Ok(servers);
+            }
+            match name.split_once('.') {
+                // Stop before the TLD: a DynHost name lives in a registered domain.
+                Some((_, parent)) if parent.contains('.') => name = parent.to_string(),
+                _ => return Err(DnsError::NoZone(hostname.to_string())),
+            }
+        }
+    }
+
+    /// The addresses of `family` that `hostname` has at its authoritative servers (empty: no
+    /// such record). The first server that answers authoritatively decides.
+    pub async fn published(&self, hostname: &str, family: Family) -> Result<Vec<IpAddr>, DnsError> {
+        let servers = self.authoritative_servers(hostname).await?;
+        let qtype = match family {
+            Family::V4 => TYPE_A,
+            Family::V6 => TYPE_AAAA,
+        };
+        let mut last = DnsError::NoZone(hostname.to_string());
+        for server in servers {
+            match query(server, hostname, qtype, false, self.timeout).await {
+                Ok(r) if !r.authoritative => {
+                    last = DnsError::NotAuthoritative {
+                        server,
+                        name: hostname.to_string(),
+                    }
+                }
+                Ok(r) if r.rcode == 0 || r.rcode == RCODE_NXDOMAIN => {
+                    let mut addrs = r.addrs;
+                    addrs.retain(|a| Family::of(a) == family);
+                    return Ok(addrs);
+                }
+                Ok(r) => {
+                    last = DnsError::Rcode {
+                        server,
+                        rcode: rcode_name(r.rcode),
+                    }
+                }
+                Err(e) => last = e,
+            }
+        }
+        Err(last)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A response built by hand: header, the question, then answers given as raw records.
+    fn response(id: u16, flags: u16, name: &str, qtype: u16, answers: &[Vec<u8>]) -> Vec<u8> {
+        let mut q = build_query(id, name, qtype, false).unwrap();
+        q[2..4].copy_from_slice(&flags.to_be_bytes());
+        q[6..8].copy_from_slice(&(answers.len() as u16).to_be_bytes());
+        for a in answers {
+            q.extend_from_slice(a);
+        }
+        q
+    }
+
+    /// A record whose owner is a pointer to the question name (offset 12).
+    fn rr(rtype: u16, data: &[u8]) -> Vec<u8> {
+        let mut r = vec![0xC0, 12];
+        r.extend_from_slice(&rtype.to_be_bytes());
+        r.extend_from_slice(&CLASS_IN.to_be_bytes());
+        r.extend_from_slice(&60u32.to_be_bytes());
+        r.extend_from_slice(&(data.len() as u16).to_be_bytes());
+        r.extend_from_slice(data);
+        r
+    }
+
+    #[test]
+    fn query_wire_format() {
+        let q = build_query(0x1234, "home.example.com.", TYPE_A, false).unwrap();
+        assert_eq!(&q[..4], &[0x12, 0x34, 0, 0]);
+        assert_eq!(&q[12..17], b"\x04home");
+        assert!(q.ends_with(&[0, 0, 1, 0, 1]));
+        assert!(build_query(1, "a..b", TYPE_A, true).is_err());
+        assert!(build_query(1, &"x".repeat(64), TYPE_A, true).is_err());
+    }
+
+    #[test]
+    fn parses_addresses_and_ns_with_compression() {
+        let a = rr(TYPE_A, &[203, 0, 113, 7]);
+        let mut aaaa_data = [0u8; 16];
+        aaaa_data[..4].copy_from_slice(&[0x20, 0x01, 0x0d, 0xb8]);
+        aaaa_data[15] = 1;
+        let aaaa = rr(TYPE_AAAA, &aaaa_data);
+        let buf = response(7, 0x8400, "Home.Example.com", TYPE_A, &[a, aaaa]);
+        let r = parse_response(&buf, 7, "home.example.com", TYPE_A).unwrap();
+        assert!(r.authoritative);
+        assert_eq!(
+            r.addrs,
+            vec![
+                "203.0.113.7".parse::<IpAddr>().unwrap(),
+                "2001:db8::1".parse().unwrap()
+            ]
+        );
+        // NS: "ns1" + pointer to the zone part of the question name (offset 12+5 = "example.com").
+        let ns = rr(TYPE_NS, &[3, b'n', b's', b'1', 0xC0, 17]);
+        let buf = response(8, 0x8180, "home.example.com", TYPE_NS, &[ns]);
+        let r = parse_response(&buf, 8, "home.example.com", TYPE_NS).unwrap();
+        assert_eq!(r.ns, vec!["ns1.example.com".to_string()]);
+    }
+
+    #[test]
+    fn rejects_the_wrong_answer_and_never_panics_on_garbage() {
+        let buf = response(
+            9,
+            0x8400,
+            "home.example.com",
+            TYPE_A,
+            &[rr(TYPE_A, &[1, 2, 3, 4])],
+        );
+        assert!(
+            parse_response(&buf, 10, "home.example.com", TYPE_A).is_err(),
+            "wrong id"
+        );
+        assert!(
+            parse_response(&buf, 9, "other.example.com", TYPE_A).is_err(),
+            "other question"
+        );
+        assert!(
+            parse_response(&buf, 9, "home.example.com", TYPE_AAAA).is_err(),
+            "other type"
+        );
+        let bad_len = response(
+            9,
+            0x8400,
+            "home.example.com",
+            TYPE_A,
+            &[rr(TYPE_A, &[1, 2, 3])],
+        );
+        assert!(parse_response(&bad_len, 9, "home.example.com", TYPE_A).is_err());
+        // A pointer loop.
+        let mut looped = response(9, 0x8400, "home.example.com", TYPE_A, &[]);
+        looped[6..8].copy_from_slice(&1u16.to_be_bytes());
+        let at = looped.len() as u16;
+        looped.extend_from_slice(&[0xC0 | (at >> 8) as u8, at as u8]);
+        looped.extend_from_slice(&[0, 1, 0, 1, 0, 0, 0, 60, 0, 4, 1, 2, 3, 4]);
+        assert!(parse_response(&looped, 9, "home.example.com", TYPE_A).is_err());
+        // Every truncation and a pile of pseudo-random bytes.
+        for cut in 0..buf.len() {
+            let _ = parse_response(&buf[..cut], 9, "home.example.com", TYPE_A);
+        }
+        let mut x: u32 = 1;
+        for _ in 0..2000 {
+            let junk: Vec<u8> = (0..64)
+                .map(|_| {
+                    x ^= x << 13;
+                    x ^= x >> 17;
+                    x ^= x << 5;
+                    x as u8
+                })
+                .collect();
+            let _ = parse_response(&junk, u16::from_be_bytes([junk[0], junk[1]]), "a.b", TYPE_A);
+        }
+    }
+
+    #[test]
+    fn resolv_conf_and_server_syntax() {
+        let text = "# comment\nsearch lan\nnameserver fe80::1%eth0\nnameserver 192.0.2.53\n";
+        assert_eq!(
+            resolver_from_resolv_conf(text),
+            Some("[fe80::1]:53".parse().unwrap())
+        );
+        assert_eq!(resolver_from_resolv_conf("search lan\n"), None);
+        assert_eq!(
+            parse_server("192.0.2.53"),
+            Some("192.0.2.53:53".parse().unwrap())
+        );
+        assert_eq!(
+            parse_server("192.0.2.53:5353"),
+            Some("192.0.2.53:5353".parse().unwrap())
+        );
+        assert_eq!(
+            parse_server("2001:db8::53"),
+            Some("[2001:db8::53]:53".parse().unwrap())
+        );
+        assert_eq!(
+            parse_server("[2001:db8::53]:5353"),
+            Some("[2001:db8::53]:5353".parse().unwrap())
+        );
+        assert_eq!(parse_server("ns1.example.com"), None);
+    }
+}
