@@ -213,3 +213,122 @@ pub fn updates(s: &Standin) -> Vec<(String, String)> {
         })
         .collect()
 }
+
+// ---------------------------------------------------------------------------------------------
+// Additions for the reliability tests (tests/reliability*.rs): configs whose hosts talk to
+// different servers, agents with extra environment, SIGKILL, file modes.
+
+/// A `[[host]]` body pointed at `s`: `body` plus its `server` and, over HTTPS, its `ca_file`.
+pub fn host_on(s: &Standin, body: &str) -> String {
+    let mut text = format!("{body}\nserver = \"{}\"\n", s.url());
+    if let Some(ca) = s.ca_file() {
+        text += &format!("ca_file = \"{}\"\n", ca.display());
+    }
+    text
+}
+
+impl Setup {
+    /// A config written in full by the caller's parts: `wan` holds extra `[wan]` lines (after
+    /// interface, debounce and the tests' accept list), `extra` whole sections (without an
+    /// `[update]` section, `min_interval = "0s"` is added as in `write_config`), `hosts` complete
+    /// `[[host]]` bodies, server included (see [`host_on`]). `[http]` has the same short
+    /// timeouts as `write_config`.
+    pub fn write_config_full(
+        &self,
+        interface: Option<&str>,
+        debounce: &str,
+        wan: &str,
+        extra: &str,
+        hosts: &[String],
+    ) {
+        let mut text = String::from("[wan]\n");
+        if let Some(i) = interface {
+            text += &format!("interface = \"{i}\"\n");
+        }
+        text += &format!(
+            "debounce = \"{debounce}\"\naccept = [\"203.0.113.0/24\", \"198.51.100.0/24\", \"2001:db8::/32\"]\n{wan}\n\n[state]\ndir = \"{}\"\n\n[http]\ntimeout = \"3s\"\nconnect_timeout = \"2s\"\n",
+            self.state_path().parent().unwrap().display()
+        );
+        if !extra.contains("[update]") {
+            text += "\n[update]\nmin_interval = \"0s\"\n";
+        }
+        text += extra;
+        for h in hosts {
+            text += &format!("\n[[host]]\n{h}\n");
+        }
+        std::fs::write(self.config_path(), text).unwrap();
+    }
+
+    /// Sets the config file's permission bits (e.g. 0o644, 0o600).
+    pub fn set_config_mode(&self, mode: u32) {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(self.config_path(), std::fs::Permissions::from_mode(mode))
+            .unwrap();
+    }
+
+    /// Runs a command with extra environment variables: (status, stdout, stderr).
+    pub fn run_env(&self, args: &[&str], env: &[(&str, &str)]) -> (ExitStatus, String, String) {
+        let mut c = self.cmd(args);
+        for (k, v) in env {
+            c.env(k, v);
+        }
+        let out = c.output().unwrap();
+        (
+            out.status,
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
+    /// Starts `dynhostd run` with extra environment, without waiting for anything.
+    pub fn spawn_agent_env(&self, extra: &[&str], env: &[(&str, &str)]) -> Agent {
+        let log = self.dir.path().join(format!("agent-{}.log", rand_suffix()));
+        let file = std::fs::File::create(&log).unwrap();
+        let mut args = vec!["run"];
+        args.extend_from_slice(extra);
+        let mut c = self.cmd(&args);
+        for (k, v) in env {
+            c.env(k, v);
+        }
+        let child = c.stdout(Stdio::null()).stderr(file).spawn().unwrap();
+        Agent { child, log }
+    }
+
+    /// Like `start_agent`, with extra environment: waits until it has started.
+    pub fn start_agent_env(&self, extra: &[&str], env: &[(&str, &str)]) -> Agent {
+        let agent = self.spawn_agent_env(extra, env);
+        agent.wait_log("started");
+        agent
+    }
+}
+
+impl Agent {
+    /// SIGKILL, then reap it.
+    pub fn kill9(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Whether the process is still running.
+    pub fn running(&mut self) -> bool {
+        self.child.try_wait().unwrap().is_none()
+    }
+
+    /// How many log lines contain `needle`.
+    pub fn log_count(&self, needle: &str) -> usize {
+        self.log().lines().filter(|l| l.contains(needle)).count()
+    }
+
+    /// Waits until at least `n` log lines contain `needle`.
+    pub fn wait_log_count(&self, needle: &str, n: usize) {
+        let deadline = Instant::now() + LONG;
+        while self.log_count(needle) < n {
+            assert!(
+                Instant::now() < deadline,
+                "fewer than {n} {needle:?} in the agent's log:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
