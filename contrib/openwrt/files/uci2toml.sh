@@ -1,0 +1,159 @@
+#!/bin/sh
+# uci2toml.sh: turns dynhostd's UCI config (/etc/config/dynhostd) into the TOML file the daemon
+# reads, so OpenWrt users configure it the OpenWrt way (uci, LuCI) while dynhostd keeps one config
+# format. The init script runs it at every start and reload and writes the result to
+# /var/etc/dynhostd.toml (RAM, mode 0600: it holds the password).
+#
+# Usage: uci2toml.sh [PACKAGE]    (default package: dynhostd)
+#   stdout: the TOML, only when every value translated; nothing otherwise
+#   stderr: one line per bad value, naming the UCI option (dynhostd.home.enabled: …)
+#   exit:   0 translated, 1 a bad value, 2 no UCI functions
+#
+# The UCI reading comes from OpenWrt's /lib/functions.sh (config_load, config_get,
+# config_foreach, config_list_foreach). Off OpenWrt, DYNHOSTD_FUNCTIONS_SH names a replacement
+# (the tests use contrib/openwrt/test/uci-stub.sh).
+#
+# What is checked here is only what TOML cannot carry or UCI spells differently (booleans,
+# options given where lists belong, line breaks). Everything else (hostnames, prefixes,
+# durations, families) is checked by `dynhostd check` on the result, which names the key and
+# line; the `# UCI dynhostd.<section>` comment above each [[host]] ties it back to the section.
+
+set -u
+
+functions_sh=${DYNHOSTD_FUNCTIONS_SH:-/lib/functions.sh}
+if [ ! -r "$functions_sh" ]; then
+    echo "uci2toml: $functions_sh not found (not OpenWrt? set DYNHOSTD_FUNCTIONS_SH)" >&2
+    exit 2
+fi
+# shellcheck source=/dev/null
+. "$functions_sh"
+
+package=${1:-dynhostd}
+nl='
+'
+out=''
+failed=0
+REPLY=''
+
+fail() {
+    printf 'uci2toml: %s\n' "$*" >&2
+    failed=1
+}
+
+emit() {
+    out="$out$*$nl"
+}
+
+# REPLY := $2 as a TOML basic string. Backslashes and double quotes are escaped; control
+# characters (a line break pasted into a password) are refused rather than guessed at, as
+# dynhostd would refuse them in a password anyway.
+toml_str() {
+    case $2 in
+        *[[:cntrl:]]*)
+            fail "$1: holds a control character (a line break or tab?): remove it"
+            return 1
+            ;;
+    esac
+    REPLY="\"$(printf '%s' "$2" | sed -e 's/[\\"]/\\&/g')\""
+}
+
+# REPLY := $2 as a TOML boolean, spelled the ways OpenWrt's config_get_bool takes. Unlike
+# config_get_bool, an unknown spelling is an error, not silently the default.
+toml_bool() {
+    case $2 in
+        1 | yes | on | true | enabled) REPLY=true ;;
+        0 | no | off | false | disabled) REPLY=false ;;
+        *)
+            fail "$1: '$2' is not a boolean: use '1' or '0'"
+            return 1
+            ;;
+    esac
+}
+
+# `key = "value"` when the option is set (and non-empty).
+str_option() { # section option [toml-key]
+    value=''
+    config_get value "$1" "$2"
+    [ -n "$value" ] || return 0
+    toml_str "$package.$1.$2" "$value" || return 0
+    emit "${3:-$2} = $REPLY"
+}
+
+list_items=''
+add_item() { # value where
+    [ -n "$1" ] || return 0
+    toml_str "$2" "$1" || return 0
+    list_items="${list_items:+$list_items, }$REPLY"
+}
+
+# `key = ["a", "b"]` from a UCI list. Given as `option` instead of `list`, config_list_foreach
+# sees nothing; say so rather than drop the value.
+list_option() { # section option
+    list_items=''
+    config_list_foreach "$1" "$2" add_item "$package.$1.$2"
+    if [ -z "$list_items" ]; then
+        value=''
+        config_get value "$1" "$2"
+        if [ -n "$value" ]; then
+            fail "$package.$1.$2: write it as 'list $2 ...' (one line per prefix), not 'option $2'"
+        fi
+        return 0
+    fi
+    emit "$2 = [$list_items]"
+}
+
+mains=0
+state_dir=''
+main_section() {
+    mains=$((mains + 1))
+    if [ "$mains" -gt 1 ]; then
+        fail "$package.$1: a second 'config dynhostd' section: keep only one"
+        return 0
+    fi
+    # Validated for the init script's sake; the daemon has no use for it.
+    value=''
+    config_get value "$1" enabled
+    [ -z "$value" ] || toml_bool "$package.$1.enabled" "$value" || true
+    emit "[wan]"
+    str_option "$1" interface
+    str_option "$1" debounce
+    list_option "$1" accept
+    list_option "$1" ignore
+    config_get state_dir "$1" state_dir
+}
+
+hosts=0
+host_section() {
+    hosts=$((hosts + 1))
+    emit ""
+    emit "# UCI $package.$1"
+    emit "[[host]]"
+    for opt in hostname login password password_file family provider server ca_file; do
+        str_option "$1" "$opt"
+    done
+    value=''
+    config_get value "$1" enabled
+    if [ -n "$value" ] && toml_bool "$package.$1.enabled" "$value"; then
+        emit "enabled = $REPLY"
+    fi
+}
+
+if ! config_load "$package"; then
+    echo "uci2toml: cannot load the UCI config '$package'" >&2
+    exit 1
+fi
+
+emit "# Generated from /etc/config/$package by uci2toml.sh at each start and reload of"
+emit "# /etc/init.d/dynhostd: edit the UCI config (uci set/commit, LuCI), not this file."
+config_foreach main_section dynhostd
+if [ -n "$state_dir" ]; then
+    emit ""
+    toml_str "$package.main.state_dir" "$state_dir" && emit "[state]" && emit "dir = $REPLY"
+fi
+config_foreach host_section host
+if [ "$hosts" -eq 0 ]; then
+    fail "$package: no 'config host' section: add one (hostname, login, password)"
+fi
+
+[ "$failed" -eq 0 ] || exit 1
+printf '%s' "$out"

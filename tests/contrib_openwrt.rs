@@ -1,0 +1,266 @@
+//! The OpenWrt UCI → TOML translation (contrib/openwrt/files/uci2toml.sh), run off-OpenWrt
+//! with the UCI stand-in in contrib/openwrt/test/uci-stub.sh on the sample UCI files there, under
+//! every POSIX shell at hand (dash, and busybox ash as on OpenWrt). Each result is judged by the
+//! built binary's `dynhostd check` and by the library's own config parser, so a value that
+//! survives the trip changed (a password's quotes and backslashes) fails here.
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn repo(rel: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(rel)
+}
+
+/// The shells to run the translation with: /bin/sh always, busybox's ash (OpenWrt's shell)
+/// when installed.
+fn shells() -> Vec<Vec<String>> {
+    let mut v = vec![vec!["/bin/sh".to_string()]];
+    for bb in ["/usr/bin/busybox", "/bin/busybox"] {
+        if Path::new(bb).exists() {
+            v.push(vec![bb.to_string(), "sh".to_string()]);
+            break;
+        }
+    }
+    if v.len() == 1 {
+        eprintln!("busybox not installed: translating with /bin/sh only");
+    }
+    v
+}
+
+struct Translated {
+    out: Output,
+    dir: tempfile::TempDir,
+}
+
+impl Translated {
+    fn stdout(&self) -> String {
+        String::from_utf8(self.out.stdout.clone()).unwrap()
+    }
+
+    fn stderr(&self) -> String {
+        String::from_utf8_lossy(&self.out.stderr).into_owned()
+    }
+
+    /// Writes the TOML where the init script would (mode 0600) and returns its path.
+    fn write_toml(&self) -> PathBuf {
+        let path = self.dir.path().join("dynhostd.toml");
+        fs::write(&path, &self.out.stdout).unwrap();
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).unwrap();
+        path
+    }
+}
+
+/// Runs uci2toml.sh on `uci` (the text of /etc/config/dynhostd) with `shell`.
+fn translate_text(shell: &[String], uci: &str) -> Translated {
+    let dir = tempfile::tempdir().unwrap();
+    let conf_dir = dir.path().join("config");
+    fs::create_dir(&conf_dir).unwrap();
+    fs::write(conf_dir.join("dynhostd"), uci).unwrap();
+    let out = Command::new(&shell[0])
+        .args(&shell[1..])
+        .arg(repo("contrib/openwrt/files/uci2toml.sh"))
+        .env(
+            "DYNHOSTD_FUNCTIONS_SH",
+            repo("contrib/openwrt/test/uci-stub.sh"),
+        )
+        .env("UCI_CONFIG_DIR", &conf_dir)
+        .output()
+        .unwrap();
+    Translated { out, dir }
+}
+
+fn translate(shell: &[String], sample: &str) -> Translated {
+    let text = fs::read_to_string(repo(sample)).unwrap();
+    translate_text(shell, &text)
+}
+
+fn check(toml: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_dynhostd"))
+        .args(["check", "--config"])
+        .arg(toml)
+        .output()
+        .unwrap()
+}
+
+fn ok_check(t: &Translated) -> (PathBuf, String) {
+    assert!(
+        t.out.status.success(),
+        "translation failed: {}\n{}",
+        t.stderr(),
+        t.stdout()
+    );
+    let path = t.write_toml();
+    let out = check(&path);
+    assert!(
+        out.status.success(),
+        "dynhostd check refused:\n{}\n--- the TOML:\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        t.stdout()
+    );
+    (path, String::from_utf8(out.stdout).unwrap())
+}
+
+#[test]
+fn a_full_config_translates_and_checks() {
+    for sh in shells() {
+        let t = translate(&sh, "contrib/openwrt/test/full.uci");
+        let (path, rendered) = ok_check(&t);
+
+        // Judged by the library parser: the exact values, not just "it parsed".
+        let config = dynhostd::config::load(&path).unwrap();
+        assert_eq!(config.wan.interface.as_deref(), Some("pppoe-wan"), "{sh:?}");
+        assert_eq!(config.wan.debounce, std::time::Duration::from_secs(3));
+        let accept: Vec<String> = config
+            .wan
+            .policy
+            .accept
+            .iter()
+            .map(|p| p.to_string())
+            .collect();
+        assert_eq!(accept, ["100.64.0.0/10", "2001:db8:100::/40"]);
+        let ignore: Vec<String> = config
+            .wan
+            .policy
+            .ignore
+            .iter()
+            .map(|p| p.to_string())
+            .collect();
+        assert_eq!(ignore, ["2001:db8:ffff::/48"]);
+        assert_eq!(config.state_dir, Path::new("/tmp/dynhostd-state"));
+
+        assert_eq!(config.hosts.len(), 3, "{sh:?}");
+        let [home, old, relay] = &config.hosts[..] else {
+            unreachable!()
+        };
+        assert_eq!(home.hostname, "home.example.com");
+        assert_eq!(home.login, "example.com-home");
+        assert_eq!(
+            home.password.expose(),
+            r#"p"w\d\\x'q#$(touch /tmp/pwned)`id`\"#,
+            "{sh:?}"
+        );
+        assert_eq!(home.family.name(), "both");
+        assert!(home.enabled);
+
+        assert_eq!(old.hostname, "old.example.com");
+        assert_eq!(old.login, r#"example.com-"old""#);
+        assert_eq!(old.password.expose(), r#"back\slash "quoted""#);
+        assert!(!old.enabled, "the disabled host must stay disabled");
+
+        assert_eq!(relay.password.expose(), "plain word");
+        assert_eq!(
+            relay.server.as_str(),
+            "https://dyndns.example.net/nic/update"
+        );
+        assert!(relay.enabled);
+
+        // What `check` prints agrees, and never the password.
+        assert!(rendered.contains("interface = \"pppoe-wan\""), "{rendered}");
+        assert!(rendered.contains("enabled = false"), "{rendered}");
+        assert!(!rendered.contains("touch /tmp/pwned"), "{rendered}");
+        // Each [[host]] carries the UCI section it came from, for the user reading an error.
+        assert!(t.stdout().contains("# UCI dynhostd.home\n[[host]]"));
+        assert!(t.stdout().contains("# UCI dynhostd.cfg"));
+    }
+}
+
+#[test]
+fn the_shipped_uci_config_is_valid() {
+    for sh in shells() {
+        let t = translate(&sh, "contrib/openwrt/files/dynhostd.config");
+        let (path, _) = ok_check(&t);
+        let config = dynhostd::config::load(&path).unwrap();
+        assert_eq!(config.hosts[0].hostname, "home.example.com");
+        // Commented-out options stay unset: the daemon's defaults apply.
+        assert_eq!(config.wan.interface, None);
+    }
+}
+
+#[test]
+fn a_bad_boolean_is_refused_by_name() {
+    for sh in shells() {
+        let t = translate(&sh, "contrib/openwrt/test/bad-bool.uci");
+        assert_eq!(t.out.status.code(), Some(1), "{sh:?}: {}", t.stderr());
+        assert!(
+            t.stderr()
+                .contains("dynhostd.home.enabled: 'maybe' is not a boolean"),
+            "{sh:?}: {}",
+            t.stderr()
+        );
+        // Nothing half-written for the init script to pick up.
+        assert_eq!(t.stdout(), "");
+    }
+}
+
+#[test]
+fn an_option_where_a_list_belongs_is_refused() {
+    for sh in shells() {
+        let t = translate(&sh, "contrib/openwrt/test/option-for-list.uci");
+        assert_eq!(t.out.status.code(), Some(1), "{sh:?}");
+        assert!(
+            t.stderr()
+                .contains("dynhostd.main.accept: write it as 'list accept"),
+            "{}",
+            t.stderr()
+        );
+    }
+}
+
+#[test]
+fn values_only_dynhostd_can_judge_are_named_by_check() {
+    for (sample, key) in [
+        ("contrib/openwrt/test/bad-family.uci", "host[0].family"),
+        ("contrib/openwrt/test/bad-prefix.uci", "wan.accept"),
+    ] {
+        for sh in shells() {
+            let t = translate(&sh, sample);
+            assert!(t.out.status.success(), "{sample}: {}", t.stderr());
+            let out = check(&t.write_toml());
+            assert_eq!(out.status.code(), Some(2), "{sample}");
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert!(err.contains(key), "{sample}: {err}");
+        }
+    }
+}
+
+#[test]
+fn a_control_character_in_a_value_is_refused() {
+    // A tab (or a line break) pasted into a password: dynhostd would refuse it, so say so here.
+    let uci = "config host 'home'\n\toption hostname 'home.example.com'\n\toption login 'l'\n\toption password 'two\tparts'\n";
+    for sh in shells() {
+        let t = translate_text(&sh, uci);
+        assert_eq!(t.out.status.code(), Some(1), "{sh:?}: {}", t.stdout());
+        assert!(
+            t.stderr()
+                .contains("dynhostd.home.password: holds a control character"),
+            "{}",
+            t.stderr()
+        );
+    }
+}
+
+#[test]
+fn no_host_section_is_refused() {
+    for sh in shells() {
+        let t = translate_text(&sh, "config dynhostd 'main'\n\toption enabled '1'\n");
+        assert_eq!(t.out.status.code(), Some(1));
+        assert!(
+            t.stderr().contains("no 'config host' section"),
+            "{}",
+            t.stderr()
+        );
+    }
+}
+
+#[test]
+fn without_uci_functions_it_says_so() {
+    let out = Command::new("/bin/sh")
+        .arg(repo("contrib/openwrt/files/uci2toml.sh"))
+        .env("DYNHOSTD_FUNCTIONS_SH", "/nonexistent/functions.sh")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/functions.sh not found"));
+}
