@@ -112,7 +112,18 @@ enum Generate {
 /// Generated from `Cli` itself, so the man page and completions cannot drift from the parser.
 fn generate(what: Generate) -> anyhow::Result<ExitCode> {
     use clap::CommandFactory;
-    let mut cmd = Cli::command();
+    // clap_complete offers hidden subcommands too, so `generate` is left out of a rebuilt copy.
+    let full = Cli::command();
+    let mut cmd = clap::Command::new("dynhostd")
+        .about(full.get_about().cloned().unwrap_or_default())
+        .version(env!("CARGO_PKG_VERSION"))
+        .propagate_version(true)
+        .subcommand_required(true)
+        .args(full.get_arguments().cloned())
+        .subcommands(full.get_subcommands().filter(|s| !s.is_hide_set()).cloned());
+    if let Some(long) = full.get_long_about() {
+        cmd = cmd.long_about(long.clone());
+    }
     match what {
         Generate::Man { dir: None } => clap_mangen::Man::new(cmd).render(&mut std::io::stdout())?,
         Generate::Man { dir: Some(dir) } => clap_mangen::generate_to(cmd, &dir)
