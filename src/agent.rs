@@ -132,6 +132,7 @@ fn seed() -> u64 {
 }
 
 fn new_decider(config: &Config) -> Decider {
+    state::remove_stale_temps(&config.state_file());
     let state = load_state(&config.state_file());
     Decider::new(
         decider_config(config),

@@ -395,6 +395,9 @@ impl Config {
         out += &format!("debounce = {}\n", q(&format_duration(self.wan.debounce)));
         out += &format!("accept = [{}]\n", list(&self.wan.policy.accept));
         out += &format!("ignore = [{}]\n", list(&self.wan.policy.ignore));
+        if let Some(b) = self.wan.netlink_buffer {
+            out += &format!("netlink_buffer = {b}\n");
+        }
         out += &format!(
             "\n[state]\ndir = {}\n",
             q(&self.state_dir.display().to_string())
@@ -1093,8 +1096,12 @@ fn validate_server(s: &str) -> Result<Url, String> {
     Ok(url)
 }
 
+/// The longest duration accepted anywhere: ten years. Longer makes no sense for any setting,
+/// and timers that far out would overflow the clock.
+pub const MAX_DURATION: Duration = Duration::from_secs(3650 * 86_400);
+
 /// `"500ms"`, `"2s"`, `"5m"`, `"1h"`, `"25d"`, or `"0"`; several parts may follow each other
-/// (`"1m30s"`).
+/// (`"1m30s"`). At most [`MAX_DURATION`].
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let bad = || format!("{s:?} is not a duration (like \"2s\", \"5m\", \"1h\", \"25d\")");
     let t = s.trim();
@@ -1127,6 +1134,9 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
             _ => return Err(bad()),
         };
         total = total.checked_add(part).ok_or_else(bad)?;
+        if total > MAX_DURATION {
+            return Err(format!("{s:?} is too long (at most \"3650d\")"));
+        }
     }
     Ok(total)
 }

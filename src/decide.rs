@@ -164,11 +164,14 @@ struct Nat {
     failures: u32,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 struct InFlight {
     ip: IpAddr,
     /// False when a `nochg` is normal: the published address was unknown, or the push forced.
     expect_change: bool,
+    /// The host entry the request was sent with: a reply about an entry that has been edited
+    /// since (SIGHUP) must not stop or back off the new one.
+    fingerprint: String,
 }
 
 #[derive(Debug, Clone)]
@@ -244,6 +247,18 @@ fn build_records(
             rec.failures = 0;
             rec.retry_at = None;
         }
+        if rec.failures > 0
+            && rec
+                .attempt_config
+                .as_ref()
+                .is_some_and(|c| *c != spec.fingerprint)
+        {
+            // The back-off was earned by the entry as it was; a fixed one (server, ca_file…)
+            // is tried now.
+            info!(record = %spec.key, "configuration changed since the last failure: trying again now");
+            rec.failures = 0;
+            rec.retry_at = None;
+        }
         // What has passed is due now.
         let timer = |at: u64| now + Duration::from_secs(at.saturating_sub(now_unix));
         let retry_deadline = rec.retry_at.filter(|at| *at > now_unix).map(timer);
@@ -316,9 +331,17 @@ impl Decider {
 
     /// Feeds one event in; returns what to do now.
     pub fn on_event(&mut self, ev: Event, now: Instant) -> Vec<Action> {
-        self.expire(now);
+        let became_due = self.expire(now);
         match ev {
-            Event::Net(net) => self.on_net(net, now),
+            Event::Net(net) => {
+                let mut actions = self.on_net(net, now);
+                // A deadline that passed while this (unrelated) event was being read must still
+                // be acted on: the timer that named it is gone.
+                if became_due && self.debounce_until.is_none() && self.have_view {
+                    actions.extend(self.decide(false));
+                }
+                actions
+            }
             Event::Timer => {
                 let settled = self.debounce_until.is_some_and(|t| t <= now);
                 if settled {
@@ -355,7 +378,7 @@ impl Decider {
         let in_flight: Vec<(RecordKey, InFlight)> = self
             .records
             .iter()
-            .filter_map(|(k, r)| r.in_flight.map(|f| (k.clone(), f)))
+            .filter_map(|(k, r)| r.in_flight.clone().map(|f| (k.clone(), f)))
             .collect();
         let mut saved = self.state().records;
         let (mut records, chosen) = build_records(&cfg, &mut saved, now, now_unix);
@@ -384,11 +407,14 @@ impl Decider {
     /// Turns every deadline that has passed into what it stands for, so that the deadlines
     /// left are all in the future and [`Decider::next_wake`] never names a past instant (which
     /// would spin the shell while a debounce is pending).
-    fn expire(&mut self, now: Instant) {
-        let passed = |t: &mut Option<Instant>| -> bool {
+    /// Returns whether any deadline passed.
+    fn expire(&mut self, now: Instant) -> bool {
+        let mut any = false;
+        let mut passed = |t: &mut Option<Instant>| -> bool {
             let p = t.is_some_and(|t| t <= now);
             if p {
                 *t = None;
+                any = true;
             }
             p
         };
@@ -409,6 +435,7 @@ impl Decider {
                 nat.due = true;
             }
         }
+        any
     }
 
     /// Replaces the view without deciding (`update` and `detect` take one dump).
@@ -655,6 +682,7 @@ impl Decider {
                 rec.in_flight = Some(InFlight {
                     ip,
                     expect_change: previous.is_some() && changed,
+                    fingerprint: rec.spec.fingerprint.clone(),
                 });
                 actions.push(Action::Push(Push {
                     key: rec.spec.key.clone(),
@@ -814,10 +842,18 @@ impl Decider {
             return vec![Action::Save];
         };
         let flight = rec.in_flight.take();
-        let expect_change = flight.is_some_and(|f| f.expect_change && f.ip == ip);
+        let expect_change = flight
+            .as_ref()
+            .is_some_and(|f| f.expect_change && f.ip == ip);
+        // Sent with an entry that has been edited since: its failure says nothing about the
+        // new one.
+        let stale = flight
+            .as_ref()
+            .is_some_and(|f| f.fingerprint != rec.spec.fingerprint);
         let summary = reply.summary();
         rec.saved.last_reply = Some(summary.clone());
         rec.saved.last_attempt_at = Some(at);
+        rec.saved.attempt_config = flight.map(|f| f.fingerprint);
         let old = rec
             .saved
             .published
@@ -837,6 +873,10 @@ impl Decider {
                     (!self.cfg.min_interval.is_zero()).then(|| now + self.cfg.min_interval);
                 rec.pushed_at = Some(now);
                 rec.refresh_at = (!self.cfg.refresh.is_zero()).then(|| now + self.cfg.refresh);
+            }
+            Verdict::Stop { .. } | Verdict::Retry { .. } if stale => {
+                warn!(record = %key, "\"{summary}\" answered a request sent with the entry as it was before the reload: trying again with the new one");
+                rec.saved.attempt_config = Some(rec.spec.fingerprint.clone());
             }
             Verdict::Stop { fix } => {
                 error!(record = %key, "{key} stopped after \"{summary}\": {fix}. dynhostd will not send for it again until its [[host]] entry changes");
@@ -858,9 +898,9 @@ impl Decider {
                 }
                 warn!(
                     record = %key,
-                    "update of {key} to {ip} failed ({summary}); attempt {}, next try in {}s",
+                    "update of {key} to {ip} failed ({summary}); attempt {}, next try in {:.1}s",
                     rec.saved.failures,
-                    delay.as_secs()
+                    delay.as_secs_f64()
                 );
                 rec.retry_deadline = Some(now + delay);
                 rec.saved.retry_at = Some(at + delay.as_secs().max(1));

@@ -45,6 +45,10 @@ pub struct PublishedRecord {
     /// Unix time before which no retry is sent.
     pub retry_at: Option<u64>,
     pub stopped: Option<Stopped>,
+    /// `HostConfig::fingerprint` of the entry the last attempt was made with: a back-off earned
+    /// by an entry that has since been edited is dropped.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub attempt_config: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -154,6 +158,34 @@ pub fn save(path: &Path, state: &State) -> io::Result<()> {
     result
 }
 
+/// Removes temp files left by a writer that was killed between creating and renaming them
+/// (power loss, kill -9). Only ours by name, and never the live temp file of this process.
+pub fn remove_stale_temps(path: &Path) {
+    let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
+        return;
+    };
+    let prefix = format!("{}.tmp.", name.to_string_lossy());
+    let mine = temp_path(path);
+    let Ok(entries) = std::fs::read_dir(if dir.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        dir
+    }) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let p = e.path();
+        let n = e.file_name();
+        let n = n.to_string_lossy();
+        if n.starts_with(&prefix)
+            && n[prefix.len()..].chars().all(|c| c.is_ascii_digit())
+            && p != mine
+        {
+            let _ = std::fs::remove_file(&p);
+        }
+    }
+}
+
 fn temp_path(path: &Path) -> PathBuf {
     let mut name = path.file_name().unwrap_or_default().to_os_string();
     name.push(format!(".tmp.{}", std::process::id()));
@@ -239,6 +271,27 @@ mod tests {
         use std::os::unix::fs::PermissionsExt;
         let mode = std::fs::metadata(&path).unwrap().permissions().mode();
         assert_eq!(mode & 0o077, 0, "state is private");
+    }
+
+    #[test]
+    fn stale_temp_files_from_a_killed_writer_are_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(FILE_NAME);
+        save(&path, &sample()).unwrap();
+        std::fs::write(dir.path().join("state.json.tmp.12345"), "{half").unwrap();
+        std::fs::write(dir.path().join("state.json.tmp.notapid"), "x").unwrap();
+        std::fs::write(dir.path().join("other.tmp.1"), "x").unwrap();
+        remove_stale_temps(&path);
+        let mut names: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        assert_eq!(
+            names,
+            vec!["other.tmp.1", "state.json", "state.json.tmp.notapid"]
+        );
+        assert_eq!(load(&path).0, sample());
     }
 
     #[test]

@@ -798,7 +798,15 @@ fn a_deadline_passing_while_an_unrelated_event_is_handled_is_not_lost() {
 fn durations_the_config_accepts_never_overflow_the_decider() {
     let _serial = one_at_a_time();
     let host = "[[host]]\nhostname = \"home.example.com\"\nlogin = \"l\"\npassword = \"p\"\n";
-    let huge = "200000000000000d"; // about 1.7e19 s: fits a Duration, not an Instant
+    // Far longer than any Instant can add is refused outright ...
+    for key in ["min_interval", "refresh", "retry_initial"] {
+        let text = format!("[update]\n{key} = \"200000000000000d\"\n{host}");
+        let e = dynhostd::config::parse(&text, None, std::path::Path::new("/nonexistent"))
+            .expect_err("an absurd duration is refused");
+        assert_eq!(e.key, format!("update.{key}"), "{e}");
+    }
+    // ... and the longest accepted one must not overflow the decider.
+    let huge = "3650d";
     let cases = [
         (
             "update.min_interval",

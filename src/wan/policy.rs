@@ -186,9 +186,12 @@ pub fn judge_ip(ip: IpAddr, policy: &AddressPolicy) -> Result<(), Rejection> {
     if !policy.accept.is_empty() {
         // The user's list replaces the global-only rule, but never makes these usable.
         return match range_rejection(ip) {
-            Some(r @ (Rejection::Unspecified | Rejection::Multicast | Rejection::Loopback)) => {
-                Err(r)
-            }
+            Some(
+                r @ (Rejection::Unspecified
+                | Rejection::Multicast
+                | Rejection::Loopback
+                | Rejection::LinkLocal),
+            ) => Err(r),
             _ if policy.accept.iter().any(|p| p.contains(&ip)) => Ok(()),
             _ => Err(Rejection::NotAccepted),
         };
