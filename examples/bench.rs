@@ -140,8 +140,14 @@ struct IdleFigures {
     wakeups: u64,
     cpu_ms: f64,
     rss_kb: u64,
+    /// The anonymous part of it (heap, stacks): what the process itself allocated, as opposed
+    /// to pages of its executable and libraries, which the kernel can drop and re-read.
+    anon_kb: u64,
     window_s: u64,
     top_syscalls: Vec<(String, u64)>,
+    /// The same over the next window.
+    syscalls_later: u64,
+    top_syscalls_later: Vec<(String, u64)>,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, Default)]
@@ -330,9 +336,13 @@ fn tree_ctxsw(pid: u32) -> u64 {
 }
 
 fn tree_rss_kb(pid: u32) -> u64 {
+    tree_status_kb(pid, "VmRSS:")
+}
+
+fn tree_status_kb(pid: u32, key: &str) -> u64 {
     tree(pid)
         .into_iter()
-        .map(|p| proc_field(&format!("/proc/{p}/status"), "VmRSS:").unwrap_or(0))
+        .map(|p| proc_field(&format!("/proc/{p}/status"), key).unwrap_or(0))
         .sum()
 }
 
@@ -642,9 +652,10 @@ impl Cell {
         let ctx0 = tree_ctxsw(pid);
         let cpu0 = tree_cpu_ns(pid);
         let end = Instant::now() + window;
-        let mut rss = Vec::new();
+        let (mut rss, mut anon) = (Vec::new(), Vec::new());
         while Instant::now() < end {
             rss.push(tree_rss_kb(pid) as f64);
+            anon.push(tree_status_kb(pid, "RssAnon:") as f64);
             std::thread::sleep(
                 Duration::from_secs(1).min(end.saturating_duration_since(Instant::now())),
             );
@@ -652,39 +663,53 @@ impl Cell {
         let ctx1 = tree_ctxsw(pid);
         let cpu1 = tree_cpu_ns(pid);
 
-        // Window 2: strace -c -f on the whole tree (threads and any child it starts).
-        let out = self.spec.dir.join("strace.txt");
-        let mut strace = Command::new("strace");
-        strace
-            .args(["-c", "-f", "-o"])
-            .arg(&out)
-            .args(["-p", &pid.to_string()])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null());
-        pdeathsig(&mut strace);
-        let mut strace = strace.spawn().map_err(|e| format!("strace: {e}"))?;
-        std::thread::sleep(window);
-        // SAFETY: our own child; SIGINT makes strace detach and write its summary.
-        unsafe { libc::kill(strace.id() as i32, libc::SIGINT) };
-        let _ = strace.wait();
-        let summary = std::fs::read_to_string(&out).unwrap_or_default();
-        let (syscalls, rows) = parse_strace(&summary);
+        // Windows 2 and 3: strace -c -f on the whole tree (threads and any child it starts).
+        // Two in a row, because an update leaves one-shot timers behind it (a rate limit, an
+        // HTTP keep-alive connection to close): the second window shows the steady state.
+        let mut traced = Vec::new();
+        for n in [2, 3] {
+            let out = self.spec.dir.join(format!("strace-{n}.txt"));
+            let mut strace = Command::new("strace");
+            strace
+                .args(["-c", "-f", "-o"])
+                .arg(&out)
+                .args(["-p", &pid.to_string()])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null());
+            pdeathsig(&mut strace);
+            let mut strace = strace.spawn().map_err(|e| format!("strace: {e}"))?;
+            std::thread::sleep(window);
+            // SAFETY: our own child; SIGINT makes strace detach and write its summary.
+            unsafe { libc::kill(strace.id() as i32, libc::SIGINT) };
+            let _ = strace.wait();
+            traced.push(parse_strace(
+                &std::fs::read_to_string(&out).unwrap_or_default(),
+            ));
+        }
+        let (syscalls, rows) = traced[0].clone();
+        let (syscalls_later, rows_later) = traced[1].clone();
         let spawned = rows
             .iter()
             .find(|(n, _)| n == "execve")
             .map(|(_, c)| *c)
             .unwrap_or(0);
-        let mut top = rows.clone();
-        top.sort_by_key(|r| std::cmp::Reverse(r.1));
-        top.truncate(6);
+        let top = |rows: &[(String, u64)]| {
+            let mut top = rows.to_vec();
+            top.sort_by_key(|r| std::cmp::Reverse(r.1));
+            top.truncate(6);
+            top
+        };
         Ok(IdleFigures {
             syscalls,
             spawned,
             wakeups: ctx1.saturating_sub(ctx0),
             cpu_ms: cpu1.saturating_sub(cpu0) as f64 / 1e6,
             rss_kb: median(&rss).unwrap_or(0.0) as u64,
+            anon_kb: median(&anon).unwrap_or(0.0) as u64,
             window_s: self.spec.idle_s,
-            top_syscalls: top,
+            top_syscalls: top(&rows),
+            syscalls_later,
+            top_syscalls_later: top(&rows_later),
         })
     }
 
@@ -827,6 +852,7 @@ fn run_cell(spec: CellSpec) -> Result<CellResult, String> {
 // The orchestrator.
 
 struct Options {
+    load_at_start: String,
     dynhostd: PathBuf,
     work: PathBuf,
     out: Option<PathBuf>,
@@ -838,8 +864,18 @@ struct Options {
     competitors: bool,
 }
 
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .unwrap_or_default()
+        .split_whitespace()
+        .take(3)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 fn parse_options() -> Options {
     let mut o = Options {
+        load_at_start: load_average(),
         dynhostd: PathBuf::from("target/release/dynhostd"),
         work: std::env::temp_dir().join(format!("dynhostd-bench-{}", std::process::id())),
         out: None,
@@ -1280,6 +1316,13 @@ fn render(
         "- strace: {}",
         cmd_line("strace", &["-V"]).lines().next().unwrap_or("")
     );
+    let _ = writeln!(
+        r,
+        "- load average (1, 5, 15 min) at the start: {}; at the end: {} (the machine may be \
+         shared: other work running meanwhile shows here)",
+        o.load_at_start,
+        load_average()
+    );
     let _ = writeln!(r, "- whole run: {:.0} s\n", took.as_secs_f64());
 
     let _ = writeln!(r, "## Results\n");
@@ -1329,12 +1372,30 @@ fn render(
     };
     row(
         &mut r,
-        &format!("3. idle syscalls per {} s (strace -c -f)", o.idle_s),
+        &format!(
+            "3. idle syscalls per {} s (strace -c -f), {}–{} s after the last update",
+            o.idle_s,
+            5 + o.idle_s,
+            5 + 2 * o.idle_s
+        ),
         &|t| idle(t, &|i| i.syscalls.to_string()),
     );
     row(
         &mut r,
-        &format!("3. idle wake-ups per {} s (context switches)", o.idle_s),
+        &format!(
+            "3. … and {}–{} s after it",
+            5 + 2 * o.idle_s,
+            5 + 3 * o.idle_s
+        ),
+        &|t| idle(t, &|i| i.syscalls_later.to_string()),
+    );
+    row(
+        &mut r,
+        &format!(
+            "3. idle wake-ups per {} s (context switches), 5–{} s after the last update",
+            o.idle_s,
+            5 + o.idle_s
+        ),
         &|t| idle(t, &|i| i.wakeups.to_string()),
     );
     row(
@@ -1348,7 +1409,13 @@ fn render(
         &|t| idle(t, &|i| fmt_ms(i.cpu_ms)),
     );
     row(&mut r, "4. idle RSS, whole process tree", &|t| {
-        idle(t, &|i| kb(i.rss_kb as f64))
+        idle(t, &|i| {
+            format!(
+                "{} (anonymous {})",
+                kb(i.rss_kb as f64),
+                kb(i.anon_kb as f64)
+            )
+        })
     });
     row(
         &mut r,
@@ -1493,10 +1560,18 @@ fn render(
         if let Some(i) = f.idle.get(t) {
             let _ = writeln!(
                 r,
-                "- zero syscalls while idle ({}): **{}** ({} in {} s)",
+                "- zero syscalls while idle ({}): **{}** ({} in the {} s from {} s after the \
+                 last update, {} in the next {} s)",
                 t.name(),
-                if i.syscalls == 0 { "met" } else { "missed" },
+                match (i.syscalls, i.syscalls_later) {
+                    (0, 0) => "met",
+                    (_, 0) => "met once the last update's timers have run out, missed before",
+                    _ => "missed",
+                },
                 i.syscalls,
+                i.window_s,
+                5 + i.window_s,
+                i.syscalls_later,
                 i.window_s
             );
         }
@@ -1504,9 +1579,11 @@ fn render(
     if let Some(i) = f.idle.get(&default) {
         let _ = writeln!(
             r,
-            "- idle RSS ≤ 2.5 MB: **{}** ({})",
+            "- idle RSS ≤ 2.5 MB: **{}** ({}, of which anonymous {}; the rest is pages of the \
+             executable and of libc)",
             if i.rss_kb <= 2560 { "met" } else { "missed" },
-            kb(i.rss_kb as f64)
+            kb(i.rss_kb as f64),
+            kb(i.anon_kb as f64)
         );
     }
     for t in tools.iter().filter(|t| !t.polls()) {
@@ -1571,8 +1648,8 @@ fn render(
     let _ = writeln!(
         r,
         "- Idle: 5 s after the first update, a {s} s window without tracing (context switches \
-         of every thread from /proc, CPU time from schedstat, RSS = sum of VmRSS over the \
-         process tree sampled each second, median), then a {s} s window under `strace -c -f -p` \
+         of every thread from /proc, CPU time from schedstat, RSS = sum of VmRSS, and of its \
+         anonymous part RssAnon, over the process tree sampled each second, median), then two {s} s windows under `strace -c -f -p` \
          (syscalls of every thread and of any process the tool starts; execve = processes \
          started). A poller's window holds one or two of its polls.",
         s = o.idle_s
@@ -1592,8 +1669,11 @@ fn render(
         "- Many hosts: {} `[[host]]` entries (one login each, as OVH DynHost logins are per \
          name; ddclient would otherwise put them all into one request), empty state, the WAN \
          already up: time from spawning the tool to the stand-in's last `good`. Peak RSS = the \
-         larger of the main process's VmHWM and the tree's RSS sampled every 20 ms. dynhostd: 3 \
-         runs each; competitors: 1 run, capped at {} s.",
+         larger of the main process's VmHWM and the tree's RSS sampled every 20 ms. Everything the tool does \
+         counts, its own disk writes included (dynhostd saves its state file atomically, with \
+         fsync, as updates complete; inadyn writes a cache file per host; ddclient writes its \
+         cache once at the end), so this figure also depends on the disk. dynhostd: 3 runs \
+         each; competitors: 1 run, capped at {} s.",
         o.hosts, o.cap_s
     );
     if !f.notes.is_empty() {
@@ -1602,23 +1682,28 @@ fn render(
             let _ = writeln!(r, "- {n}");
         }
     }
-    let _ = writeln!(r, "\n## Idle detail: most frequent syscalls\n");
+    let _ = writeln!(
+        r,
+        "\n## Idle detail: most frequent syscalls (first traced window; next window)\n"
+    );
+    let list = |rows: &[(String, u64)]| {
+        if rows.is_empty() {
+            "none".to_string()
+        } else {
+            rows.iter()
+                .map(|(n, c)| format!("{n} {c}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        }
+    };
     for t in tools {
         if let Some(i) = f.idle.get(t) {
-            let top: Vec<String> = i
-                .top_syscalls
-                .iter()
-                .map(|(n, c)| format!("{n} {c}"))
-                .collect();
             let _ = writeln!(
                 r,
-                "- {}: {}",
+                "- {}: {}; then {}",
                 t.name(),
-                if top.is_empty() {
-                    "none".to_string()
-                } else {
-                    top.join(", ")
-                }
+                list(&i.top_syscalls),
+                list(&i.top_syscalls_later)
             );
         }
     }
