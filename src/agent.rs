@@ -179,6 +179,10 @@ struct Pusher {
     tasks: JoinSet<Done>,
     detector: PublicIpDetector,
     verifier: crate::dns::Verifier,
+    /// Hook programs by record, and the ones running (never awaited by the event loop).
+    hooks: HashMap<RecordKey, PathBuf>,
+    hook_timeout: Duration,
+    running_hooks: JoinSet<()>,
     dry_run: bool,
 }
 
@@ -204,6 +208,13 @@ impl Pusher {
             tasks: JoinSet::new(),
             detector: PublicIpDetector::new(&config.detect, config.wan.policy.clone()),
             verifier: verifier(config),
+            hooks: config
+                .enabled_hosts()
+                .filter_map(|h| h.exec.clone().map(|e| (h, e)))
+                .flat_map(|(h, e)| h.records().map(move |k| (k, e.clone())))
+                .collect(),
+            hook_timeout: config.hook_timeout,
+            running_hooks: JoinSet::new(),
             dry_run,
         })
     }
@@ -215,6 +226,8 @@ impl Pusher {
         self.limit = fresh.limit;
         self.detector = fresh.detector;
         self.verifier = fresh.verifier;
+        self.hooks = fresh.hooks;
+        self.hook_timeout = fresh.hook_timeout;
         Ok(())
     }
 
@@ -247,6 +260,27 @@ impl Pusher {
             let reply = client.update(&req).await;
             Done::Push(push.key, push.ip, reply)
         });
+    }
+
+    /// Runs the record's hook, if it has one, in the background.
+    fn hook(&mut self, ev: crate::hook::HookEvent) {
+        let key = RecordKey::new(ev.host.clone(), ev.family);
+        let Some(path) = self.hooks.get(&key).cloned() else {
+            return;
+        };
+        let timeout = self.hook_timeout;
+        self.running_hooks.spawn(async move {
+            if let Err(e) = crate::hook::run_hook(&path, &ev, timeout).await {
+                warn!(record = %key, "hook: {e}");
+            }
+        });
+        // Reap finished ones so the set does not grow.
+        while self.running_hooks.try_join_next().is_some() {}
+    }
+
+    /// Waits for the hooks still running (each is bounded by its timeout).
+    async fn wait_hooks(&mut self) {
+        while self.running_hooks.join_next().await.is_some() {}
     }
 
     /// Asks the record's authoritative name servers what it holds.
@@ -294,6 +328,7 @@ fn perform(actions: Vec<Action>, decider: &Decider, pusher: &mut Pusher, state_p
             Action::Save => save = true,
             Action::Detect { family, bind } => pusher.detect(family, bind),
             Action::Verify { key } => pusher.verify(key),
+            Action::Hook(ev) => pusher.hook(ev),
         }
     }
     if save {
@@ -336,6 +371,17 @@ pub async fn run(
         env!("CARGO_PKG_VERSION")
     );
 
+    // systemd (Type=notify): READY once the first decision is made, the watchdog when asked.
+    let notifier = crate::notify::Notifier::from_env();
+    let mut ready = notifier.is_none();
+    let mut watchdog = notifier
+        .as_ref()
+        .and_then(|n| n.watchdog_interval())
+        .map(|every| {
+            let mut i = tokio::time::interval(every);
+            i.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            i
+        });
     let mut hup = Signal::new(tokio::signal::unix::SignalKind::hangup());
     let mut usr1 = Signal::new(tokio::signal::unix::SignalKind::user_defined1());
 
@@ -343,7 +389,13 @@ pub async fn run(
         let wake = decider.next_wake();
         let actions = tokio::select! {
             () = &mut shutdown => break,
-            () = hup.recv() => match reload(opts.config_path.as_deref(), &mut pusher) {
+            () = watchdog_tick(&mut watchdog) => {
+                if let Some(n) = &notifier {
+                    n.watchdog();
+                }
+                Vec::new()
+            }
+            () = hup.recv() => match reload(opts.config_path.as_deref(), &mut pusher, notifier.as_ref()) {
                 Some(new) => {
                     let actions = decider.reconfigure(decider_config(&new), Instant::now(), now_unix());
                     if new.wan.netlink_buffer != config.wan.netlink_buffer {
@@ -360,7 +412,18 @@ pub async fn run(
                 decider.on_event(Event::CheckNow, Instant::now())
             }
             ev = rx.recv() => match ev {
-                Some(ev) => decider.on_event(Event::Net(ev), Instant::now()),
+                Some(ev) => {
+                    let snapshot = matches!(ev, NetEvent::Snapshot(_));
+                    let actions = decider.on_event(Event::Net(ev), Instant::now());
+                    // The first dump is decided at once: start-up is over.
+                    if snapshot && !ready {
+                        if let Some(n) = &notifier {
+                            n.ready();
+                        }
+                        ready = true;
+                    }
+                    actions
+                }
                 None => {
                     return Err(match (&mut watcher).await {
                         Ok(Err(e)) => AgentError::Netlink(e),
@@ -374,6 +437,9 @@ pub async fn run(
         perform(actions, &decider, &mut pusher, &state_path);
     }
 
+    if let Some(n) = &notifier {
+        n.stopping();
+    }
     info!(in_flight = pusher.in_flight(), "shutting down");
     watcher.abort();
     let deadline = tokio::time::Instant::now() + SHUTDOWN_GRACE;
@@ -425,11 +491,26 @@ impl Signal {
 
 /// SIGHUP: the configuration again, or None (logged) when it can't be used; the running one
 /// then stays.
-fn reload(path: Option<&Path>, pusher: &mut Pusher) -> Option<Config> {
+fn reload(
+    path: Option<&Path>,
+    pusher: &mut Pusher,
+    notifier: Option<&crate::notify::Notifier>,
+) -> Option<Config> {
     let Some(path) = path else {
         warn!("SIGHUP: no configuration file to reload");
         return None;
     };
+    if let Some(n) = notifier {
+        n.reloading();
+    }
+    let new = load_for_reload(path, pusher);
+    if let Some(n) = notifier {
+        n.ready();
+    }
+    new
+}
+
+fn load_for_reload(path: &Path, pusher: &mut Pusher) -> Option<Config> {
     info!(path = %path.display(), "SIGHUP: reloading the configuration");
     let new = match crate::config::load(path) {
         Ok(c) => c,
@@ -447,6 +528,15 @@ fn reload(path: Option<&Path>, pusher: &mut Pusher) -> Option<Config> {
         "configuration reloaded"
     );
     Some(new)
+}
+
+async fn watchdog_tick(w: &mut Option<tokio::time::Interval>) {
+    match w {
+        Some(i) => {
+            i.tick().await;
+        }
+        None => std::future::pending().await,
+    }
 }
 
 async fn sleep_until(wake: Option<Instant>) {
@@ -494,6 +584,7 @@ pub async fn update_once(
             Action::Push(p) => sent.insert(p.key.clone()),
             Action::Detect { family, .. } => asked.insert(*family),
             Action::Verify { key } => verified.insert(key.clone()),
+            Action::Hook(_) => true,
             Action::Save => true,
         });
         perform(actions, &decider, &mut pusher, &state_path);
@@ -503,6 +594,7 @@ pub async fn update_once(
         actions = decider.on_event(done.into_event(), Instant::now());
     }
     save_state(&decider, opts.dry_run, &state_path);
+    pusher.wait_hooks().await;
 
     let mut all_current = true;
     for spec in &dc.records {

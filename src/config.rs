@@ -41,6 +41,8 @@ pub struct RawConfig {
     pub update: RawUpdate,
     #[serde(default)]
     pub verify: RawVerify,
+    #[serde(default)]
+    pub hook: RawHook,
     #[serde(default, rename = "host")]
     pub hosts: Vec<Spanned<RawHost>>,
 }
@@ -67,6 +69,13 @@ pub struct RawHttp {
     pub timeout: Option<Spanned<String>>,
     pub connect_timeout: Option<Spanned<String>>,
     pub max_concurrent: Option<Spanned<i64>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawHook {
+    pub exec: Option<Spanned<String>>,
+    pub timeout: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -110,6 +119,7 @@ pub struct RawHost {
     pub provider: Option<Spanned<String>>,
     pub server: Option<Spanned<String>>,
     pub ca_file: Option<Spanned<String>>,
+    pub exec: Option<Spanned<String>>,
     pub enabled: Option<Spanned<bool>>,
 }
 
@@ -322,6 +332,8 @@ pub struct HostConfig {
     pub provider: Provider,
     pub server: Url,
     pub ca_file: Option<PathBuf>,
+    /// Program run after each update attempt (this host's `exec`, else `[hook] exec`).
+    pub exec: Option<PathBuf>,
     pub enabled: bool,
     /// Line of the `[[host]]` entry, for messages.
     pub line: usize,
@@ -363,6 +375,8 @@ pub struct Config {
     pub detect: DetectConfig,
     pub update: UpdateConfig,
     pub verify: VerifyConfig,
+    /// How long a hook may run before it is killed.
+    pub hook_timeout: Duration,
     pub hosts: Vec<HostConfig>,
     /// Some `[[host]]` has its password in this file (the file must then be private).
     pub inline_passwords: bool,
@@ -445,6 +459,10 @@ impl Config {
             )),
             q(&format_duration(self.verify.timeout)),
         );
+        out += &format!(
+            "\n[hook]\ntimeout = {}\n",
+            q(&format_duration(self.hook_timeout))
+        );
         for h in &self.hosts {
             out += &format!(
                 "\n[[host]]\nhostname = {}\nlogin = {}\npassword = \"<redacted>\"\nfamily = {}\nprovider = {}\nserver = {}\n",
@@ -459,6 +477,9 @@ impl Config {
             );
             if let Some(ca) = &h.ca_file {
                 out += &format!("ca_file = {}\n", q(&ca.display().to_string()));
+            }
+            if let Some(exec) = &h.exec {
+                out += &format!("exec = {}\n", q(&exec.display().to_string()));
             }
             out += &format!("enabled = {}\n", h.enabled);
         }
@@ -580,6 +601,20 @@ fn validate(raw: RawConfig, ctx: &Ctx<'_>, base: &Path) -> Result<Config, Config
     let detect = validate_detect(raw.detect, ctx)?;
     let update = validate_update(raw.update, ctx)?;
     let verify = validate_verify(raw.verify, ctx)?;
+    let global_exec = match &raw.hook.exec {
+        Some(e) => Some(validate_exec(e, "hook.exec", ctx, base)?),
+        None => None,
+    };
+    let hook_timeout = match &raw.hook.timeout {
+        Some(t) => {
+            let d = parse_duration(t.get_ref()).map_err(|m| ctx.err(t, "hook.timeout", m))?;
+            if d.is_zero() {
+                return Err(ctx.err(t, "hook.timeout", "must be more than 0"));
+            }
+            d
+        }
+        None => Duration::from_secs(30),
+    };
     if raw.hosts.is_empty() {
         return Err(ctx.err_at(
             None,
@@ -593,7 +628,10 @@ fn validate(raw: RawConfig, ctx: &Ctx<'_>, base: &Path) -> Result<Config, Config
     for (i, h) in raw.hosts.into_iter().enumerate() {
         let line = ctx.line_of(h.span().start);
         let start = h.span().start;
-        let host = validate_host(h.into_inner(), i, line, start, ctx, base)?;
+        let mut host = validate_host(h.into_inner(), i, line, start, ctx, base)?;
+        if host.exec.is_none() {
+            host.exec = global_exec.clone();
+        }
         for key in host.records() {
             if !seen.insert(key.clone()) {
                 return Err(ctx.err_at(
@@ -612,6 +650,7 @@ fn validate(raw: RawConfig, ctx: &Ctx<'_>, base: &Path) -> Result<Config, Config
         detect,
         update,
         verify,
+        hook_timeout,
         hosts,
         inline_passwords,
     })
@@ -697,6 +736,28 @@ fn validate_http(raw: RawHttp, ctx: &Ctx<'_>) -> Result<HttpConfig, ConfigError>
         http.max_concurrent = v as usize;
     }
     Ok(http)
+}
+
+/// A hook program: an absolute (or config-relative) path to an executable file. It is run
+/// directly, never through a shell.
+fn validate_exec(
+    v: &Spanned<String>,
+    key: &str,
+    ctx: &Ctx<'_>,
+    base: &Path,
+) -> Result<PathBuf, ConfigError> {
+    use std::os::unix::fs::PermissionsExt;
+    let path = base.join(v.get_ref());
+    let meta = std::fs::metadata(&path)
+        .map_err(|e| ctx.err(v, key, format!("{}: {e}", path.display())))?;
+    if !meta.is_file() || meta.permissions().mode() & 0o111 == 0 {
+        return Err(ctx.err(
+            v,
+            key,
+            format!("{} is not an executable file", path.display()),
+        ));
+    }
+    Ok(path)
 }
 
 fn validate_verify(raw: RawVerify, ctx: &Ctx<'_>) -> Result<VerifyConfig, ConfigError> {
@@ -938,6 +999,11 @@ fn validate_host(
         }
     };
 
+    let exec = match &raw.exec {
+        Some(e) => Some(validate_exec(e, &key("exec"), ctx, base)?),
+        None => None,
+    };
+
     Ok(HostConfig {
         hostname,
         login,
@@ -946,6 +1012,7 @@ fn validate_host(
         provider,
         server,
         ca_file,
+        exec,
         enabled: raw.enabled.map(Spanned::into_inner).unwrap_or(true),
         line,
     })

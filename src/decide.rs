@@ -8,6 +8,7 @@
 //! no timer at all.
 
 use crate::config::DetectMode;
+use crate::hook::{HookEvent, HookKind};
 use crate::provider::{self, Reply, Verdict};
 use crate::record::{Family, RecordKey};
 use crate::state::{PublishedRecord, State, Stopped};
@@ -143,6 +144,8 @@ pub enum Action {
     Verify {
         key: RecordKey,
     },
+    /// An update attempt ended: run the host's `exec` hook, if it has one.
+    Hook(HookEvent),
     /// Ask the what's-my-IP sources of `family`, from `bind` (the WAN's own address of that
     /// family) when there is one; answer with [`Event::Public`].
     Detect {
@@ -858,7 +861,28 @@ impl Decider {
             .saved
             .published
             .map_or_else(|| "unknown".to_string(), |a| a.to_string());
-        match provider::verdict(&reply) {
+        let previous = rec.saved.published;
+        let verdict = provider::verdict(&reply);
+        let kind = match &verdict {
+            _ if reply == Reply::DryRun => None,
+            Verdict::Published { changed: true } => Some(HookKind::Updated),
+            Verdict::Published { changed: false } => Some(HookKind::Unchanged),
+            Verdict::Stop { .. } | Verdict::Retry { .. } if stale => Some(HookKind::Error),
+            Verdict::Stop { .. } => Some(HookKind::Stopped),
+            Verdict::Retry { .. } => Some(HookKind::Error),
+        };
+        let hook = kind.map(|event| {
+            Action::Hook(HookEvent {
+                host: key.hostname.clone(),
+                family: key.family,
+                ip: Some(ip),
+                old_ip: previous,
+                event,
+                error: matches!(event, HookKind::Error | HookKind::Stopped)
+                    .then(|| summary.clone()),
+            })
+        });
+        match verdict {
             Verdict::Published { changed } => {
                 info!(record = %key, "updated {key}: {old} → {ip} ({summary})");
                 if !changed && expect_change {
@@ -907,6 +931,7 @@ impl Decider {
             }
         }
         let mut actions = vec![Action::Save];
+        actions.extend(hook);
         // The WAN may have moved while the request was out; once any debounce is over, look again.
         if self.debounce_until.is_none() && self.have_view {
             actions.extend(self.decide(false));

@@ -85,7 +85,7 @@ fn pushes(actions: &[Action]) -> Vec<(RecordKey, IpAddr)> {
         .iter()
         .filter_map(|a| match a {
             Action::Push(p) => Some((p.key.clone(), p.ip)),
-            Action::Save | Action::Detect { .. } | Action::Verify { .. } => None,
+            Action::Save | Action::Detect { .. } | Action::Verify { .. } | Action::Hook(_) => None,
         })
         .collect()
 }

@@ -1,0 +1,205 @@
+//! The edges of the agent, black-box: `exec` hooks run after each update attempt with the
+//! documented environment (and never through a shell), and the systemd notify protocol
+//! (READY, RELOADING, STOPPING, WATCHDOG) spoken to a socket the test listens on.
+
+#[path = "support/cli.rs"]
+mod cli;
+#[path = "support/netns.rs"]
+mod netns;
+#[path = "support/standin.rs"]
+mod standin;
+
+use cli::*;
+use netns::{in_netns, sh, wait_for};
+use standin::Fault;
+use std::collections::BTreeMap;
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::UnixDatagram;
+use std::path::Path;
+use std::time::Duration;
+
+/// A hook that appends its DYNHOSTD_* environment, one event per line, to `out`.
+fn write_hook(dir: &Path, out: &Path) -> std::path::PathBuf {
+    let hook = dir.join("hook.sh");
+    std::fs::write(
+        &hook,
+        format!(
+            "#!/bin/sh\nprintf 'host=%s family=%s ip=%s old=%s event=%s error=%s\\n' \"$DYNHOSTD_HOST\" \"$DYNHOSTD_FAMILY\" \"$DYNHOSTD_IP\" \"$DYNHOSTD_OLD_IP\" \"$DYNHOSTD_EVENT\" \"$DYNHOSTD_ERROR\" >> {}\n",
+            out.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&hook, std::fs::Permissions::from_mode(0o755)).unwrap();
+    hook
+}
+
+fn events(out: &Path) -> Vec<BTreeMap<String, String>> {
+    std::fs::read_to_string(out)
+        .unwrap_or_default()
+        .lines()
+        .map(|l| {
+            // "key=value" pairs; the error text may hold spaces, so it is the rest of the line.
+            let (head, error) = l.split_once(" error=").unwrap();
+            let mut m: BTreeMap<String, String> = head
+                .split(' ')
+                .filter_map(|kv| kv.split_once('='))
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+            m.insert("error".into(), error.to_string());
+            m
+        })
+        .collect()
+}
+
+#[test]
+fn exec_hooks_run_after_each_attempt_with_the_documented_environment() {
+    in_netns(
+        "exec_hooks_run_after_each_attempt_with_the_documented_environment",
+        || {
+            let s = standin_https();
+            let setup = Setup::new();
+            let out = setup.dir.path().join("hook.out");
+            let hook = write_hook(setup.dir.path(), &out);
+            let bad = format!(
+                "{}\nexec = \"{}\"",
+                OFFICE.replace(PASSWORD, "wrong"),
+                hook.display()
+            );
+            // A global hook for every host; the office entry names its own (the same script).
+            let extra = format!(
+                "\n[hook]\nexec = \"{}\"\ntimeout = \"5s\"\n",
+                hook.display()
+            );
+            setup.write_config_with(&s, Some("ppp0"), &[HOME, &bad], &extra);
+            sh(
+                "ip tuntap add mode tun name ppp0 && ip addr add 203.0.113.10 peer 10.64.0.1 dev ppp0 && ip link set ppp0 up",
+            );
+            let agent = setup.start_agent(&[]);
+            wait_for("two hook runs", LONG, || events(&out).len() >= 2);
+            let ev = events(&out);
+            let home = ev.iter().find(|e| e["host"] == "home.example.com").unwrap();
+            assert_eq!(home["event"], "updated");
+            assert_eq!(home["family"], "ipv4");
+            assert_eq!(home["ip"], "203.0.113.10");
+            assert_eq!(home["old"], "");
+            assert_eq!(home["error"], "");
+            let office = ev
+                .iter()
+                .find(|e| e["host"] == "office.example.com")
+                .unwrap();
+            assert_eq!(office["event"], "stopped");
+            assert!(office["error"].starts_with("401"), "{office:?}");
+
+            // A change: the old address is passed; server trouble is an `error` event.
+            s.fail_next(1, Fault::status(500));
+            sh(
+                "ip addr del 203.0.113.10 peer 10.64.0.1 dev ppp0 && ip addr add 203.0.113.11 peer 10.64.0.1 dev ppp0",
+            );
+            wait_for("the error hook", LONG, || events(&out).len() >= 3);
+            let e = &events(&out)[2];
+            assert_eq!(
+                (e["event"].as_str(), e["ip"].as_str(), e["old"].as_str()),
+                ("error", "203.0.113.11", "203.0.113.10")
+            );
+            assert!(e["error"].contains("500"), "{e:?}");
+            assert!(agent.stop().0.success());
+
+            // `update` sends the address the 500 kept out (the office host is stopped, so it exits
+            // 1; the home hook still runs) ...
+            let (status, _, err) = setup.run(&["update"]);
+            assert_eq!(status.code(), Some(1), "{err}");
+            let last = events(&out).pop().unwrap();
+            assert_eq!(
+                (last["event"].as_str(), last["ip"].as_str()),
+                ("updated", "203.0.113.11")
+            );
+            // ... and `--force` on the unchanged address gives `unchanged` (nochg).
+            let (status, _, err) = setup.run(&["update", "--force"]);
+            assert_eq!(status.code(), Some(1), "{err}");
+            let last = events(&out).pop().unwrap();
+            assert_eq!(
+                (last["host"].as_str(), last["event"].as_str()),
+                ("home.example.com", "unchanged")
+            );
+            // Dry runs run no hook.
+            let before = events(&out).len();
+            let (_, _, _) = setup.run(&["update", "--ip", "203.0.113.99", "--dry-run"]);
+            assert_eq!(events(&out).len(), before);
+        },
+    );
+}
+
+#[test]
+fn a_hook_that_is_not_executable_is_a_config_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let hook = dir.path().join("hook.sh");
+    std::fs::write(&hook, "#!/bin/sh\n").unwrap();
+    let cfg = dir.path().join("c.toml");
+    std::fs::write(
+        &cfg,
+        format!("[[host]]\n{HOME}\nexec = \"{}\"\n", hook.display()),
+    )
+    .unwrap();
+    let out = std::process::Command::new(BIN)
+        .arg("check")
+        .arg("--config")
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("host[0].exec") && err.contains("not an executable file"),
+        "{err}"
+    );
+}
+
+#[test]
+fn systemd_notify_ready_reloading_stopping_and_watchdog() {
+    in_netns(
+        "systemd_notify_ready_reloading_stopping_and_watchdog",
+        || {
+            let s = standin_https();
+            let setup = Setup::new();
+            setup.write_config(&s, Some("ppp0"), &[HOME]);
+            sh(
+                "ip tuntap add mode tun name ppp0 && ip addr add 203.0.113.10 peer 10.64.0.1 dev ppp0 && ip link set ppp0 up",
+            );
+            let sock_path = setup.dir.path().join("notify.sock");
+            let sock = UnixDatagram::bind(&sock_path).unwrap();
+            sock.set_read_timeout(Some(Duration::from_millis(200)))
+                .unwrap();
+            let sock_env = sock_path.to_string_lossy().into_owned();
+            let agent = setup.start_agent_env(
+                &[],
+                &[("NOTIFY_SOCKET", &sock_env), ("WATCHDOG_USEC", "400000")],
+            );
+            let mut got: Vec<String> = Vec::new();
+            let mut until = |what: &str, got: &mut Vec<String>| {
+                let deadline = std::time::Instant::now() + LONG;
+                let mut buf = [0u8; 512];
+                while !got.iter().any(|m| m.contains(what)) {
+                    assert!(std::time::Instant::now() < deadline, "no {what} in {got:?}");
+                    if let Ok(n) = sock.recv(&mut buf) {
+                        got.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+                    }
+                }
+            };
+            until("READY=1", &mut got);
+            // The watchdog is fed every half WATCHDOG_USEC.
+            until("WATCHDOG=1", &mut got);
+            got.retain(|m| !m.contains("WATCHDOG=1"));
+            until("WATCHDOG=1", &mut got);
+            got.clear();
+            agent.signal("HUP");
+            until("RELOADING=1", &mut got);
+            assert!(got.iter().any(|m| m.contains("MONOTONIC_USEC=")), "{got:?}");
+            got.clear();
+            until("READY=1", &mut got);
+            agent.signal("TERM");
+            until("STOPPING=1", &mut got);
+            let (status, log) = agent.stop();
+            assert!(status.success(), "{log}");
+        },
+    );
+}
