@@ -335,7 +335,7 @@ impl Run {
             match a {
                 Action::Push(p) => self.check_push(p),
                 Action::Detect { family, .. } => *self.detecting.entry(*family).or_default() += 1,
-                Action::Save => {}
+                Action::Save | Action::Hook(_) => {}
                 Action::Verify { key } => self.fail(&format!("verify of {key} with verify off")),
             }
         }
