@@ -175,7 +175,7 @@ fn systemd_notify_ready_reloading_stopping_and_watchdog() {
                 &[("NOTIFY_SOCKET", &sock_env), ("WATCHDOG_USEC", "400000")],
             );
             let mut got: Vec<String> = Vec::new();
-            let mut until = |what: &str, got: &mut Vec<String>| {
+            let until = |what: &str, got: &mut Vec<String>| {
                 let deadline = std::time::Instant::now() + LONG;
                 let mut buf = [0u8; 512];
                 while !got.iter().any(|m| m.contains(what)) {
