@@ -7,6 +7,7 @@
 //!   turns messages into [`wan::NetEvent`]s; [`wan::NetView`] folds them into the current picture;
 //!   [`wan::policy`] decides which address counts.
 //! - [`public_ip`]: HTTP detection of the public address when the WAN sits behind NAT.
+//! - [`dns`]: asks a record's authoritative name servers what is really published.
 //! - [`decide`]: the pure decision core (debounce, "update only when changed", back-off, stops).
 //!   Time is passed in; it returns actions.
 //! - [`provider`]: the DynHost/dyndns2 reply classifier, the one policy table, and the HTTPS
