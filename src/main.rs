@@ -90,7 +90,9 @@ enum Command {
         http: bool,
     },
     /// Man pages and shell completions from this CLI definition, for packagers
-    /// (contrib/build-static). Hidden: not something a user runs.
+    /// (contrib/build-static). Hidden: not something a user runs. Left out of the size-tuned
+    /// router builds (`--no-default-features`), which get their man page from a host build.
+    #[cfg(feature = "generate")]
     #[command(hide = true)]
     Generate {
         #[command(subcommand)]
@@ -98,6 +100,7 @@ enum Command {
     },
 }
 
+#[cfg(feature = "generate")]
 #[derive(Subcommand)]
 enum Generate {
     /// The man page dynhostd.1 on stdout, or with --dir one page per subcommand in DIR.
@@ -110,6 +113,7 @@ enum Generate {
 }
 
 /// Generated from `Cli` itself, so the man page and completions cannot drift from the parser.
+#[cfg(feature = "generate")]
 fn generate(what: Generate) -> anyhow::Result<ExitCode> {
     use clap::CommandFactory;
     // clap_complete offers hidden subcommands too, so `generate` is left out of a rebuilt copy.
@@ -204,6 +208,7 @@ fn main() -> ExitCode {
 
 fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
     match command {
+        #[cfg(feature = "generate")]
         Command::Generate { what } => generate(what),
         Command::Run { config, dry_run } => {
             let config_path = config.config;
