@@ -1224,16 +1224,22 @@ fn size_of(path: &Path) -> Option<u64> {
     std::fs::metadata(path).ok().map(|m| m.len())
 }
 
-/// Size after `strip` (into a temporary copy), or as built if strip can't read it.
+/// Size after `strip` (into a temporary copy), or as built if no strip here can read it. The
+/// host's binutils strip reads only its own architecture; llvm-strip and the cross binutils
+/// (if installed) read the others.
 fn stripped_size(path: &Path) -> (u64, bool) {
     let tmp = std::env::temp_dir().join(format!("bench-strip-{}", std::process::id()));
-    let ok = Command::new("strip")
-        .arg("-o")
-        .arg(&tmp)
-        .arg(path)
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
+    let ok = ["strip", "llvm-strip", "aarch64-linux-gnu-strip"]
+        .iter()
+        .any(|strip| {
+            Command::new(strip)
+                .arg("-o")
+                .arg(&tmp)
+                .arg(path)
+                .stderr(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success())
+        });
     let size = if ok { size_of(&tmp) } else { None };
     let _ = std::fs::remove_file(&tmp);
     match size {
@@ -1481,13 +1487,12 @@ fn render(
         }
     }
     for (b, file) in binaries {
-        if b.extension()
-            .is_some_and(|e| e == "sha256" || e == "txt" || e == "asc")
-        {
+        // dist/ also holds archives, man pages and completions: executables only.
+        let arch = cmd_line("file", &["-b", &file.display().to_string()]);
+        if !arch.starts_with("ELF") {
             continue;
         }
         let (size, stripped) = stripped_size(&file);
-        let arch = cmd_line("file", &["-b", &file.display().to_string()]);
         let arch = arch.split(',').take(2).collect::<Vec<_>>().join(",");
         let _ = writeln!(
             r,
