@@ -320,7 +320,9 @@ impl Pusher {
 }
 
 /// Carries out the decider's actions.
-fn perform(actions: Vec<Action>, decider: &Decider, pusher: &mut Pusher, state_path: &Path) {
+/// Carries out the decider's actions; returns whether the state is to be saved (the caller
+/// decides when: see [`SAVE_DELAY`]).
+fn perform(actions: Vec<Action>, pusher: &mut Pusher) -> bool {
     let mut save = false;
     for action in actions {
         match action {
@@ -331,10 +333,13 @@ fn perform(actions: Vec<Action>, decider: &Decider, pusher: &mut Pusher, state_p
             Action::Hook(ev) => pusher.hook(ev),
         }
     }
-    if save {
-        save_state(decider, pusher.dry_run, state_path);
-    }
+    save
 }
+
+/// Saves requested within this time are written once: 1000 hosts answered within a second
+/// cost a handful of writes, not 1000 fsyncs of a growing file. A crash inside the window costs
+/// at most one repeated request per record, as any crash does.
+pub const SAVE_DELAY: Duration = Duration::from_millis(100);
 
 fn save_state(decider: &Decider, dry_run: bool, path: &Path) {
     if dry_run {
@@ -385,10 +390,16 @@ pub async fn run(
     let mut hup = Signal::new(tokio::signal::unix::SignalKind::hangup());
     let mut usr1 = Signal::new(tokio::signal::unix::SignalKind::user_defined1());
 
+    let mut save_at: Option<Instant> = None;
     loop {
         let wake = decider.next_wake();
         let actions = tokio::select! {
             () = &mut shutdown => break,
+            () = sleep_until(save_at), if save_at.is_some() => {
+                save_at = None;
+                save_state(&decider, opts.dry_run, &state_path);
+                Vec::new()
+            }
             () = watchdog_tick(&mut watchdog) => {
                 if let Some(n) = &notifier {
                     n.watchdog();
@@ -434,7 +445,9 @@ pub async fn run(
             Some(done) = pusher.next() => decider.on_event(done.into_event(), Instant::now()),
             () = sleep_until(wake), if wake.is_some() => decider.on_event(Event::Timer, Instant::now()),
         };
-        perform(actions, &decider, &mut pusher, &state_path);
+        if perform(actions, &mut pusher) && save_at.is_none() {
+            save_at = Some(Instant::now() + SAVE_DELAY);
+        }
     }
 
     if let Some(n) = &notifier {
@@ -587,7 +600,8 @@ pub async fn update_once(
             Action::Hook(_) => true,
             Action::Save => true,
         });
-        perform(actions, &decider, &mut pusher, &state_path);
+        // One pass: the state is saved once, at the end.
+        perform(actions, &mut pusher);
         let Some(done) = pusher.next().await else {
             break;
         };

@@ -186,6 +186,8 @@ struct Record {
     retry_deadline: Option<Instant>,
     /// The minimum interval after the last success: no change is sent before then.
     hold_until: Option<Instant>,
+    /// A change is waiting for `hold_until` (only then is it worth a wake-up).
+    held: bool,
     /// When the unchanged address is to be re-sent.
     refresh_at: Option<Instant>,
     refresh_due: bool,
@@ -291,6 +293,7 @@ fn build_records(
                 in_flight: None,
                 retry_deadline,
                 hold_until,
+                held: false,
                 refresh_at,
                 refresh_due: false,
                 verify_at,
@@ -467,7 +470,14 @@ impl Decider {
             .records
             .values()
             .filter(|r| r.in_flight.is_none() && r.saved.stopped.is_none())
-            .flat_map(|r| [r.retry_deadline, r.hold_until, r.refresh_at, r.verify_at])
+            .flat_map(|r| {
+                [
+                    r.retry_deadline,
+                    r.hold_until.filter(|_| r.held),
+                    r.refresh_at,
+                    r.verify_at,
+                ]
+            })
             .flatten();
         let checks = self
             .nat
@@ -675,8 +685,10 @@ impl Decider {
                 }
                 if changed && mode == Mode::Agent && rec.hold_until.is_some() {
                     // Too soon after the last success: sent when the minimum interval is over.
+                    rec.held = true;
                     continue;
                 }
+                rec.held = false;
                 if !changed && rec.refresh_due && !force {
                     info!(record = %rec.spec.key, "refreshing {ip}: unchanged for {}", crate::config::format_duration(self.cfg.refresh));
                 }

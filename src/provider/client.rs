@@ -21,6 +21,9 @@ pub const USER_AGENT: &str = concat!("dynhostd/", env!("CARGO_PKG_VERSION"));
 /// matters (ovh-dynhost.md, "Replies"), and real replies are a few dozen bytes.
 pub const MAX_REPLY_BYTES: usize = 4096;
 
+/// How long an idle kept-alive connection to the provider is kept.
+const POOL_IDLE: Duration = Duration::from_secs(5);
+
 /// A `Retry-After` longer than this is taken as this: a broken or hostile header must not park a
 /// host for weeks.
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(24 * 60 * 60);
@@ -112,7 +115,11 @@ impl DynHostClient {
             // A redirect would carry the request (and, to the same host, the credentials)
             // somewhere we weren't told to go, maybe over plain HTTP. A moved endpoint is a
             // configuration matter: classify reports the 3xx and the verdict says so.
-            .redirect(reqwest::redirect::Policy::none());
+            .redirect(reqwest::redirect::Policy::none())
+            // Keep a connection for a burst of updates (1000 hosts reuse a few), but not for
+            // the long idle stretches in between: reqwest's default (90 s) would wake an idle
+            // agent once more just to close it.
+            .pool_idle_timeout(POOL_IDLE);
         if let Some(path) = ca_file {
             builder = builder.tls_certs_merge(read_ca_file(path)?);
         }
