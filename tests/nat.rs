@@ -18,15 +18,6 @@ use standin::{Standin, StandinConfig};
 use std::net::IpAddr;
 use std::time::Duration;
 
-fn dynhost() -> Standin {
-    Standin::start_on_thread(
-        StandinConfig::https()
-            .account("example.com-home", PASSWORD, "home.example.com")
-            .record("home.example.com"),
-    )
-    .unwrap()
-}
-
 /// `[detect]` with the given sources and a short interval for the test.
 fn detect_section(ipv4: &[String], ipv6: &[String], interval: &str) -> String {
     let list = |v: &[String]| {
@@ -54,7 +45,7 @@ fn cgnat_wan_publishes_what_two_sources_agree_on_and_polls_only_while_behind_nat
     in_netns(
         "cgnat_wan_publishes_what_two_sources_agree_on_and_polls_only_while_behind_nat",
         || {
-            let s = dynhost();
+            let s = standin_https();
             let broken = IpSource::start(Answer::Status(500), false);
             let plain = IpSource::start(Answer::Body("203.0.113.80\n".into()), false);
             let html = IpSource::start(
@@ -126,7 +117,7 @@ fn cgnat_wan_publishes_what_two_sources_agree_on_and_polls_only_while_behind_nat
 #[test]
 fn with_a_routable_wan_no_source_is_ever_asked() {
     in_netns("with_a_routable_wan_no_source_is_ever_asked", || {
-        let s = dynhost();
+        let s = standin_https();
         let src = IpSource::start(Answer::Body("203.0.113.80\n".into()), false);
         let setup = Setup::new();
         let sources = [src.url("127.0.0.1"), src.url("127.0.0.1")];
@@ -159,7 +150,7 @@ fn with_a_routable_wan_no_source_is_ever_asked() {
 #[test]
 fn disagreeing_or_unroutable_answers_publish_nothing() {
     in_netns("disagreeing_or_unroutable_answers_publish_nothing", || {
-        let s = dynhost();
+        let s = standin_https();
         let a = IpSource::start(Answer::Body("203.0.113.80\n".into()), false);
         let b = IpSource::start(Answer::Body("203.0.113.99\n".into()), false);
         let private = IpSource::start(Answer::Body("10.1.2.3\n".into()), false);
@@ -264,7 +255,7 @@ fn each_family_is_asked_over_its_own_family() {
 #[test]
 fn dual_stack_records_fail_independently() {
     in_netns("dual_stack_records_fail_independently", || {
-        let s = dynhost();
+        let s = standin_https();
         let setup = Setup::new();
         let a = format!("{}\nfamily = \"ipv4\"", HOME.replace(PASSWORD, "wrong"));
         let aaaa = format!("{HOME}\nfamily = \"ipv6\"");
@@ -297,7 +288,7 @@ fn dual_stack_records_fail_independently() {
 #[test]
 fn ipv6_renumbering_by_hand_moves_the_aaaa_record() {
     in_netns("ipv6_renumbering_by_hand_moves_the_aaaa_record", || {
-        let s = dynhost();
+        let s = standin_https();
         let setup = Setup::new();
         setup.write_config(&s, Some("wan0"), &[&format!("{HOME}\nfamily = \"ipv6\"")]);
         netns::veth("wan0", "isp0");
@@ -329,7 +320,7 @@ fn slaac_prefix_change_with_radvd() {
         return;
     }
     in_netns("slaac_prefix_change_with_radvd", || {
-        let s = dynhost();
+        let s = standin_https();
         let setup = Setup::new();
         setup.write_config(&s, Some("wan0"), &[&format!("{HOME}\nfamily = \"ipv6\"")]);
         netns::veth("wan0", "isp0");

@@ -12,7 +12,6 @@ mod standin;
 
 use cli::*;
 use netns::{in_netns, sh};
-use standin::{Standin, StandinConfig};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -103,15 +102,6 @@ fn skip_without_dnsmasq() -> bool {
     true
 }
 
-fn dynhost() -> Standin {
-    Standin::start_on_thread(
-        StandinConfig::https()
-            .account("example.com-home", PASSWORD, "home.example.com")
-            .record("home.example.com"),
-    )
-    .unwrap()
-}
-
 #[test]
 fn records_are_checked_at_the_zones_name_servers_and_repaired() {
     if skip_without_dnsmasq() {
@@ -120,7 +110,7 @@ fn records_are_checked_at_the_zones_name_servers_and_repaired() {
     in_netns(
         "records_are_checked_at_the_zones_name_servers_and_repaired",
         || {
-            let s = dynhost();
+            let s = standin_https();
             let setup = Setup::new();
             let zone = Zone::start(
                 setup.dir.path(),
@@ -185,7 +175,7 @@ fn configured_name_servers_are_asked_directly_for_split_dns() {
     in_netns(
         "configured_name_servers_are_asked_directly_for_split_dns",
         || {
-            let s = dynhost();
+            let s = standin_https();
             let setup = Setup::new();
             // Two views of the zone: the "public" one on :53 and an internal one on :5353. Only
             // the configured one may be asked.
