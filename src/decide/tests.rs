@@ -112,6 +112,11 @@ impl Clock {
     }
 }
 
+/// A decider with an empty state, started at the clock's zero.
+fn fresh(cfg: DeciderConfig, clock: &Clock) -> Decider {
+    Decider::new(cfg, State::default(), clock.t0, 1_700_000_000, 7)
+}
+
 fn decider(records: &[RecordKey], state: State, clock: &Clock) -> Decider {
     Decider::new(cfg(records), state, clock.t0, 1_700_000_000, 42)
 }
@@ -561,7 +566,7 @@ fn following_the_default_route() {
     let k = v4("home.example.com");
     let mut config = cfg(std::slice::from_ref(&k));
     config.wan_interface = None;
-    let mut d = Decider::new(config, State::default(), c.t0, 1_700_000_000, 3);
+    let mut d = fresh(config, &c);
     let snap = NetSnapshot {
         links: vec![link(2, "eth1"), link(5, "wwan0")],
         addrs: vec![addr(2, "203.0.113.2"), addr(5, "198.51.100.5")],
@@ -616,13 +621,7 @@ fn nat_cfg(records: &[RecordKey], mode: DetectMode) -> DeciderConfig {
 fn behind_nat_asks_http_sources_and_rechecks_only_while_there() {
     let c = Clock::new();
     let k = v4("home.example.com");
-    let mut d = Decider::new(
-        nat_cfg(std::slice::from_ref(&k), DetectMode::Auto),
-        State::default(),
-        c.t0,
-        1_700_000_000,
-        5,
-    );
+    let mut d = fresh(nat_cfg(std::slice::from_ref(&k), DetectMode::Auto), &c);
     let a = d.on_event(snapshot(3, &["100.64.1.2"]), c.at(0.0));
     assert_eq!(
         detects(&a),
@@ -709,13 +708,7 @@ fn behind_nat_asks_http_sources_and_rechecks_only_while_there() {
 fn a_routable_wan_never_asks_http_sources_in_auto_mode() {
     let c = Clock::new();
     let k = v4("home.example.com");
-    let mut d = Decider::new(
-        nat_cfg(std::slice::from_ref(&k), DetectMode::Auto),
-        State::default(),
-        c.t0,
-        1_700_000_000,
-        5,
-    );
+    let mut d = fresh(nat_cfg(std::slice::from_ref(&k), DetectMode::Auto), &c);
     let mut all = d.on_event(snapshot(3, &["203.0.113.7"]), c.at(0.0));
     all.extend(d.on_event(outcome(&k, "203.0.113.7", Reply::Good(None)), c.at(1.0)));
     for i in 0..50 {
@@ -733,13 +726,7 @@ fn a_routable_wan_never_asks_http_sources_in_auto_mode() {
 fn detection_modes_always_and_never() {
     let c = Clock::new();
     let k = v4("home.example.com");
-    let mut always = Decider::new(
-        nat_cfg(std::slice::from_ref(&k), DetectMode::Always),
-        State::default(),
-        c.t0,
-        1_700_000_000,
-        5,
-    );
+    let mut always = fresh(nat_cfg(std::slice::from_ref(&k), DetectMode::Always), &c);
     let a = always.on_event(snapshot(3, &["203.0.113.7"]), c.at(0.0));
     assert_eq!(detects(&a), vec![(Family::V4, Some(ip("203.0.113.7")))]);
     assert!(
@@ -755,13 +742,7 @@ fn detection_modes_always_and_never() {
     );
     assert_eq!(pushes(&a), vec![(k.clone(), ip("203.0.113.60"))]);
 
-    let mut never = Decider::new(
-        nat_cfg(std::slice::from_ref(&k), DetectMode::Never),
-        State::default(),
-        c.t0,
-        1_700_000_000,
-        5,
-    );
+    let mut never = fresh(nat_cfg(std::slice::from_ref(&k), DetectMode::Never), &c);
     let a = never.on_event(snapshot(3, &["100.64.1.2"]), c.at(0.0));
     assert!(a.is_empty());
     assert_eq!(never.next_wake(), None);
@@ -771,13 +752,7 @@ fn detection_modes_always_and_never() {
 fn when_no_source_answers_nothing_is_published_and_it_backs_off() {
     let c = Clock::new();
     let k = v4("home.example.com");
-    let mut d = Decider::new(
-        nat_cfg(std::slice::from_ref(&k), DetectMode::Auto),
-        State::default(),
-        c.t0,
-        1_700_000_000,
-        5,
-    );
+    let mut d = fresh(nat_cfg(std::slice::from_ref(&k), DetectMode::Auto), &c);
     d.on_event(snapshot(3, &["100.64.1.2"]), c.at(0.0));
     let mut now = 1.0;
     let mut waits = Vec::new();
@@ -805,13 +780,7 @@ fn dual_stack_can_mix_http_and_interface_addresses() {
     let c = Clock::new();
     let a4 = v4("home.example.com");
     let a6 = v6("home.example.com");
-    let mut d = Decider::new(
-        nat_cfg(&[a4.clone(), a6.clone()], DetectMode::Auto),
-        State::default(),
-        c.t0,
-        1_700_000_000,
-        5,
-    );
+    let mut d = fresh(nat_cfg(&[a4.clone(), a6.clone()], DetectMode::Auto), &c);
     let a = d.on_event(snapshot(3, &["100.64.1.2", "2001:db8:1::5"]), c.at(0.0));
     assert_eq!(detects(&a), vec![(Family::V4, Some(ip("100.64.1.2")))]);
     assert_eq!(
@@ -840,13 +809,7 @@ fn rules_cfg(records: &[RecordKey], min_interval: u64, refresh: u64) -> DeciderC
 fn a_flapping_link_waits_out_the_minimum_interval_between_updates() {
     let c = Clock::new();
     let k = v4("home.example.com");
-    let mut d = Decider::new(
-        rules_cfg(std::slice::from_ref(&k), 30, 0),
-        State::default(),
-        c.t0,
-        1_700_000_000,
-        9,
-    );
+    let mut d = fresh(rules_cfg(std::slice::from_ref(&k), 30, 0), &c);
     d.on_event(snapshot(3, &["203.0.113.7"]), c.at(0.0));
     d.on_event(outcome(&k, "203.0.113.7", Reply::Good(None)), c.at(1.0));
     // The address changes 5 s later: debounced at 7 s, but held until 31 s.
@@ -893,13 +856,7 @@ fn an_unchanged_address_is_refreshed_and_refresh_zero_turns_it_off() {
     let c = Clock::new();
     let k = v4("home.example.com");
     let day = 86_400.0;
-    let mut d = Decider::new(
-        rules_cfg(std::slice::from_ref(&k), 30, 25 * 86_400),
-        State::default(),
-        c.t0,
-        1_700_000_000,
-        9,
-    );
+    let mut d = fresh(rules_cfg(std::slice::from_ref(&k), 30, 25 * 86_400), &c);
     d.on_event(snapshot(3, &["203.0.113.7"]), c.at(0.0));
     d.on_event(outcome(&k, "203.0.113.7", Reply::Good(None)), c.at(1.0));
     // The minimum interval costs no wake-up when no change waits for it.
@@ -946,13 +903,7 @@ fn an_unchanged_address_is_refreshed_and_refresh_zero_turns_it_off() {
 fn next_wake_is_never_in_the_past() {
     let c = Clock::new();
     let k = v4("home.example.com");
-    let mut d = Decider::new(
-        rules_cfg(std::slice::from_ref(&k), 30, 0),
-        State::default(),
-        c.t0,
-        1_700_000_000,
-        9,
-    );
+    let mut d = fresh(rules_cfg(std::slice::from_ref(&k), 30, 0), &c);
     d.on_event(snapshot(3, &["203.0.113.7"]), c.at(0.0));
     d.on_event(outcome(&k, "203.0.113.7", Reply::ServerTrouble), c.at(0.0));
     let retry = d.next_wake().unwrap();
@@ -1017,13 +968,7 @@ fn reconfigure_keeps_state_and_lifts_a_stop_only_for_an_edited_entry() {
 fn check_now_looks_again_without_waiting() {
     let c = Clock::new();
     let k = v4("home.example.com");
-    let mut d = Decider::new(
-        nat_cfg(std::slice::from_ref(&k), DetectMode::Auto),
-        State::default(),
-        c.t0,
-        1_700_000_000,
-        5,
-    );
+    let mut d = fresh(nat_cfg(std::slice::from_ref(&k), DetectMode::Auto), &c);
     d.on_event(snapshot(3, &["100.64.1.2"]), c.at(0.0));
     d.on_event(
         Event::Public {
@@ -1059,13 +1004,7 @@ fn an_unknown_record_is_checked_at_its_name_servers_before_sending() {
     let c = Clock::new();
     let k = v4("home.example.com");
     // The DNS already holds the address: nothing is sent.
-    let mut d = Decider::new(
-        verify_cfg(std::slice::from_ref(&k)),
-        State::default(),
-        c.t0,
-        1_700_000_000,
-        1,
-    );
+    let mut d = fresh(verify_cfg(std::slice::from_ref(&k)), &c);
     let a = d.on_event(snapshot(3, &["203.0.113.7"]), c.at(0.0));
     assert_eq!(verifies(&a), vec![k.clone()]);
     assert!(pushes(&a).is_empty(), "waits for the answer");
@@ -1091,13 +1030,7 @@ fn an_unknown_record_is_checked_at_its_name_servers_before_sending() {
         Ok(vec![]),
         Err("timed out".to_string()),
     ] {
-        let mut d = Decider::new(
-            verify_cfg(std::slice::from_ref(&k)),
-            State::default(),
-            c.t0,
-            1_700_000_000,
-            1,
-        );
+        let mut d = fresh(verify_cfg(std::slice::from_ref(&k)), &c);
         d.on_event(snapshot(3, &["203.0.113.7"]), c.at(0.0));
         let a = d.on_event(
             Event::Verified {
@@ -1110,13 +1043,7 @@ fn an_unknown_record_is_checked_at_its_name_servers_before_sending() {
         assert_eq!(pushes(&a), vec![(k.clone(), ip("203.0.113.7"))]);
     }
     // Without a routable address there is nothing to compare: no DNS question.
-    let mut d = Decider::new(
-        verify_cfg(std::slice::from_ref(&k)),
-        State::default(),
-        c.t0,
-        1_700_000_000,
-        1,
-    );
+    let mut d = fresh(verify_cfg(std::slice::from_ref(&k)), &c);
     assert!(verifies(&d.on_event(snapshot(3, &["192.168.1.2"]), c.at(0.0))).is_empty());
 }
 
