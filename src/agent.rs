@@ -644,18 +644,13 @@ pub async fn detect(
     detect: &crate::config::DetectConfig,
     ask_http: bool,
 ) -> Result<crate::report::Detection, AgentError> {
-    use crate::config::DetectMode;
     use crate::record::Family;
     let view = NetView::from_snapshot(netlink::snapshot().await?);
     let mut d = crate::report::detect(&view, interface, policy);
     d.http_mode = detect.mode.name();
     let detector = PublicIpDetector::new(detect, policy.clone());
     for (family, choice) in [(Family::V4, d.ipv4), (Family::V6, d.ipv6)] {
-        let needed = match detect.mode {
-            DetectMode::Auto => choice == WanChoice::BehindNat,
-            DetectMode::Always => true,
-            DetectMode::Never => false,
-        };
+        let needed = detect.mode.asks_http(choice);
         if (needed || ask_http) && !detect.sources(family).is_empty() {
             let bind = d
                 .candidates

@@ -258,6 +258,16 @@ pub enum DetectMode {
 }
 
 impl DetectMode {
+    /// Whether the public address must come from HTTP detection, given what the WAN interface
+    /// offers for that family.
+    pub fn asks_http(self, iface: crate::wan::policy::WanChoice) -> bool {
+        match self {
+            DetectMode::Auto => iface == crate::wan::policy::WanChoice::BehindNat,
+            DetectMode::Always => true,
+            DetectMode::Never => false,
+        }
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             DetectMode::Auto => "auto",

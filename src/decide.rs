@@ -585,13 +585,7 @@ impl Decider {
             .any(|r| r.spec.key.family == family && r.saved.stopped.is_none());
         let possible =
             self.cfg.detect.families.contains(&family) && !self.overrides.contains_key(&family);
-        wanted
-            && possible
-            && match self.cfg.detect.mode {
-                DetectMode::Auto => iface == WanChoice::BehindNat,
-                DetectMode::Always => true,
-                DetectMode::Never => false,
-            }
+        wanted && possible && self.cfg.detect.mode.asks_http(iface)
     }
 
     /// The WAN's own address of `family` to send detection requests from, so the question is
