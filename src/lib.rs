@@ -14,14 +14,15 @@
 //!   client.
 //! - [`agent`]: the async shell that feeds the decider and performs its actions.
 //! - [`config`] (raw, then validated), [`state`] (written atomically), [`record`], [`secret`].
-//! - [`report`]: what `status` and `detect` print; [`notify`] (systemd) and [`hook`] (`exec`
-//!   scripts) at the edges.
+//! - [`report`]: what `status` and `detect` print; [`notify`] (systemd), [`hook`] (`exec`
+//!   scripts) and [`logging`] (journald-friendly output) at the edges.
 
 pub mod agent;
 pub mod config;
 pub mod decide;
 pub mod dns;
 pub mod hook;
+pub mod logging;
 pub mod notify;
 pub mod provider;
 pub mod public_ip;

@@ -10,7 +10,6 @@ use dynhostd::wan::policy::AddressPolicy;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use tracing_subscriber::EnvFilter;
 
 /// Keeps OVH DynHost (and dyndns2) records pointing at this gateway's public address,
 /// driven by kernel address events rather than polling.
@@ -139,30 +138,6 @@ fn generate(what: Generate) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn init_logging(verbose: u8, quiet: u8) {
-    let filter = match (verbose, quiet) {
-        (0, 0) => {
-            EnvFilter::try_from_env("DYNHOSTD_LOG").unwrap_or_else(|_| EnvFilter::new("info"))
-        }
-        (1, _) => EnvFilter::new("debug"),
-        (v, _) if v >= 2 => EnvFilter::new("trace"),
-        (_, 1) => EnvFilter::new("warn"),
-        _ => EnvFilter::new("error"),
-    };
-    // Under systemd the journal stamps each line itself and has no use for colours.
-    let journal = std::env::var_os("JOURNAL_STREAM").is_some();
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_target(false)
-        .with_ansi(!journal && std::io::IsTerminal::is_terminal(&std::io::stderr()));
-    if journal {
-        builder.without_time().init();
-    } else {
-        builder.init();
-    }
-}
-
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     // One thread: an idle router pays for one thread, and nothing here needs more.
     tokio::runtime::Builder::new_current_thread()
@@ -196,7 +171,7 @@ async fn shutdown_signal() {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(cli.verbose, cli.quiet);
+    dynhostd::logging::init(cli.verbose, cli.quiet);
     match dispatch(cli.command) {
         Ok(code) => code,
         Err(e) => {

@@ -203,3 +203,42 @@ fn systemd_notify_ready_reloading_stopping_and_watchdog() {
         },
     );
 }
+
+/// Under systemd (JOURNAL_STREAM set) log lines carry the syslog priority for journald and no
+/// timestamp of our own; otherwise they are timestamped.
+#[test]
+fn logs_are_journald_friendly_under_systemd() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("c.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[state]\ndir = \"{}\"\n\n[[host]]\n{HOME}\n",
+            dir.path().display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&cfg, std::fs::Permissions::from_mode(0o600)).unwrap();
+    // A corrupt state file makes `status` warn.
+    std::fs::write(dir.path().join("state.json"), "{not json").unwrap();
+    let run = |journal: bool| {
+        let mut c = std::process::Command::new(BIN);
+        c.arg("status").arg("--config").arg(&cfg).env_remove("DYNHOSTD_LOG");
+        if journal {
+            c.env("JOURNAL_STREAM", "8:12345");
+        } else {
+            c.env_remove("JOURNAL_STREAM");
+        }
+        let out = c.output().unwrap();
+        assert!(out.status.success());
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let journal = run(true);
+    let line = journal.lines().find(|l| l.contains("state file unreadable")).expect(&journal);
+    assert!(line.starts_with("<4> WARN"), "{line}");
+    assert!(!line.contains("Z "), "no timestamp of our own: {line}");
+    let plain = run(false);
+    let line = plain.lines().find(|l| l.contains("state file unreadable")).expect(&plain);
+    assert!(line.contains("WARN") && !line.starts_with('<'), "{line}");
+    assert!(line.starts_with("20"), "timestamped: {line}");
+}
