@@ -223,7 +223,10 @@ fn logs_are_journald_friendly_under_systemd() {
     std::fs::write(dir.path().join("state.json"), "{not json").unwrap();
     let run = |journal: bool| {
         let mut c = std::process::Command::new(BIN);
-        c.arg("status").arg("--config").arg(&cfg).env_remove("DYNHOSTD_LOG");
+        c.arg("status")
+            .arg("--config")
+            .arg(&cfg)
+            .env_remove("DYNHOSTD_LOG");
         if journal {
             c.env("JOURNAL_STREAM", "8:12345");
         } else {
@@ -234,11 +237,17 @@ fn logs_are_journald_friendly_under_systemd() {
         String::from_utf8_lossy(&out.stderr).into_owned()
     };
     let journal = run(true);
-    let line = journal.lines().find(|l| l.contains("state file unreadable")).expect(&journal);
+    let line = journal
+        .lines()
+        .find(|l| l.contains("state file unreadable"))
+        .expect(&journal);
     assert!(line.starts_with("<4> WARN"), "{line}");
     assert!(!line.contains("Z "), "no timestamp of our own: {line}");
     let plain = run(false);
-    let line = plain.lines().find(|l| l.contains("state file unreadable")).expect(&plain);
+    let line = plain
+        .lines()
+        .find(|l| l.contains("state file unreadable"))
+        .expect(&plain);
     assert!(line.contains("WARN") && !line.starts_with('<'), "{line}");
     assert!(line.starts_with("20"), "timestamped: {line}");
 }
