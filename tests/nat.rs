@@ -92,6 +92,9 @@ fn cgnat_wan_publishes_what_two_sources_agree_on_and_polls_only_while_behind_nat
                 "re-checks while behind NAT"
             );
             assert_eq!(s.request_count(), 1);
+            // The failing source was asked once, then left alone (backed off) while the
+            // others were asked again and again.
+            assert_eq!(broken.count(), 1, "a failing source is backed off");
             // The public address changes: the next re-check publishes it.
             plain.set(Answer::Body("203.0.113.81\n".into()));
             html.set(Answer::Body("203.0.113.81".into()));
