@@ -21,6 +21,8 @@
 //! fixed): a deadline that passes while an unrelated event is handled is lost, and durations the
 //! config accepts can overflow the decider's clock.
 
+#[path = "support/rng.rs"]
+mod rng;
 use dynhostd::config::DetectMode;
 use dynhostd::decide::{
     Action, Backoff, Decider, DeciderConfig, DetectPolicy, Event, Push, RecordSpec,
@@ -32,6 +34,7 @@ use dynhostd::wan::policy::{self, AddressPolicy, WanChoice};
 use dynhostd::wan::{
     AddrFlags, DefaultRoute, Lifetime, Link, NetEvent, NetSnapshot, NetView, Scope, WanAddress,
 };
+use rng::Rng;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::net::IpAddr;
@@ -45,36 +48,6 @@ const DEBOUNCE: Duration = Duration::from_secs(2);
 const DETECT_INTERVAL: Duration = Duration::from_secs(300);
 /// Longer than any wait the decider may impose: a server's Retry-After is capped at a day.
 const LONGEST_WAIT: Duration = Duration::from_secs(25 * 3600);
-
-/// xorshift64*: small, deterministic, good enough to shuffle events.
-struct Rng(u64);
-
-impl Rng {
-    fn new(seed: u64) -> Rng {
-        // Spread small seeds (0, 1, 2…) over the state; never zero.
-        Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ 0xD1B5_4A32_D192_ED03 | 1)
-    }
-
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-
-    /// True with probability `percent` %.
-    fn chance(&mut self, percent: u64) -> bool {
-        self.below(100) < percent
-    }
-
-    fn pick<T: Copy>(&mut self, items: &[T]) -> T {
-        items[self.below(items.len() as u64) as usize]
-    }
-}
 
 // --- The pool the events are drawn from -------------------------------------------------------
 

@@ -15,26 +15,13 @@ mod netns;
 #[path = "support/standin.rs"]
 mod standin;
 
+#[path = "support/rng.rs"]
+mod rng;
 use cli::*;
 use netns::{in_netns, ip_batch, sh};
+use rng::Rng;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
-
-/// xorshift64*: reproducible random moments from a printed seed.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
 
 /// The n-th distinct documentation address (n < 500).
 fn nth_addr(n: usize) -> String {
@@ -101,7 +88,7 @@ fn kill_9_at_random_moments_never_breaks_the_state_and_costs_at_most_one_request
                 .and_then(|s| s.parse().ok())
                 .unwrap_or_else(|| rand_suffix() as u64 | 1);
             println!("crash test seed: {seed} (DYNHOSTD_CRASH_SEED={seed} replays it)");
-            let mut rng = Rng(seed);
+            let mut rng = Rng::new(seed);
             let started = Instant::now();
 
             let s = standin_https();
