@@ -795,15 +795,7 @@ fn run_cell(spec: CellSpec) -> Result<CellResult, String> {
         .account("example.com-home", PASSWORD, "home.example.com")
         .record("home.example.com");
     if spec.scenario == Scenario::Hosts {
-        for k in 1..=spec.hosts {
-            config = config
-                .account(
-                    &format!("example.com-h{k}"),
-                    PASSWORD,
-                    &format!("h{k}.example.com"),
-                )
-                .record(&format!("h{k}.example.com"));
-        }
+        config = config.numbered_hosts(spec.hosts, PASSWORD);
     }
     let standin = Standin::start_on_thread(config).map_err(|e| format!("stand-in: {e}"))?;
     let mut cell = Cell {

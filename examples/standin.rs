@@ -70,23 +70,15 @@ fn main() {
         }
     }
 
-    let mut config = if https {
+    let config = if https {
         StandinConfig::https()
     } else {
         StandinConfig::http()
     }
     .bind(SocketAddr::from((Ipv4Addr::LOCALHOST, port)))
     .account("example.com-home", PASSWORD, "home.example.com")
-    .record("home.example.com");
-    for k in 1..=hosts {
-        config = config
-            .account(
-                &format!("example.com-h{k}"),
-                PASSWORD,
-                &format!("h{k}.example.com"),
-            )
-            .record(&format!("h{k}.example.com"));
-    }
+    .record("home.example.com")
+    .numbered_hosts(hosts, PASSWORD);
     let server = Standin::start_on_thread(config).unwrap_or_else(|e| {
         eprintln!("standin: cannot start: {e}");
         std::process::exit(1)

@@ -186,6 +186,19 @@ impl StandinConfig {
         self.records.push((hostname.to_ascii_lowercase(), record));
         self
     }
+
+    /// `n` more hosts, `h1.example.com` … `hN.example.com`, each with its own login
+    /// `example.com-hK` (OVH DynHost logins are per name) and `password`: for the many-hosts
+    /// scenarios of the benchmark.
+    pub fn numbered_hosts(mut self, n: usize, password: &str) -> Self {
+        for k in 1..=n {
+            let host = format!("h{k}.example.com");
+            self = self
+                .account(&format!("example.com-h{k}"), password, &host)
+                .record(&host);
+        }
+        self
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
