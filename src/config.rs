@@ -11,7 +11,7 @@ use reqwest::Url;
 use serde::Deserialize;
 use std::collections::BTreeSet;
 use std::fmt;
-use std::hash::{Hash, Hasher};
+use std::hash::Hash;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -359,21 +359,34 @@ impl HostConfig {
 
     /// Changes whenever anything that could fix a stopped host changes (login, password,
     /// server, …). Kept in the state file so that a host stopped for bad credentials stays
-    /// stopped across restarts until its entry is edited. Truncated to 32 bits: enough to
-    /// notice an edit, too little to say much about the password it covers.
+    /// stopped across restarts until its entry is edited. A SHA-256 of a canonical rendering,
+    /// so it is the same on every build and toolchain (a std hasher is not: an upgrade would
+    /// lift every stop); truncated to 32 bits: enough to notice an edit, too little to say much
+    /// about the password it covers. The `v2-` prefix sets it apart from the old format, which
+    /// therefore counts as "changed" exactly once.
     pub fn fingerprint(&self) -> String {
-        let mut h = std::collections::hash_map::DefaultHasher::new();
-        (
-            &self.hostname,
-            &self.login,
+        let ca = self.ca_file.as_deref().map(|p| p.to_string_lossy());
+        let fields = [
+            self.hostname.as_str(),
+            self.login.as_str(),
             self.password.expose(),
-            self.family,
-            self.provider,
+            self.family.name(),
+            match self.provider {
+                Provider::Ovh => "ovh",
+                Provider::Dyndns2 => "dyndns2",
+            },
             self.server.as_str(),
-            &self.ca_file,
-        )
-            .hash(&mut h);
-        format!("{:08x}", h.finish() as u32)
+            ca.as_deref().unwrap_or(""),
+        ];
+        let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
+        for f in fields {
+            // Length-prefixed, so no two different entries render alike.
+            ctx.update(&(f.len() as u64).to_be_bytes());
+            ctx.update(f.as_bytes());
+        }
+        let d = ctx.finish();
+        let b = d.as_ref();
+        format!("v2-{:02x}{:02x}{:02x}{:02x}", b[0], b[1], b[2], b[3])
     }
 }
 

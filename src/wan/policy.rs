@@ -178,6 +178,16 @@ pub enum WanChoice {
     Nothing,
 }
 
+impl WanChoice {
+    /// The address to publish, if any.
+    pub fn public(self) -> Option<IpAddr> {
+        match self {
+            WanChoice::Public(ip) => Some(ip),
+            WanChoice::BehindNat | WanChoice::Nothing => None,
+        }
+    }
+}
+
 /// Judges a bare IP by range alone (also used for `--ip` and for what-is-my-IP answers).
 pub fn judge_ip(ip: IpAddr, policy: &AddressPolicy) -> Result<(), Rejection> {
     if policy.ignore.iter().any(|p| p.contains(&ip)) {
