@@ -1111,3 +1111,295 @@ fn a_record_edited_elsewhere_is_repaired_and_dns_failures_never_loop() {
     );
     assert!(pushes(&a).is_empty(), "still propagating");
 }
+
+// --- The field: clocks that are wrong or step, chatty routers, odd state files ---------------
+
+/// A state file written while the wall clock was an hour ahead (a router restoring a saved time
+/// at boot): the minimum interval holds a change for at most `min_interval`, not an hour.
+#[test]
+fn a_published_at_in_the_future_counts_as_now() {
+    let c = Clock::new();
+    let k = v4("home.example.com");
+    let mut st = published(&k, "203.0.113.7");
+    st.records.get_mut(&k).unwrap().published_at = Some(UNIX + 3600);
+    let mut d = Decider::new(rules_cfg(std::slice::from_ref(&k), 30, 0), st, c.at(0.0), 1);
+    assert!(pushes(&d.on_event(snapshot(3, &["203.0.113.8"]), c.at(0.0))).is_empty());
+    assert_eq!(
+        d.next_wake(),
+        Some(c.at(30.0).mono),
+        "held for min_interval, no longer"
+    );
+    let a = d.on_event(Event::Timer, c.at(30.0));
+    assert_eq!(pushes(&a), vec![(k, ip("203.0.113.8"))]);
+}
+
+/// `retry_at` at the end of time (a tampered or corrupted file) neither crashes the decider nor
+/// parks the record: a saved back-off is capped at `retry_max`, a saved Retry-After at a day.
+#[test]
+fn saved_deadlines_are_capped_by_their_own_rule() {
+    for (asked, cap) in [
+        (false, Backoff::default().max),
+        (true, Duration::from_secs(86_400)),
+    ] {
+        let c = Clock::new();
+        let k = v4("home.example.com");
+        let mut st = published(&k, "203.0.113.7");
+        let rec = st.records.get_mut(&k).unwrap();
+        rec.published_at = Some(u64::MAX);
+        rec.retry_at = Some(u64::MAX);
+        rec.failures = 3;
+        rec.retry_asked = asked;
+        let mut d = decider(std::slice::from_ref(&k), st, &c);
+        assert!(pushes(&d.on_event(snapshot(3, &["203.0.113.8"]), c.at(0.0))).is_empty());
+        let wake = d.next_wake().expect("a retry is planned");
+        assert_eq!(wake, c.at(cap.as_secs_f64()).mono, "asked={asked}");
+        let saved = d.state(c.at(0.0)).records[&k].clone();
+        assert_eq!(
+            saved.retry_at,
+            Some(UNIX + cap.as_secs()),
+            "re-saved capped"
+        );
+        let a = d.on_event(Event::Timer, c.of(wake));
+        assert_eq!(pushes(&a), vec![(k, ip("203.0.113.8"))]);
+    }
+}
+
+/// The wall clock steps by years while the agent runs: deadlines are monotonic and don't move.
+#[test]
+fn a_wall_clock_step_moves_no_deadline() {
+    let c = Clock::new();
+    let k = v4("home.example.com");
+    let mut d = fresh(rules_cfg(std::slice::from_ref(&k), 30, 0), &c);
+    d.on_event(snapshot(3, &["203.0.113.7"]), c.at(0.0));
+    let stepped = |secs: f64, wall: u64| Now {
+        mono: c.at(secs).mono,
+        wall: UnixTime(wall),
+    };
+    d.on_event(
+        outcome(&k, "203.0.113.7", Reply::Good(None)),
+        stepped(1.0, 0),
+    );
+    d.on_event(
+        Event::Net(NetEvent::NewAddr(addr(3, "203.0.113.8"))),
+        stepped(2.0, u64::MAX),
+    );
+    d.on_event(
+        Event::Net(NetEvent::DelAddr(addr(3, "203.0.113.7"))),
+        stepped(2.0, u64::MAX),
+    );
+    assert!(pushes(&d.on_event(Event::Timer, stepped(4.0, UNIX + 40 * 365 * 86_400))).is_empty());
+    assert_eq!(
+        d.next_wake(),
+        Some(c.at(31.0).mono),
+        "30 s after the success"
+    );
+    let a = d.on_event(Event::Timer, stepped(31.0, 5));
+    assert_eq!(pushes(&a), vec![(k, ip("203.0.113.8"))]);
+}
+
+/// A router advertisement refreshes a SLAAC address's lifetimes: the kernel sends RTM_NEWADDR
+/// for the same address. That is no change, so it must not postpone an IPv4 change.
+#[test]
+fn lifetime_refreshes_do_not_restart_the_debounce() {
+    let c = Clock::new();
+    let k = v4("home.example.com");
+    let mut d = decider(std::slice::from_ref(&k), published(&k, "203.0.113.7"), &c);
+    let mut slaac = addr(3, "2001:db8::7");
+    slaac.preferred = Lifetime::Secs(1800);
+    slaac.valid = Lifetime::Secs(3600);
+    d.on_event(Event::Net(NetEvent::NewAddr(slaac.clone())), c.at(0.0));
+    d.on_event(snapshot(3, &["203.0.113.7"]), c.at(0.0));
+    d.on_event(Event::Net(NetEvent::NewAddr(slaac.clone())), c.at(0.1));
+    d.on_event(
+        Event::Net(NetEvent::NewAddr(addr(3, "203.0.113.8"))),
+        c.at(1.0),
+    );
+    d.on_event(
+        Event::Net(NetEvent::DelAddr(addr(3, "203.0.113.7"))),
+        c.at(1.0),
+    );
+    let mut sent = Vec::new();
+    for i in 0..20 {
+        let t = 1.5 + f64::from(i) * 0.5;
+        slaac.preferred = Lifetime::Secs(1800 - i);
+        slaac.valid = Lifetime::Secs(3600 - i);
+        sent.extend(pushes(
+            &d.on_event(Event::Net(NetEvent::NewAddr(slaac.clone())), c.at(t)),
+        ));
+        if d.next_wake().is_some_and(|w| w <= c.at(t).mono) {
+            sent.extend(pushes(&d.on_event(Event::Timer, c.at(t))));
+        }
+    }
+    assert_eq!(d.next_wake(), None);
+    assert_eq!(
+        sent,
+        vec![(k, ip("203.0.113.8"))],
+        "sent once, at debounce after the change"
+    );
+}
+
+/// Even real changes that never stop cannot hold a decision back for ever: it comes no later
+/// than max(2 × debounce, debounce + 10 s) after the burst's first event.
+#[test]
+fn the_debounce_is_bounded_under_continuous_change() {
+    let c = Clock::new();
+    let k = v4("home.example.com");
+    let mut d = decider(std::slice::from_ref(&k), published(&k, "203.0.113.7"), &c);
+    d.on_event(snapshot(3, &["203.0.113.7"]), c.at(0.0));
+    let bound = debounce_bound(DEBOUNCE).as_secs_f64();
+    assert_eq!(bound, 12.0);
+    d.on_event(
+        Event::Net(NetEvent::NewAddr(addr(3, "198.51.100.1"))),
+        c.at(5.0),
+    );
+    for i in 0..40 {
+        // A flapping secondary, every half second.
+        let ev = if i % 2 == 0 {
+            NetEvent::DelAddr(addr(3, "198.51.100.1"))
+        } else {
+            NetEvent::NewAddr(addr(3, "198.51.100.1"))
+        };
+        let t = 5.5 + f64::from(i) * 0.5;
+        if t >= 5.0 + bound {
+            break;
+        }
+        d.on_event(Event::Net(ev), c.at(t));
+    }
+    assert_eq!(d.next_wake(), Some(c.at(5.0 + bound).mono));
+}
+
+/// Behind CGNAT, lifetime refreshes start no what's-my-IP round, and a storm of check-now
+/// requests starts at most one a second, never two at once.
+#[test]
+fn detection_rounds_come_only_from_real_changes_and_are_spaced() {
+    let c = Clock::new();
+    let k = v4("home.example.com");
+    let mut d = fresh(nat_cfg(std::slice::from_ref(&k), DetectMode::Auto), &c);
+    let mut slaac = addr(3, "2001:db8::7");
+    slaac.valid = Lifetime::Secs(3600);
+    let a = d.on_event(snapshot(3, &["100.64.1.2"]), c.at(0.0));
+    assert_eq!(detects(&a).len(), 1);
+    d.on_event(
+        Event::Public {
+            family: Family::V4,
+            ip: Some(ip("203.0.113.9")),
+        },
+        c.at(0.5),
+    );
+    let mut rounds = 0;
+    for i in 0..60 {
+        let t = 1.0 + f64::from(i) * 0.5;
+        slaac.valid = Lifetime::Secs(3600 - i);
+        rounds += detects(&d.on_event(Event::Net(NetEvent::NewAddr(slaac.clone())), c.at(t))).len();
+        if d.next_wake().is_some_and(|w| w <= c.at(t).mono) {
+            rounds += detects(&d.on_event(Event::Timer, c.at(t))).len();
+        }
+    }
+    // The first refresh is a new address (a candidate appears): one round, no more.
+    assert!(rounds <= 1, "{rounds} rounds for lifetime refreshes");
+    let mut storm = 0;
+    let mut out = 0;
+    for i in 0..130 {
+        let t = 40.0 + f64::from(i) * 0.01;
+        let a = d.on_event(Event::CheckNow, c.at(t));
+        storm += detects(&a).len();
+        out += detects(&a).len();
+        assert!(out <= 1, "two rounds out at once");
+        if i % 50 == 49 {
+            d.on_event(
+                Event::Public {
+                    family: Family::V4,
+                    ip: Some(ip("203.0.113.9")),
+                },
+                c.at(t),
+            );
+            out = 0;
+        }
+    }
+    assert!(storm <= 2, "{storm} rounds in 1.3 s of check-now");
+}
+
+/// `dynhostd update` after a 502: the failure backs off (saved), and the pass ends with nothing
+/// out and no push dropped.
+#[test]
+fn update_backs_off_after_a_failure_and_ends() {
+    let c = Clock::new();
+    let k = v4("home.example.com");
+    let mut d = decider(std::slice::from_ref(&k), State::default(), &c);
+    d.set_view(NetView::from_snapshot(NetSnapshot {
+        links: vec![link(3, "ppp0")],
+        addrs: vec![addr(3, "203.0.113.7")],
+        routes: vec![],
+    }));
+    let a = d.decide_now(c.at(0.0), false);
+    assert_eq!(pushes(&a), vec![(k.clone(), ip("203.0.113.7"))]);
+    let a = d.on_event(
+        outcome(&k, "203.0.113.7", Reply::ServerError(502)),
+        c.at(1.0),
+    );
+    assert!(pushes(&a).is_empty(), "no second request in the same pass");
+    assert!(!d.busy());
+    assert!(d.state(c.at(1.0)).records[&k].retry_at.is_some());
+}
+
+/// A reply that comes back for a record a reload removed is still recorded: an abuse stop is
+/// never lost, and re-adding the host keeps it stopped.
+#[test]
+fn an_abuse_reply_for_a_removed_record_is_kept() {
+    let c = Clock::new();
+    let k = v4("home.example.com");
+    let mut d = fresh(cfg(std::slice::from_ref(&k)), &c);
+    d.on_event(snapshot(3, &["203.0.113.7"]), c.at(0.0));
+    assert!(d.busy());
+    d.reconfigure(cfg(&[]), &[], c.at(1.0));
+    d.on_event(outcome(&k, "203.0.113.7", Reply::Abuse), c.at(2.0));
+    assert!(d.state(c.at(2.0)).records[&k].stopped.is_some());
+    let a = d.reconfigure(cfg(std::slice::from_ref(&k)), &[], c.at(3.0));
+    assert!(pushes(&a).is_empty(), "still stopped");
+}
+
+/// A push the shell withdrew before sending (queued when the reload came) is sent again with the
+/// new entry.
+#[test]
+fn a_push_cancelled_by_a_reload_is_sent_again() {
+    let c = Clock::new();
+    let k = v4("home.example.com");
+    let mut d = fresh(cfg(std::slice::from_ref(&k)), &c);
+    assert_eq!(
+        pushes(&d.on_event(snapshot(3, &["203.0.113.7"]), c.at(0.0))).len(),
+        1
+    );
+    let mut edited = cfg(std::slice::from_ref(&k));
+    edited.records[0].fingerprint = "f2".into();
+    let a = d.reconfigure(edited.clone(), std::slice::from_ref(&k), c.at(1.0));
+    assert_eq!(pushes(&a), vec![(k.clone(), ip("203.0.113.7"))]);
+    // Not cancelled (already sent): it stays out, and nothing is sent twice.
+    let a = d.reconfigure(edited, &[], c.at(2.0));
+    assert!(pushes(&a).is_empty());
+}
+
+/// A zone that holds our address beside another record is right: never "corrected".
+#[test]
+fn a_zone_holding_our_address_among_others_holds() {
+    let c = Clock::new();
+    let k = v4("home.example.com");
+    let mut d = Decider::new(
+        verify_cfg(std::slice::from_ref(&k)),
+        published(&k, "203.0.113.7"),
+        c.at(0.0),
+        1,
+    );
+    d.on_event(snapshot(3, &["203.0.113.7"]), c.at(0.0));
+    let check = d.next_wake().unwrap();
+    let a = d.on_event(Event::Timer, c.of(check));
+    assert!(a.contains(&Action::Verify { key: k.clone() }));
+    let shows = Ok(vec![ip("198.51.100.1"), ip("203.0.113.7")]);
+    let a = d.on_event(
+        Event::Verified {
+            key: k.clone(),
+            shows,
+        },
+        c.of(check),
+    );
+    assert!(pushes(&a).is_empty() && !a.contains(&Action::Save), "{a:?}");
+}
