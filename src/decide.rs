@@ -185,7 +185,7 @@ pub(crate) type Rules = DeciderConfig;
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 struct WanSignature {
     link: Option<(u32, bool)>,
-    addrs: Vec<(IpAddr, u8, Result<(), policy::Rejection>, bool)>,
+    addrs: Vec<(IpAddr, u8, bool, bool)>,
 }
 
 pub struct Decider {
@@ -455,17 +455,19 @@ impl Decider {
         let Some(link) = self.view.wan_link(self.cfg.wan_interface.as_deref()) else {
             return WanSignature::default();
         };
+        // The candidates, and the NAT-side addresses (a new CGNAT address after a redial
+        // usually means a new public one); never a link-local one finishing DAD.
         let mut addrs: Vec<_> = self
             .view
             .addrs_on(link.index)
-            .map(|a| {
+            .filter_map(|a| {
+                let counts = match policy::judge(a, &self.cfg.policy) {
+                    Ok(()) => true,
+                    Err(r) if r.means_nat() => false,
+                    Err(_) => return None,
+                };
                 let forever = a.valid == crate::wan::Lifetime::Forever;
-                (
-                    a.addr,
-                    a.prefix_len,
-                    policy::judge(a, &self.cfg.policy),
-                    forever,
-                )
+                Some((a.addr, a.prefix_len, counts, forever))
             })
             .collect();
         addrs.sort_unstable_by_key(|a| (a.0, a.1));
