@@ -12,31 +12,30 @@
 //!   only for a real change, and runs each record's machine against what counts now.
 //! - [`record`]: one record's phase (idle, held, verifying, pushing, backing off, stopped).
 //! - [`detect`]: HTTP detection of one family's address while the WAN is behind NAT.
-//! - [`time`]: [`Now`], one moment on both clocks, and how saved times are trusted.
+//! - [`crate::clock`]: [`Now`], one moment on both clocks, and how saved times are trusted.
 
-// Deadlines are built with saturating helpers ([`time::later`], [`Now::after`]); a plain
+// Deadlines are built with saturating helpers ([`crate::clock::later`], [`Now::after`]); a plain
 // `Instant + Duration` could panic on a hostile state file.
 #![deny(clippy::arithmetic_side_effects, clippy::unchecked_time_subtraction)]
 
 mod detect;
 mod record;
-pub mod time;
 
+use crate::clock::later;
+pub use crate::clock::{Now, UnixTime};
 use crate::config::DetectMode;
 use crate::hook::HookEvent;
 use crate::provider::Reply;
 use crate::record::{Family, RecordKey};
 use crate::state::{PublishedRecord, State};
 use crate::wan::policy::{self, AddressPolicy, WanChoice};
-use crate::wan::{NetEvent, NetView, Scope};
+use crate::wan::{NetEvent, NetView};
 use detect::Detection;
 pub use record::{PROPAGATION_GRACE, Phase};
 use record::{Record, Step};
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
-use time::later;
-pub use time::{Now, UnixTime};
 use tracing::{debug, info, warn};
 
 /// Retry timing after server trouble: ovh-dynhost.md asks for growing, jittered back-off that
@@ -178,15 +177,6 @@ pub(crate) enum Mode {
 
 /// The timing rules every record follows (from [`DeciderConfig`]).
 pub(crate) type Rules = DeciderConfig;
-
-/// What the WAN looks like to the address policy, lifetimes left out: two views with the same
-/// signature choose the same addresses, so an event that leaves it alone is no change (a router
-/// advertisement refreshing a SLAAC address's lifetimes, a duplicate from a re-dump).
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-struct WanSignature {
-    link: Option<(u32, bool)>,
-    addrs: Vec<(IpAddr, u8, bool, bool)>,
-}
 
 pub struct Decider {
     cfg: DeciderConfig,
@@ -451,42 +441,25 @@ impl Decider {
         }
     }
 
-    fn signature(&self) -> WanSignature {
-        let Some(link) = self.view.wan_link(self.cfg.wan_interface.as_deref()) else {
-            return WanSignature::default();
-        };
-        // The candidates, and the NAT-side addresses (a new CGNAT address after a redial
-        // usually means a new public one); never a link-local one finishing DAD.
-        let mut addrs: Vec<_> = self
-            .view
-            .addrs_on(link.index)
-            .filter_map(|a| {
-                let counts = match policy::judge(a, &self.cfg.policy) {
-                    Ok(()) => true,
-                    Err(r) if r.means_nat() => false,
-                    Err(_) => return None,
-                };
-                let forever = a.valid == crate::wan::Lifetime::Forever;
-                Some((a.addr, a.prefix_len, counts, forever))
-            })
-            .collect();
-        addrs.sort_unstable_by_key(|a| (a.0, a.1));
-        WanSignature {
-            link: Some((link.index, link.up)),
-            addrs,
-        }
-    }
-
     fn on_net(&mut self, net: NetEvent, now: Now) -> Vec<Action> {
         let first = matches!(net, NetEvent::Snapshot(_)) && !self.have_view;
-        let before = self.signature();
+        let before = policy::signature(
+            &self.view,
+            self.cfg.wan_interface.as_deref(),
+            &self.cfg.policy,
+        );
         self.view.apply(net);
         if first {
             // The state at start is not a burst: decide at once.
             self.have_view = true;
             return self.decide(true, now);
         }
-        if self.signature() != before {
+        if policy::signature(
+            &self.view,
+            self.cfg.wan_interface.as_deref(),
+            &self.cfg.policy,
+        ) != before
+        {
             // A real change restarts the quiet period (a redial removes and re-adds everything,
             // and only the state at the end of it matters), within the burst's bound.
             let start = *self.burst_start.get_or_insert(now.mono);
@@ -509,24 +482,6 @@ impl Decider {
         wanted && possible && self.cfg.detect.mode.asks_http(iface)
     }
 
-    /// The WAN's own address of `family` to send detection requests from, so the question is
-    /// asked over the WAN (not over another uplink or the other family).
-    fn wan_bind(&self, family: Family) -> Option<IpAddr> {
-        let link = self.view.wan_link(self.cfg.wan_interface.as_deref())?;
-        self.view
-            .addrs_on(link.index)
-            .filter(|a| a.family() == family && a.scope == Scope::Universe)
-            .filter(|a| !a.flags.tentative && !a.flags.dadfailed)
-            .min_by_key(|a| {
-                (
-                    a.flags.deprecated,
-                    a.flags.secondary && a.addr.is_ipv4(),
-                    a.addr,
-                )
-            })
-            .map(|a| a.addr)
-    }
-
     /// Runs every record's machine against what counts now. `wan_changed`: the WAN just settled
     /// after a real change (or this is the start, or check-now), so a public address found over
     /// HTTP before may be stale.
@@ -542,7 +497,8 @@ impl Decider {
             let iface = self.wan_choice(family);
             let via_http = self.needs_http(family, iface);
             let choice = if via_http {
-                let bind = self.wan_bind(family);
+                let bind =
+                    policy::bind_address(&self.view, self.cfg.wan_interface.as_deref(), family);
                 let det = self.nat.entry(family).or_insert_with(Detection::new);
                 if wan_changed {
                     det.want();

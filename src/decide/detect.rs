@@ -3,7 +3,7 @@
 //! (or back-off after a failed round), or "check now"; never more than one is out at a time, and
 //! never more than one starts per [`MIN_SPACING`], whatever storm of events or signals asks.
 
-use super::time::{Now, later};
+use crate::clock::{Now, later};
 use crate::decide::Backoff;
 use std::net::IpAddr;
 use std::time::{Duration, Instant};

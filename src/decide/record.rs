@@ -5,8 +5,8 @@
 //! rendered from the phase when the state is written, and read back at start with every
 //! deadline capped by its own rule.
 
-use super::time::{Now, UnixTime, later};
 use super::{Mode, Push, RecordSpec, Rules};
+use crate::clock::{Now, UnixTime, later};
 use crate::hook::{HookEvent, HookKind};
 use crate::provider::{self, Reply, Verdict};
 use crate::state::{PublishedRecord, Stopped};

@@ -1,10 +1,14 @@
-//! Time as an input: every event carries [`Now`], the same moment on the monotonic clock (for
-//! every deadline) and on the wall clock (only for facts that must survive a restart).
+//! Time as an input: every event the decision core handles carries [`Now`], the same moment on
+//! the monotonic clock (for every deadline) and on the wall clock (only for facts that must
+//! survive a restart). [`UnixTime`] is also how `status` and the logs show a wall-clock time.
 //!
 //! Routers without a real-time clock restore a saved time at boot and step it when NTP answers,
 //! so the wall clock may be behind, ahead, or jump. A saved wall-clock time is therefore never
 //! trusted as it is: a time in the future counts as now, and every deadline rebuilt from one is
 //! capped by its own rule (the caller passes the cap). No `Instant + Duration` here can overflow.
+
+// The same rule as the decision core: nothing here may panic on a hostile saved time.
+#![deny(clippy::arithmetic_side_effects, clippy::unchecked_time_subtraction)]
 
 use serde::{Deserialize, Serialize};
 use std::fmt;
