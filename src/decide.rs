@@ -316,7 +316,8 @@ impl Decider {
     ) -> Vec<Action> {
         self.last_now = now;
         let mut flights = BTreeMap::new();
-        for (key, rec) in std::mem::take(&mut self.records) {
+        let orphans = std::mem::take(&mut self.orphans);
+        for (key, rec) in std::mem::take(&mut self.records).into_iter().chain(orphans) {
             if let Some(f) = rec
                 .in_flight()
                 .filter(|_| !cancelled.contains(&key))

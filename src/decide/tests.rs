@@ -1356,6 +1356,14 @@ fn an_abuse_reply_for_a_removed_record_is_kept() {
     assert!(d.state(c.at(2.0)).records[&k].stopped.is_some());
     let a = d.reconfigure(cfg(std::slice::from_ref(&k)), &[], c.at(3.0));
     assert!(pushes(&a).is_empty(), "still stopped");
+    // Removed and added back while its request is out: the reply lands on the one record.
+    let mut d = fresh(cfg(std::slice::from_ref(&k)), &c);
+    d.on_event(snapshot(3, &["203.0.113.7"]), c.at(0.0));
+    d.reconfigure(cfg(&[]), &[], c.at(1.0));
+    assert!(pushes(&d.reconfigure(cfg(std::slice::from_ref(&k)), &[], c.at(2.0))).is_empty());
+    d.on_event(outcome(&k, "203.0.113.7", Reply::Good(None)), c.at(3.0));
+    assert!(!d.busy());
+    assert_eq!(d.record(&k).unwrap().published, Some(ip("203.0.113.7")));
 }
 
 /// A push the shell withdrew before sending (queued when the reload came) is sent again with the
