@@ -38,6 +38,8 @@ pub enum AgentError {
     Client(#[from] ClientError),
     #[error("the netlink watcher stopped")]
     WatcherGone,
+    #[error(transparent)]
+    Lock(#[from] crate::lock::LockError),
 }
 
 #[derive(Debug, Clone, Default)]
@@ -357,6 +359,15 @@ pub async fn run(
     opts: RunOptions,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), AgentError> {
+    // One writer per state dir, and the socket that lets other commands reach it. A dry run
+    // writes nothing, so it takes neither and can run beside the real agent.
+    let _lock = if opts.dry_run {
+        None
+    } else {
+        Some(crate::lock::acquire(&config.state_dir)?)
+    };
+    let mut control = (!opts.dry_run)
+        .then(|| crate::control::Control::start(&crate::control::socket_path(&config)));
     let mut state_path = config.state_file();
     let mut decider = new_decider(&config);
     let mut pusher = Pusher::new(&config, opts.dry_run)?;
@@ -443,6 +454,9 @@ pub async fn run(
                 }
             },
             Some(done) = pusher.next() => decider.on_event(done.into_event(), Instant::now()),
+            req = control_recv(&mut control) => {
+                crate::control::answer(&mut decider, req, &config.state_dir, Instant::now(), now_unix())
+            }
             () = sleep_until(wake), if wake.is_some() => decider.on_event(Event::Timer, Instant::now()),
         };
         if perform(actions, &mut pusher) && save_at.is_none() {
@@ -548,6 +562,13 @@ async fn watchdog_tick(w: &mut Option<tokio::time::Interval>) {
         Some(i) => {
             i.tick().await;
         }
+        None => std::future::pending().await,
+    }
+}
+
+async fn control_recv(control: &mut Option<crate::control::Control>) -> crate::control::Incoming {
+    match control {
+        Some(c) => c.recv().await,
         None => std::future::pending().await,
     }
 }

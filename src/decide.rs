@@ -679,6 +679,17 @@ impl Decider {
                 }
                 if changed && mode == Mode::Agent && rec.hold_until.is_some() {
                     // Too soon after the last success: sent when the minimum interval is over.
+                    if !rec.held {
+                        // The log's only clock read: the core gets no wall time here (yet).
+                        let wait = rec.hold_until.map_or(Duration::ZERO, |t| {
+                            t.saturating_duration_since(Instant::now())
+                        });
+                        let at = std::time::SystemTime::now()
+                            .duration_since(std::time::UNIX_EPOCH)
+                            .map_or(0, |d| d.as_secs())
+                            .saturating_add(wait.as_secs_f64().ceil() as u64);
+                        info!(record = %rec.spec.key, "{ip} held back by min_interval ({}): it will be sent at {} (in {}s)", crate::config::format_duration(self.cfg.min_interval), crate::report::format_unix(at), wait.as_secs_f64().ceil() as u64);
+                    }
                     rec.held = true;
                     continue;
                 }
@@ -909,7 +920,7 @@ impl Decider {
                 rec.saved.attempt_config = Some(rec.spec.fingerprint.clone());
             }
             Verdict::Stop { fix } => {
-                error!(record = %key, "{key} stopped after \"{summary}\": {fix}. dynhostd will not send for it again until its [[host]] entry changes");
+                error!(record = %key, "{key} stopped after \"{summary}\": {fix}. Once it is fixed (at the provider or in its [[host]] entry), run `dynhostd retry {}`", key.hostname);
                 rec.saved.stopped = Some(Stopped {
                     reason: summary,
                     fix,
@@ -954,6 +965,8 @@ impl Decider {
         (v >> 11) as f64 / (1u64 << 53) as f64
     }
 }
+
+pub mod control;
 
 #[cfg(test)]
 mod tests;

@@ -19,9 +19,11 @@
 
 pub mod agent;
 pub mod config;
+pub mod control;
 pub mod decide;
 pub mod dns;
 pub mod hook;
+pub mod lock;
 pub mod logging;
 pub mod notify;
 pub mod provider;

@@ -5,6 +5,7 @@ use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use dynhostd::agent::{self, RunOptions, UpdateOptions};
 use dynhostd::config::{self, Config, DetectConfig};
+use dynhostd::control;
 use dynhostd::report;
 use dynhostd::wan::policy::AddressPolicy;
 use std::net::IpAddr;
@@ -45,6 +46,7 @@ enum Command {
     },
     /// One pass: publish the current address where it differs from the state file, then exit
     /// (0: every enabled record is current; 1: some update failed; 2: usage or config error).
+    /// With an agent running, hands the addresses to it instead and reports its answer.
     Update {
         #[command(flatten)]
         config: ConfigArg,
@@ -59,13 +61,24 @@ enum Command {
         #[arg(long)]
         dry_run: bool,
     },
+    /// Lift the stop of these hosts (all without names) after fixing its cause at the provider,
+    /// e.g. creating the DynHost login or resetting its password. With an agent running it sends
+    /// now (min_interval permitting); without, the next `run` or `update` sends.
+    Retry {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// Hostnames as in the [[host]] entries; none: every host.
+        #[arg(value_name = "HOSTNAME")]
+        hosts: Vec<String>,
+    },
     /// Validate the configuration and print it as dynhostd understands it (secrets redacted).
     Check {
         #[command(flatten)]
         config: ConfigArg,
     },
     /// Show, per host and record, what is published, when, the last reply and whether the host
-    /// is stopped. Reads the state file only; no network.
+    /// is stopped. Asks the running agent (live: requests in flight, the next wake-up and why)
+    /// when there is one, else reads the state file; the output says which.
     Status {
         #[command(flatten)]
         config: ConfigArg,
@@ -181,6 +194,42 @@ fn main() -> ExitCode {
     }
 }
 
+/// Prints the agent's answer; exit 0 when it says every record is current or on its way.
+fn print_reply(from: &str, reply: &control::Response) -> ExitCode {
+    println!("{from}:");
+    for l in &reply.lines {
+        println!("  {l}");
+    }
+    if reply.ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
+}
+
+/// `update` while an agent runs: the addresses go to it; it sends, or says why not.
+fn hand_update(
+    config: &Config,
+    pid: Option<u32>,
+    stream: std::os::unix::net::UnixStream,
+    ips: Vec<IpAddr>,
+    force: bool,
+) -> anyhow::Result<ExitCode> {
+    let who = format!(
+        "the running agent (pid {})",
+        pid.map_or_else(|| "unknown".to_string(), |p| p.to_string())
+    );
+    if force {
+        eprintln!(
+            "dynhostd: --force is not handed to {who}: it sends only what changed; stop it first to force a re-send"
+        );
+        return Ok(ExitCode::from(2));
+    }
+    let path = control::socket_path(config);
+    let reply = control::ask(stream, &control::Request::Update { ips }, &path)?;
+    Ok(print_reply(&who, &reply))
+}
+
 fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
     match command {
         #[cfg(feature = "generate")]
@@ -215,6 +264,17 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
                     return Ok(ExitCode::from(2));
                 }
             }
+            // One writer: hand the work to the running agent, or hold the lock while doing it.
+            let _lock = if dry_run {
+                None
+            } else {
+                match control::route(&config)? {
+                    control::Route::Alone(lock) => Some(lock),
+                    control::Route::Agent { pid, stream } => {
+                        return hand_update(&config, pid, stream, ips, force);
+                    }
+                }
+            };
             let opts = UpdateOptions {
                 ips,
                 force,
@@ -226,6 +286,40 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             } else {
                 ExitCode::from(1)
             })
+        }
+        Command::Retry { config, hosts } => {
+            let config = match load_config(&config.config) {
+                Ok(c) => c,
+                Err(code) => return Ok(code),
+            };
+            match control::route(&config)? {
+                control::Route::Agent { stream, .. } => {
+                    let path = control::socket_path(&config);
+                    let reply = control::ask(stream, &control::Request::Retry { hosts }, &path)?;
+                    Ok(print_reply("the running agent", &reply))
+                }
+                control::Route::Alone(lock) => {
+                    match control::retry_offline(&config, &hosts, &lock)? {
+                        Ok(lines) => {
+                            println!(
+                                "no agent running: the state file {} was changed",
+                                config.state_file().display()
+                            );
+                            for l in lines {
+                                println!("{l}");
+                            }
+                            Ok(ExitCode::SUCCESS)
+                        }
+                        Err(unknown) => {
+                            eprintln!(
+                                "dynhostd: no enabled [[host]] has the hostname {}",
+                                unknown.join(", ")
+                            );
+                            Ok(ExitCode::from(1))
+                        }
+                    }
+                }
+            }
         }
         Command::Check { config: path } => {
             let config = match load_config(&path.config) {
@@ -245,6 +339,37 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
                 Ok(c) => c,
                 Err(code) => return Ok(code),
             };
+            if !verify {
+                match control::connect_for_status(&config) {
+                    Ok(Some((_, stream))) => {
+                        let path = control::socket_path(&config);
+                        let reply = control::ask(stream, &control::Request::Status, &path)?;
+                        let live = reply
+                            .status
+                            .context("the agent's status reply holds no status")?;
+                        if json {
+                            println!(
+                                "{}",
+                                serde_json::to_string_pretty(&control::live_json(&live))?
+                            );
+                        } else {
+                            print!("{}", control::live_table(&live));
+                        }
+                        return Ok(ExitCode::SUCCESS);
+                    }
+                    Ok(None) => {}
+                    Err(e) => eprintln!("dynhostd: {e}: showing the state file instead"),
+                }
+            }
+            let source = format!(
+                "source: the state file {} (not the running agent)",
+                config.state_file().display()
+            );
+            if json {
+                eprintln!("dynhostd: {source}");
+            } else {
+                println!("{source}");
+            }
             let state = agent::load_state(&config.state_file());
             let mut rows = report::status(&config, &state);
             if verify {

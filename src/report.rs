@@ -128,8 +128,8 @@ pub fn status_table(rows: &[RecordStatus]) -> String {
         if let (Some(reason), Some(fix)) = (&r.stopped, &r.fix) {
             let _ = writeln!(
                 out,
-                "\n{}/{} is stopped after \"{reason}\": {fix}.\nEdit its [[host]] entry, then restart or reload dynhostd to try again.",
-                r.hostname, r.record
+                "\n{}/{} is stopped after \"{reason}\": {fix}.\nOnce that is fixed (at the provider or in its [[host]] entry), run `dynhostd retry {}`.",
+                r.hostname, r.record, r.hostname
             );
         }
     }

@@ -1,0 +1,289 @@
+//! The decider's side of the control socket: what a person (or pppd's hook) asks the running
+//! agent. Lift the stops of named hosts (`dynhostd retry`), take addresses a client hands over
+//! (`dynhostd update --ip` while an agent runs) and decide now, and a live snapshot of every
+//! record for `dynhostd status`: its phase, the request in flight, the next wake-up and why.
+//!
+//! One `impl Decider` block over the core's own fields, so it moves with the core as one file.
+
+use super::{Action, Decider};
+use crate::record::{Family, RecordKey};
+use crate::wan::policy::{self, WanChoice};
+use serde::{Deserialize, Serialize};
+use std::net::IpAddr;
+use std::time::Instant;
+use tracing::info;
+
+/// Where a record is in its life, as `status` shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Phase {
+    /// Published and current, or nothing to publish.
+    Idle,
+    /// A change waits for `min_interval` to pass since the last success.
+    Held,
+    /// Being checked at its authoritative name servers (or waiting for that first check).
+    Verifying,
+    /// A request is out.
+    Pushing,
+    /// Waiting after server trouble.
+    BackingOff,
+    /// Stopped after a reply only a person can fix; `dynhostd retry` lifts it.
+    Stopped,
+}
+
+/// Why the agent will next wake up for a record (or at all).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum WakeReason {
+    /// The WAN changed; the quiet period before deciding.
+    Debounce,
+    /// A change held back by `min_interval`.
+    MinInterval,
+    /// The back-off after server trouble.
+    Backoff,
+    /// The wait the server asked for (`Retry-After`).
+    RetryAfter,
+    /// The next check at the authoritative name servers.
+    Verify,
+    /// The re-send of an unchanged address (`refresh`).
+    Refresh,
+    /// The next ask of the what's-my-IP sources (behind NAT).
+    Detect,
+}
+
+/// A wake-up: why, and in how long from the snapshot's moment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Wake {
+    pub reason: WakeReason,
+    pub in_ms: u64,
+}
+
+/// Why a record is stopped and what the person must fix first.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StopInfo {
+    pub reason: String,
+    pub fix: String,
+}
+
+/// One record as the running agent sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LiveRecord {
+    pub hostname: String,
+    /// `A` or `AAAA`.
+    pub record: String,
+    pub phase: Phase,
+    /// What the provider last confirmed.
+    pub published: Option<IpAddr>,
+    /// What the WAN offers for this family now (None: nothing that counts).
+    pub wan: Option<IpAddr>,
+    /// The address of the request out now.
+    pub in_flight: Option<IpAddr>,
+    pub failures: u32,
+    pub last_reply: Option<String>,
+    /// This record's next wake-up (none while a request is out or it is stopped).
+    pub next: Option<Wake>,
+    pub stopped: Option<StopInfo>,
+}
+
+/// Everything `status` shows of the running agent.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LiveStatus {
+    pub records: Vec<LiveRecord>,
+    /// The agent's next wake-up of all, with its reason; None: it sleeps until an event.
+    pub next_wake: Option<Wake>,
+}
+
+/// `retry` named hostnames no enabled `[[host]]` keeps.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("no enabled [[host]] has the hostname {}", .0.join(", "))]
+pub struct UnknownHosts(pub Vec<String>);
+
+/// What `retry` did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Retried {
+    /// Records whose stop (or back-off) was lifted.
+    pub lifted: Vec<RecordKey>,
+    pub actions: Vec<Action>,
+}
+
+/// `update --ip` handed the agent an address its WAN does not show.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("the WAN shows {}, not {given}: the running agent publishes what the WAN holds", wan.map_or_else(|| "no address that counts".to_string(), |a| a.to_string()))]
+pub struct NotOnWan {
+    pub given: IpAddr,
+    pub wan: Option<IpAddr>,
+}
+
+fn wake(reason: WakeReason, at: Instant, now: Instant) -> Wake {
+    Wake {
+        reason,
+        in_ms: u64::try_from(at.saturating_duration_since(now).as_millis()).unwrap_or(u64::MAX),
+    }
+}
+
+impl Decider {
+    /// `dynhostd retry [HOSTNAME...]`: lifts the stop and any back-off of the named hosts' records
+    /// (every record's with no names) and decides at once; `min_interval` still holds. Nothing
+    /// changes when a name is unknown.
+    pub fn retry(&mut self, hostnames: &[String], now: Instant) -> Result<Retried, UnknownHosts> {
+        let unknown: Vec<String> = hostnames
+            .iter()
+            .filter(|h| !self.records.keys().any(|k| k.hostname == **h))
+            .cloned()
+            .collect();
+        if !unknown.is_empty() {
+            return Err(UnknownHosts(unknown));
+        }
+        self.expire(now);
+        let mut lifted = Vec::new();
+        for (key, rec) in self.records.iter_mut() {
+            if !hostnames.is_empty() && !hostnames.contains(&key.hostname) {
+                continue;
+            }
+            let stopped = rec.saved.stopped.take();
+            let backing_off = rec.retry_deadline.is_some() || rec.saved.failures > 0;
+            if let Some(stop) = &stopped {
+                info!(record = %key, "retry: lifting the stop after \"{}\"", stop.reason);
+            }
+            if stopped.is_some() || backing_off {
+                rec.saved.failures = 0;
+                rec.saved.retry_at = None;
+                rec.retry_deadline = None;
+                lifted.push(key.clone());
+            }
+        }
+        let mut actions = Vec::new();
+        if !lifted.is_empty() {
+            actions.push(Action::Save);
+        }
+        if self.debounce_until.is_none() && self.have_view {
+            actions.extend(self.decide(false));
+        }
+        Ok(Retried { lifted, actions })
+    }
+
+    /// `dynhostd update --ip ADDR...` handed to the running agent (pppd's ip-up): the addresses
+    /// must be what the WAN shows (the agent keeps following the kernel, it takes no override);
+    /// then the quiet period is cut short and everything is decided now, back-off and
+    /// `min_interval` still applying. An address that does not count by the policy (private,
+    /// CGNAT…) is not a mismatch: there is nothing to send from it. A request already out for
+    /// the same address is not sent again.
+    pub fn update_from(&mut self, ips: &[IpAddr], now: Instant) -> Result<Vec<Action>, NotOnWan> {
+        for ip in ips {
+            let family = Family::of(ip);
+            if !self.records.keys().any(|k| k.family == family) {
+                continue;
+            }
+            if policy::judge_ip(*ip, &self.cfg.policy).is_err() {
+                continue;
+            }
+            match self.wan_choice(family) {
+                WanChoice::Public(wan) if wan == *ip => {}
+                WanChoice::Public(wan) => {
+                    return Err(NotOnWan {
+                        given: *ip,
+                        wan: Some(wan),
+                    });
+                }
+                _ => {
+                    return Err(NotOnWan {
+                        given: *ip,
+                        wan: None,
+                    });
+                }
+            }
+        }
+        self.expire(now);
+        self.debounce_until = None;
+        if !self.have_view {
+            return Ok(Vec::new());
+        }
+        Ok(self.decide(false))
+    }
+
+    /// The live picture of every kept record, and the agent's next wake-up with its reason.
+    pub fn live_status(&self, now: Instant) -> LiveStatus {
+        let mut records = Vec::new();
+        let mut soonest: Option<(Instant, WakeReason)> =
+            self.debounce_until.map(|t| (t, WakeReason::Debounce));
+        let consider =
+            |at: Instant, reason: WakeReason, soonest: &mut Option<(Instant, WakeReason)>| {
+                if soonest.is_none_or(|(t, _)| at < t) {
+                    *soonest = Some((at, reason));
+                }
+            };
+        for nat in self.nat.values().filter(|n| !n.in_flight) {
+            if let Some(at) = nat.next_check {
+                consider(at, WakeReason::Detect, &mut soonest);
+            }
+        }
+        for (key, rec) in &self.records {
+            let stopped = rec.saved.stopped.as_ref().map(|s| StopInfo {
+                reason: s.reason.clone(),
+                fix: s.fix.clone(),
+            });
+            let phase = if stopped.is_some() {
+                Phase::Stopped
+            } else if rec.in_flight.is_some() {
+                Phase::Pushing
+            } else if rec.retry_deadline.is_some() {
+                Phase::BackingOff
+            } else if rec.held && rec.hold_until.is_some() {
+                Phase::Held
+            } else if rec.verifying || rec.awaiting_verify {
+                Phase::Verifying
+            } else {
+                Phase::Idle
+            };
+            let asked_wait = rec
+                .saved
+                .last_reply
+                .as_deref()
+                .is_some_and(|r| r.starts_with("rate limited: retry after"));
+            let mut next: Option<(Instant, WakeReason)> = None;
+            if matches!(phase, Phase::Stopped | Phase::Pushing) {
+                // Nothing wakes it: an outcome or a person does.
+            } else {
+                let backoff = if asked_wait {
+                    WakeReason::RetryAfter
+                } else {
+                    WakeReason::Backoff
+                };
+                let candidates = [
+                    rec.retry_deadline.map(|t| (t, backoff)),
+                    rec.hold_until
+                        .filter(|_| rec.held)
+                        .map(|t| (t, WakeReason::MinInterval)),
+                    rec.refresh_at.map(|t| (t, WakeReason::Refresh)),
+                    rec.verify_at.map(|t| (t, WakeReason::Verify)),
+                ];
+                for (at, reason) in candidates.into_iter().flatten() {
+                    if next.is_none_or(|(t, _)| at < t) {
+                        next = Some((at, reason));
+                    }
+                    consider(at, reason, &mut soonest);
+                }
+            }
+            let wan = match self.current_choice(key.family) {
+                WanChoice::Public(ip) => Some(ip),
+                _ => None,
+            };
+            records.push(LiveRecord {
+                hostname: key.hostname.clone(),
+                record: key.family.record_type().to_string(),
+                phase,
+                published: rec.saved.published,
+                wan,
+                in_flight: rec.in_flight.as_ref().map(|f| f.ip),
+                failures: rec.saved.failures,
+                last_reply: rec.saved.last_reply.clone(),
+                next: next.map(|(t, r)| wake(r, t, now)),
+                stopped,
+            });
+        }
+        LiveStatus {
+            records,
+            next_wake: soonest.map(|(t, r)| wake(r, t, now)),
+        }
+    }
+}
