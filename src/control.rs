@@ -139,8 +139,12 @@ impl Response {
 
 /// Where the socket is for this config (see the module docs).
 pub fn socket_path(config: &Config) -> PathBuf {
-    if let Some(p) = &config.control_socket {
-        return p.clone();
+    default_socket(config.control_socket.as_deref())
+}
+
+fn default_socket(configured: Option<&Path>) -> PathBuf {
+    if let Some(p) = configured {
+        return p.to_path_buf();
     }
     // systemd may list several directories, separated by ':'; ours is the first.
     let runtime = std::env::var_os("RUNTIME_DIRECTORY").and_then(|v| {
@@ -389,14 +393,18 @@ pub fn answer(
                         .iter()
                         .map(|k| format!("{k}: stop and back-off lifted"))
                         .collect();
-                    let (more, ok) = describe(&live, &done.actions, now_unix, |r| {
+                    if lines.is_empty() {
+                        lines.push("nothing was stopped or backing off".into());
+                    }
+                    // Retry did what it could: where each record stands is news, not failure.
+                    let (more, _) = describe(&live, &done.actions, now_unix, |r| {
                         hosts.is_empty() || hosts.contains(&r.hostname)
                     });
                     lines.extend(more);
                     (
                         done.actions,
                         Response {
-                            ok,
+                            ok: true,
                             lines,
                             status: None,
                         },
@@ -504,6 +512,70 @@ fn describe(
 // ---------------------------------------------------------------------------------------------
 // The client's side.
 
+/// What a client needs to find the agent: the state dir (its lock) and the control socket.
+/// Read from the config file alone, resolving nothing else: root's `dynhostd retry` under
+/// systemd has no `$CREDENTIALS_DIRECTORY`, and must not need the password to talk to the agent
+/// that holds it. The full config is loaded only when no agent runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Locations {
+    pub state_dir: PathBuf,
+    pub socket: PathBuf,
+}
+
+/// Longest config file read by [`Locations::read`] (a config is a few KiB).
+const MAX_CONFIG: u64 = 4 * 1024 * 1024;
+
+impl Locations {
+    pub fn of(config: &Config) -> Locations {
+        Locations {
+            state_dir: config.state_dir.clone(),
+            socket: socket_path(config),
+        }
+    }
+
+    /// `[state] dir` and `control` from the config file, every other key left unread. None
+    /// when the file can't be read or parsed: the full load then says why, naming key and line.
+    pub fn read(path: &Path) -> Option<Locations> {
+        #[derive(Deserialize, Default)]
+        struct File {
+            #[serde(default)]
+            state: State,
+        }
+        #[derive(Deserialize, Default)]
+        struct State {
+            dir: Option<String>,
+            control: Option<String>,
+        }
+        use std::io::Read as _;
+        use std::os::unix::fs::OpenOptionsExt;
+        // Regular files only, and never a blocking open (a FIFO in its place).
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
+            .open(path)
+            .ok()?;
+        if !file.metadata().ok()?.is_file() {
+            return None;
+        }
+        let mut text = String::new();
+        file.take(MAX_CONFIG).read_to_string(&mut text).ok()?;
+        let parsed: File = toml::from_str(&text).ok()?;
+        let control = match parsed.state.control {
+            Some(c) if !Path::new(&c).is_absolute() => return None,
+            c => c.map(PathBuf::from),
+        };
+        let state_dir = match parsed.state.dir {
+            Some(d) if d.trim().is_empty() => return None,
+            Some(d) => PathBuf::from(d),
+            None => PathBuf::from(crate::config::DEFAULT_STATE_DIR),
+        };
+        Some(Locations {
+            state_dir,
+            socket: default_socket(control.as_deref()),
+        })
+    }
+}
+
 /// Who does the work for a command that writes the state.
 pub enum Route {
     /// An agent runs: talk to it on this connection.
@@ -515,19 +587,19 @@ pub enum Route {
 /// Takes the state dir's lock, or — when an agent holds it — connects to its socket. A holder
 /// that does not answer (an agent starting up, another one-shot command) is waited for up to
 /// [`HANDOFF_WAIT`].
-pub fn route(config: &Config) -> Result<Route, ControlError> {
-    let path = socket_path(config);
+pub fn route(at: &Locations) -> Result<Route, ControlError> {
+    let path = &at.socket;
     let deadline = Instant::now() + HANDOFF_WAIT;
     loop {
-        match lock::acquire(&config.state_dir) {
+        match lock::acquire(&at.state_dir) {
             Ok(held) => return Ok(Route::Alone(held)),
-            Err(LockError::Held { pid, dir }) => match StdStream::connect(&path) {
+            Err(LockError::Held { pid, dir }) => match StdStream::connect(path) {
                 Ok(stream) => return Ok(Route::Agent { pid, stream }),
                 Err(e) if Instant::now() >= deadline => {
                     return Err(ControlError::NoAnswer {
                         dir,
                         pid,
-                        path,
+                        path: path.clone(),
                         why: e.to_string(),
                     });
                 }
@@ -540,22 +612,21 @@ pub fn route(config: &Config) -> Result<Route, ControlError> {
 
 /// Connects to the running agent for `status`: None when no process holds the lock.
 pub fn connect_for_status(
-    config: &Config,
+    at: &Locations,
 ) -> Result<Option<(Option<u32>, StdStream)>, ControlError> {
-    let holder = lock::holder(&config.state_dir).map_err(|source| ControlError::Io {
-        path: config.state_dir.join(lock::FILE_NAME),
+    let holder = lock::holder(&at.state_dir).map_err(|source| ControlError::Io {
+        path: at.state_dir.join(lock::FILE_NAME),
         source,
     })?;
     let Some(pid) = holder else {
         return Ok(None);
     };
-    let path = socket_path(config);
-    match StdStream::connect(&path) {
+    match StdStream::connect(&at.socket) {
         Ok(s) => Ok(Some((pid, s))),
         Err(e) => Err(ControlError::NoAnswer {
-            dir: config.state_dir.clone(),
+            dir: at.state_dir.clone(),
             pid,
-            path,
+            path: at.socket.clone(),
             why: e.to_string(),
         }),
     }

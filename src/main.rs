@@ -207,26 +207,47 @@ fn print_reply(from: &str, reply: &control::Response) -> ExitCode {
     }
 }
 
+/// Where the agent would be, from the config file without its secrets.
+fn locations(config: &Path) -> Option<control::Locations> {
+    control::Locations::read(config)
+}
+
+/// The running agent, or the state dir's lock. Err(exit code) for a config that can't even say
+/// where its state dir is (the full load names the key and line).
+fn route(config: &Path) -> anyhow::Result<Result<control::Route, ExitCode>> {
+    let Some(at) = locations(config) else {
+        return Ok(Err(match load_config(config) {
+            Ok(c) => return Ok(Ok(control::route(&control::Locations::of(&c))?)),
+            Err(code) => code,
+        }));
+    };
+    Ok(Ok(control::route(&at)?))
+}
+
+fn agent_name(pid: Option<u32>) -> String {
+    format!(
+        "the running agent (pid {})",
+        pid.map_or_else(|| "unknown".to_string(), |p| p.to_string())
+    )
+}
+
 /// `update` while an agent runs: the addresses go to it; it sends, or says why not.
 fn hand_update(
-    config: &Config,
+    config: &Path,
     pid: Option<u32>,
     stream: std::os::unix::net::UnixStream,
     ips: Vec<IpAddr>,
     force: bool,
 ) -> anyhow::Result<ExitCode> {
-    let who = format!(
-        "the running agent (pid {})",
-        pid.map_or_else(|| "unknown".to_string(), |p| p.to_string())
-    );
+    let who = agent_name(pid);
     if force {
         eprintln!(
             "dynhostd: --force is not handed to {who}: it sends only what changed; stop it first to force a re-send"
         );
         return Ok(ExitCode::from(2));
     }
-    let path = control::socket_path(config);
-    let reply = control::ask(stream, &control::Request::Update { ips }, &path)?;
+    let at = locations(config).context("the config file changed")?;
+    let reply = control::ask(stream, &control::Request::Update { ips }, &at.socket)?;
     Ok(print_reply(&who, &reply))
 }
 
@@ -248,15 +269,11 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Update {
-            config,
+            config: path,
             ips,
             force,
             dry_run,
         } => {
-            let config = match load_config(&config.config) {
-                Ok(c) => c,
-                Err(code) => return Ok(code),
-            };
             let mut families = std::collections::BTreeSet::new();
             for ip in &ips {
                 if !families.insert(ip.is_ipv4()) {
@@ -265,15 +282,21 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
                 }
             }
             // One writer: hand the work to the running agent, or hold the lock while doing it.
-            let _lock = if dry_run {
+            // A dry run writes nothing and needs neither.
+            let lock = if dry_run {
                 None
             } else {
-                match control::route(&config)? {
-                    control::Route::Alone(lock) => Some(lock),
-                    control::Route::Agent { pid, stream } => {
-                        return hand_update(&config, pid, stream, ips, force);
+                match route(&path.config)? {
+                    Ok(control::Route::Alone(lock)) => Some(lock),
+                    Ok(control::Route::Agent { pid, stream }) => {
+                        return hand_update(&path.config, pid, stream, ips, force);
                     }
+                    Err(code) => return Ok(code),
                 }
+            };
+            let config = match load_config(&path.config) {
+                Ok(c) => c,
+                Err(code) => return Ok(code),
             };
             let opts = UpdateOptions {
                 ips,
@@ -281,46 +304,49 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
                 dry_run,
             };
             let report = runtime()?.block_on(agent::update_once(&config, &opts))?;
+            drop(lock);
             Ok(if report.all_current {
                 ExitCode::SUCCESS
             } else {
                 ExitCode::from(1)
             })
         }
-        Command::Retry { config, hosts } => {
-            let config = match load_config(&config.config) {
-                Ok(c) => c,
-                Err(code) => return Ok(code),
-            };
-            match control::route(&config)? {
-                control::Route::Agent { stream, .. } => {
-                    let path = control::socket_path(&config);
-                    let reply = control::ask(stream, &control::Request::Retry { hosts }, &path)?;
-                    Ok(print_reply("the running agent", &reply))
-                }
-                control::Route::Alone(lock) => {
-                    match control::retry_offline(&config, &hosts, &lock)? {
-                        Ok(lines) => {
-                            println!(
-                                "no agent running: the state file {} was changed",
-                                config.state_file().display()
-                            );
-                            for l in lines {
-                                println!("{l}");
-                            }
-                            Ok(ExitCode::SUCCESS)
+        Command::Retry {
+            config: path,
+            hosts,
+        } => match route(&path.config)? {
+            Err(code) => Ok(code),
+            Ok(control::Route::Agent { pid, stream }) => {
+                let at = locations(&path.config).context("the config file changed")?;
+                let reply = control::ask(stream, &control::Request::Retry { hosts }, &at.socket)?;
+                Ok(print_reply(&agent_name(pid), &reply))
+            }
+            Ok(control::Route::Alone(lock)) => {
+                let config = match load_config(&path.config) {
+                    Ok(c) => c,
+                    Err(code) => return Ok(code),
+                };
+                match control::retry_offline(&config, &hosts, &lock)? {
+                    Ok(lines) => {
+                        println!(
+                            "no agent running: changed the state file {}",
+                            config.state_file().display()
+                        );
+                        for l in lines {
+                            println!("  {l}");
                         }
-                        Err(unknown) => {
-                            eprintln!(
-                                "dynhostd: no enabled [[host]] has the hostname {}",
-                                unknown.join(", ")
-                            );
-                            Ok(ExitCode::from(1))
-                        }
+                        Ok(ExitCode::SUCCESS)
+                    }
+                    Err(unknown) => {
+                        eprintln!(
+                            "dynhostd: no enabled [[host]] has the hostname {}",
+                            unknown.join(", ")
+                        );
+                        Ok(ExitCode::from(1))
                     }
                 }
             }
-        }
+        },
         Command::Check { config: path } => {
             let config = match load_config(&path.config) {
                 Ok(c) => c,
@@ -331,19 +357,15 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Status {
-            config,
+            config: path,
             json,
             verify,
         } => {
-            let config = match load_config(&config.config) {
-                Ok(c) => c,
-                Err(code) => return Ok(code),
-            };
-            if !verify {
-                match control::connect_for_status(&config) {
+            // The live picture needs only where the agent is, not the secrets (see Locations).
+            if !verify && let Some(at) = locations(&path.config) {
+                match control::connect_for_status(&at) {
                     Ok(Some((_, stream))) => {
-                        let path = control::socket_path(&config);
-                        let reply = control::ask(stream, &control::Request::Status, &path)?;
+                        let reply = control::ask(stream, &control::Request::Status, &at.socket)?;
                         let live = reply
                             .status
                             .context("the agent's status reply holds no status")?;
@@ -361,8 +383,12 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
                     Err(e) => eprintln!("dynhostd: {e}: showing the state file instead"),
                 }
             }
+            let config = match load_config(&path.config) {
+                Ok(c) => c,
+                Err(code) => return Ok(code),
+            };
             let source = format!(
-                "source: the state file {} (not the running agent)",
+                "source: the state file {} (no agent answered)",
                 config.state_file().display()
             );
             if json {
