@@ -287,3 +287,199 @@ impl Decider {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::decide::{Backoff, DeciderConfig, DetectPolicy, Event, RecordSpec};
+    use crate::provider::Reply;
+    use crate::state::State;
+    use crate::wan::policy::AddressPolicy;
+    use crate::wan::{
+        AddrFlags, DefaultRoute, Lifetime, Link, NetEvent, NetSnapshot, Scope, WanAddress,
+    };
+    use std::time::Duration;
+
+    fn home() -> RecordKey {
+        RecordKey::new("home.example.com", Family::V4)
+    }
+
+    fn decider(min_interval: Duration, now: Instant) -> Decider {
+        let cfg = DeciderConfig {
+            wan_interface: Some("ppp0".into()),
+            debounce: Duration::from_secs(2),
+            policy: AddressPolicy {
+                accept: vec!["203.0.113.0/24".parse().unwrap()],
+                ignore: vec![],
+            },
+            records: vec![RecordSpec {
+                key: home(),
+                fingerprint: "f1".into(),
+            }],
+            backoff: Backoff::default(),
+            detect: DetectPolicy::default(),
+            min_interval,
+            refresh: Duration::ZERO,
+            verify: None,
+        };
+        Decider::new(cfg, State::default(), now, 1_000_000, 7)
+    }
+
+    fn wan(ip: &str) -> WanAddress {
+        WanAddress {
+            index: 2,
+            addr: ip.parse().unwrap(),
+            prefix_len: 32,
+            peer: None,
+            scope: Scope::Universe,
+            flags: AddrFlags::default(),
+            preferred: Lifetime::Forever,
+            valid: Lifetime::Forever,
+        }
+    }
+
+    fn snapshot(ip: &str) -> Event {
+        Event::Net(NetEvent::Snapshot(NetSnapshot {
+            links: vec![Link {
+                index: 2,
+                name: "ppp0".into(),
+                up: true,
+                point_to_point: true,
+            }],
+            addrs: vec![wan(ip)],
+            routes: vec![DefaultRoute {
+                family: Family::V4,
+                index: 2,
+                metric: 0,
+            }],
+        }))
+    }
+
+    fn pushes(actions: &[Action]) -> Vec<IpAddr> {
+        actions
+            .iter()
+            .filter_map(|a| match a {
+                Action::Push(p) => Some(p.ip),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn outcome(ip: &str, reply: Reply) -> Event {
+        Event::Outcome {
+            key: home(),
+            ip: ip.parse().unwrap(),
+            reply,
+            at: 1_000_001,
+        }
+    }
+
+    #[test]
+    fn retry_lifts_a_stop_and_sends_now_and_an_unknown_name_changes_nothing() {
+        let t0 = Instant::now();
+        let mut d = decider(Duration::ZERO, t0);
+        assert_eq!(pushes(&d.on_event(snapshot("203.0.113.5"), t0)).len(), 1);
+        d.on_event(outcome("203.0.113.5", Reply::Unauthorized), t0);
+        let live = d.live_status(t0);
+        assert_eq!(live.records[0].phase, Phase::Stopped);
+        assert_eq!(live.records[0].next, None, "nothing wakes a stopped record");
+
+        let err = d.retry(&["nowhere.example.com".into()], t0).unwrap_err();
+        assert_eq!(err.0, ["nowhere.example.com"]);
+        assert_eq!(d.live_status(t0).records[0].phase, Phase::Stopped);
+
+        let done = d.retry(&["home.example.com".into()], t0).unwrap();
+        assert_eq!(done.lifted, [home()]);
+        assert_eq!(pushes(&done.actions), [ip("203.0.113.5")]);
+        assert!(done.actions.contains(&Action::Save));
+        assert_eq!(d.live_status(t0).records[0].phase, Phase::Pushing);
+        // Asked again while the request is out: nothing is sent twice.
+        let again = d.retry(&[], t0).unwrap();
+        assert!(pushes(&again.actions).is_empty());
+    }
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn a_held_change_shows_its_hold_and_end() {
+        let t0 = Instant::now();
+        let min = Duration::from_secs(30);
+        let mut d = decider(min, t0);
+        d.on_event(snapshot("203.0.113.5"), t0);
+        d.on_event(
+            outcome("203.0.113.5", Reply::Good(Some(ip("203.0.113.5")))),
+            t0,
+        );
+        let t1 = t0 + Duration::from_secs(10);
+        d.on_event(snapshot("203.0.113.6"), t1);
+        // Debounce first…
+        assert_eq!(
+            d.live_status(t1).next_wake.unwrap().reason,
+            WakeReason::Debounce
+        );
+        let t2 = t1 + Duration::from_secs(2);
+        assert!(pushes(&d.on_event(Event::Timer, t2)).is_empty());
+        // …then the hold, ending 30 s after the success.
+        let live = d.live_status(t2);
+        let rec = &live.records[0];
+        assert_eq!(rec.phase, Phase::Held);
+        assert_eq!(rec.wan, Some(ip("203.0.113.6")));
+        let next = rec.next.unwrap();
+        assert_eq!(next.reason, WakeReason::MinInterval);
+        assert_eq!(next.in_ms, 18_000);
+        assert_eq!(live.next_wake, Some(next));
+        // update --ip of the held address: still held, nothing sent.
+        assert!(pushes(&d.update_from(&[ip("203.0.113.6")], t2).unwrap()).is_empty());
+        let t3 = t0 + min;
+        assert_eq!(pushes(&d.on_event(Event::Timer, t3)), [ip("203.0.113.6")]);
+    }
+
+    #[test]
+    fn update_from_cuts_the_debounce_and_refuses_an_address_the_wan_lacks() {
+        let t0 = Instant::now();
+        let mut d = decider(Duration::ZERO, t0);
+        d.on_event(snapshot("203.0.113.5"), t0);
+        d.on_event(
+            outcome("203.0.113.5", Reply::Good(Some(ip("203.0.113.5")))),
+            t0,
+        );
+        d.on_event(snapshot("203.0.113.7"), t0);
+        let err = d.update_from(&[ip("203.0.113.8")], t0).unwrap_err();
+        assert_eq!(err.wan, Some(ip("203.0.113.7")));
+        assert!(err.to_string().contains("203.0.113.8"), "{err}");
+        // A private address is no mismatch: nothing to send from it, the WAN's is decided.
+        let sent = d.update_from(&[ip("192.168.1.2")], t0).unwrap();
+        assert_eq!(pushes(&sent), [ip("203.0.113.7")]);
+        // The same address again while it is out: not sent twice.
+        assert!(pushes(&d.update_from(&[ip("203.0.113.7")], t0).unwrap()).is_empty());
+        assert_eq!(
+            d.live_status(t0).records[0].in_flight,
+            Some(ip("203.0.113.7"))
+        );
+    }
+
+    #[test]
+    fn a_wait_the_server_asked_for_is_told_from_back_off() {
+        let t0 = Instant::now();
+        let mut d = decider(Duration::ZERO, t0);
+        d.on_event(snapshot("203.0.113.5"), t0);
+        d.on_event(
+            outcome(
+                "203.0.113.5",
+                Reply::RateLimited(Some(Duration::from_secs(3600))),
+            ),
+            t0,
+        );
+        let rec = &d.live_status(t0).records[0];
+        assert_eq!(rec.phase, Phase::BackingOff);
+        let next = rec.next.unwrap();
+        assert_eq!(next.reason, WakeReason::RetryAfter);
+        assert_eq!(next.in_ms, 3_600_000);
+        // retry lifts a back-off too.
+        let done = d.retry(&[], t0).unwrap();
+        assert_eq!(done.lifted, [home()]);
+        assert_eq!(pushes(&done.actions), [ip("203.0.113.5")]);
+    }
+}
