@@ -71,6 +71,12 @@ enum Command {
         #[arg(value_name = "HOSTNAME")]
         hosts: Vec<String>,
     },
+    /// Ask the running agent to check everything now, as SIGUSR1 does: the WAN, the
+    /// what's-my-IP sources when behind NAT, the records at their name servers.
+    CheckNow {
+        #[command(flatten)]
+        config: ConfigArg,
+    },
     /// Validate the configuration and print it as dynhostd understands it (secrets redacted).
     Check {
         #[command(flatten)]
@@ -347,6 +353,24 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
                 }
             }
         },
+        Command::CheckNow { config: path } => {
+            let Some(at) = locations(&path.config) else {
+                return Ok(load_config(&path.config).err().unwrap_or(ExitCode::from(2)));
+            };
+            match control::connect_for_status(&at)? {
+                Some((pid, stream)) => {
+                    let reply = control::ask(stream, &control::Request::CheckNow, &at.socket)?;
+                    Ok(print_reply(&agent_name(pid), &reply))
+                }
+                None => {
+                    eprintln!(
+                        "dynhostd: no agent is running on {} (nobody holds its lock): nothing to check",
+                        at.state_dir.display()
+                    );
+                    Ok(ExitCode::from(1))
+                }
+            }
+        }
         Command::Check { config: path } => {
             let config = match load_config(&path.config) {
                 Ok(c) => c,

@@ -464,7 +464,14 @@ fn the_socket_refuses_oversize_and_silent_clients_and_the_agent_goes_on() {
             let (st, out, err) = setup.run(&["status"]);
             assert!(st.success(), "{err}");
             assert!(out.contains("source: the running agent"), "{out}");
+            // SIGUSR1's twin.
+            let (st, out, err) = setup.run(&["check-now"]);
+            assert!(st.success(), "{out}{err}");
+            agent.wait_log("control: check-now");
             assert!(agent.stop().0.success());
+            let (st, _, err) = setup.run(&["check-now"]);
+            assert_eq!(st.code(), Some(1), "no agent: {err}");
+            assert!(err.contains("no agent is running"), "{err}");
         },
     );
 }
