@@ -455,7 +455,7 @@ pub async fn run(
             },
             Some(done) = pusher.next() => decider.on_event(done.into_event(), Instant::now()),
             req = control_recv(&mut control) => {
-                crate::control::answer(&mut decider, req, &config.state_dir, Instant::now(), now_unix())
+                crate::control::answer(&mut decider, req, &config, Instant::now(), now_unix())
             }
             () = sleep_until(wake), if wake.is_some() => decider.on_event(Event::Timer, Instant::now()),
         };

@@ -104,18 +104,21 @@ pub enum Request {
 }
 
 /// The running agent's live status, as `status` gets it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AgentStatus {
     pub pid: u32,
     pub state_dir: PathBuf,
     /// Unix seconds at the snapshot: a wake-up's end is `now + in_ms`.
     pub now: u64,
-    #[serde(flatten)]
     pub live: LiveStatus,
+    /// `status --json`'s rows: the same fields as from the state file (from the agent's memory,
+    /// every configured host), plus `source`, `pid` and the live ones (`phase`, `wan`,
+    /// `in_flight`, `next` with its end `at` in Unix seconds).
+    pub rows: Vec<serde_json::Value>,
 }
 
 /// One reply.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Response {
     /// False: the request was refused, or (update, retry) some record is not current nor on
     /// its way.
@@ -348,18 +351,21 @@ async fn serve(stream: UnixStream, tx: mpsc::Sender<Incoming>) -> io::Result<()>
 pub fn answer(
     decider: &mut Decider,
     incoming: Incoming,
-    state_dir: &Path,
+    config: &Config,
     now: Instant,
     now_unix: u64,
 ) -> Vec<Action> {
     let (actions, response) = match incoming.request {
         Request::Status => {
             debug!("control: status");
+            let live = decider.live_status(now);
+            let rows = crate::report::status(config, &decider.state());
             let status = AgentStatus {
                 pid: std::process::id(),
-                state_dir: state_dir.to_path_buf(),
+                state_dir: config.state_dir.clone(),
                 now: now_unix,
-                live: decider.live_status(now),
+                rows: agent_rows(&rows, &live, now_unix),
+                live,
             };
             (
                 Vec::new(),
@@ -434,6 +440,50 @@ pub fn answer(
     // The client may have gone; its reply is then not needed.
     let _ = incoming.reply.send(response);
     actions
+}
+
+/// The state file's rows with what only the running agent knows added to each.
+fn agent_rows(
+    rows: &[crate::report::RecordStatus],
+    live: &LiveStatus,
+    now_unix: u64,
+) -> Vec<serde_json::Value> {
+    rows.iter()
+        .map(|row| {
+            let mut v = serde_json::to_value(row).unwrap_or_default();
+            v["source"] = "agent".into();
+            v["pid"] = std::process::id().into();
+            let found = live
+                .records
+                .iter()
+                .find(|r| r.hostname == row.hostname && r.record == row.record);
+            if let Some(r) = found {
+                v["phase"] = serde_json::to_value(r.phase).unwrap_or_default();
+                v["wan"] = serde_json::to_value(r.wan).unwrap_or_default();
+                v["in_flight"] = serde_json::to_value(r.in_flight).unwrap_or_default();
+                v["next"] = match &r.next {
+                    Some(w) => serde_json::json!({
+                        "reason": w.reason,
+                        "in_ms": w.in_ms,
+                        "at": now_unix.saturating_add(w.in_ms.div_ceil(1000)),
+                    }),
+                    None => serde_json::Value::Null,
+                };
+            }
+            v
+        })
+        .collect()
+}
+
+/// `status --json` from the state file: its rows, each saying where it comes from.
+pub fn state_rows_json(rows: &[crate::report::RecordStatus]) -> serde_json::Value {
+    rows.iter()
+        .map(|row| {
+            let mut v = serde_json::to_value(row).unwrap_or_default();
+            v["source"] = "state-file".into();
+            v
+        })
+        .collect()
 }
 
 fn wake_end(w: &Wake, now_unix: u64) -> String {
@@ -732,7 +782,11 @@ pub fn live_table(s: &AgentStatus) -> String {
                 r.stopped.as_ref().map_or("", |x| x.reason.as_str())
             ),
             Phase::Pushing => format!("sending {}", show(r.in_flight)),
-            Phase::BackingOff => format!("backing off ({} failures)", r.failures),
+            Phase::BackingOff => format!(
+                "retrying at {} ({} failures)",
+                r.next.as_ref().map_or("-".into(), |w| wake_end(w, s.now)),
+                r.failures
+            ),
             Phase::Held => "held by min_interval".into(),
             Phase::Verifying => "checking DNS".into(),
             Phase::Idle if r.wan.is_some() && r.wan == r.published => "ok".into(),
@@ -803,27 +857,9 @@ fn reason(r: WakeReason) -> &'static str {
     }
 }
 
-/// `status --json` from the agent: the snapshot, with `"source": "agent"` and each wake-up's
-/// end as Unix seconds (`at`).
+/// `status --json` from the agent: the rows, as from the state file plus the live fields.
 pub fn live_json(s: &AgentStatus) -> serde_json::Value {
-    let mut v = serde_json::to_value(s).unwrap_or_default();
-    let add_at = |w: &mut serde_json::Value| {
-        if let Some(ms) = w.get("in_ms").and_then(|m| m.as_u64()) {
-            w["at"] = (s.now + ms.div_ceil(1000)).into();
-        }
-    };
-    if let Some(w) = v.get_mut("next_wake").filter(|w| w.is_object()) {
-        add_at(w);
-    }
-    if let Some(records) = v.get_mut("records").and_then(|r| r.as_array_mut()) {
-        for r in records {
-            if let Some(w) = r.get_mut("next").filter(|w| w.is_object()) {
-                add_at(w);
-            }
-        }
-    }
-    v["source"] = "agent".into();
-    v
+    serde_json::Value::Array(s.rows.clone())
 }
 
 #[cfg(test)]

@@ -427,7 +427,10 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
                 report::add_dns(&mut rows, &found);
             }
             if json {
-                println!("{}", serde_json::to_string_pretty(&rows)?);
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&control::state_rows_json(&rows))?
+                );
             } else {
                 print!("{}", report::status_table(&rows));
             }

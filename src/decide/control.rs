@@ -80,7 +80,9 @@ pub struct LiveRecord {
     pub in_flight: Option<IpAddr>,
     pub failures: u32,
     pub last_reply: Option<String>,
-    /// This record's next wake-up (none while a request is out or it is stopped).
+    /// When this record is next looked at, and why: its own deadlines, the debounce (every
+    /// record) and the what's-my-IP re-check (its family, behind NAT). None while a request is
+    /// out or it is stopped.
     pub next: Option<Wake>,
     pub stopped: Option<StopInfo>,
 }
@@ -204,8 +206,8 @@ impl Decider {
     /// The live picture of every kept record, and the agent's next wake-up with its reason.
     pub fn live_status(&self, now: Instant) -> LiveStatus {
         let mut records = Vec::new();
-        let mut soonest: Option<(Instant, WakeReason)> =
-            self.debounce_until.map(|t| (t, WakeReason::Debounce));
+        let debounce = self.debounce_until.map(|t| (t, WakeReason::Debounce));
+        let mut soonest: Option<(Instant, WakeReason)> = debounce;
         let consider =
             |at: Instant, reason: WakeReason, soonest: &mut Option<(Instant, WakeReason)>| {
                 if soonest.is_none_or(|(t, _)| at < t) {
@@ -249,7 +251,15 @@ impl Decider {
                 } else {
                     WakeReason::Backoff
                 };
+                let detect = self
+                    .nat
+                    .get(&key.family)
+                    .filter(|n| !n.in_flight)
+                    .and_then(|n| n.next_check)
+                    .map(|t| (t, WakeReason::Detect));
                 let candidates = [
+                    debounce,
+                    detect,
                     rec.retry_deadline.map(|t| (t, backoff)),
                     rec.hold_until
                         .filter(|_| rec.held)
