@@ -14,6 +14,8 @@
 //!   client.
 //! - [`agent`]: the async shell that feeds the decider and performs its actions.
 //! - [`config`] (raw, then validated), [`state`] (written atomically), [`record`], [`secret`].
+//! - [`lock`] (one writer per state dir) and [`control`] (the agent's socket: `status`,
+//!   `retry`, `update` from other processes, and their client side).
 //! - [`report`]: what `status` and `detect` print; [`notify`] (systemd), [`hook`] (`exec`
 //!   scripts) and [`logging`] (journald-friendly output) at the edges.
 

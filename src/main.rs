@@ -257,6 +257,93 @@ fn hand_update(
     Ok(print_reply(&who, &reply))
 }
 
+/// `dynhostd retry`: through the agent, or (none running) in the state file under the lock.
+fn retry(path: &Path, hosts: Vec<String>) -> anyhow::Result<ExitCode> {
+    match route(path)? {
+        Err(code) => Ok(code),
+        Ok(control::Route::Agent { pid, stream }) => {
+            let at = locations(path).context("the config file changed")?;
+            let reply = control::ask(stream, &control::Request::Retry { hosts }, &at.socket)?;
+            Ok(print_reply(&agent_name(pid), &reply))
+        }
+        Ok(control::Route::Alone(lock)) => {
+            let config = match load_config(path) {
+                Ok(c) => c,
+                Err(code) => return Ok(code),
+            };
+            match control::retry_offline(&config, &hosts, &lock)? {
+                Ok(lines) => {
+                    println!(
+                        "no agent running: changed the state file {}",
+                        config.state_file().display()
+                    );
+                    for l in lines {
+                        println!("  {l}");
+                    }
+                    Ok(ExitCode::SUCCESS)
+                }
+                Err(unknown) => {
+                    eprintln!(
+                        "dynhostd: no enabled [[host]] has the hostname {}",
+                        unknown.join(", ")
+                    );
+                    Ok(ExitCode::from(1))
+                }
+            }
+        }
+    }
+}
+
+/// `dynhostd check-now`: SIGUSR1 over the socket.
+fn check_now(path: &Path) -> anyhow::Result<ExitCode> {
+    let Some(at) = locations(path) else {
+        return Ok(load_config(path).err().unwrap_or(ExitCode::from(2)));
+    };
+    match control::connect_for_status(&at)? {
+        Some((pid, stream)) => {
+            let reply = control::ask(stream, &control::Request::CheckNow, &at.socket)?;
+            Ok(print_reply(&agent_name(pid), &reply))
+        }
+        None => {
+            eprintln!(
+                "dynhostd: no agent is running on {} (nobody holds its lock): nothing to check",
+                at.state_dir.display()
+            );
+            Ok(ExitCode::from(1))
+        }
+    }
+}
+
+/// `dynhostd status` from the running agent; None when there is none (or it does not answer:
+/// then said on stderr), and the state file is shown instead. Needs only where the agent is,
+/// not the secrets (see `control::Locations`).
+fn status_from_agent(path: &Path, json: bool) -> anyhow::Result<Option<ExitCode>> {
+    let Some(at) = locations(path) else {
+        return Ok(None);
+    };
+    let stream = match control::connect_for_status(&at) {
+        Ok(Some((_, stream))) => stream,
+        Ok(None) => return Ok(None),
+        Err(e) => {
+            eprintln!("dynhostd: {e}: showing the state file instead");
+            return Ok(None);
+        }
+    };
+    let reply = control::ask(stream, &control::Request::Status, &at.socket)?;
+    let live = reply
+        .status
+        .context("the agent's status reply holds no status")?;
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&control::live_json(&live))?
+        );
+    } else {
+        print!("{}", control::live_table(&live));
+    }
+    Ok(Some(ExitCode::SUCCESS))
+}
+
 fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
     match command {
         #[cfg(feature = "generate")]
@@ -317,60 +404,8 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
                 ExitCode::from(1)
             })
         }
-        Command::Retry {
-            config: path,
-            hosts,
-        } => match route(&path.config)? {
-            Err(code) => Ok(code),
-            Ok(control::Route::Agent { pid, stream }) => {
-                let at = locations(&path.config).context("the config file changed")?;
-                let reply = control::ask(stream, &control::Request::Retry { hosts }, &at.socket)?;
-                Ok(print_reply(&agent_name(pid), &reply))
-            }
-            Ok(control::Route::Alone(lock)) => {
-                let config = match load_config(&path.config) {
-                    Ok(c) => c,
-                    Err(code) => return Ok(code),
-                };
-                match control::retry_offline(&config, &hosts, &lock)? {
-                    Ok(lines) => {
-                        println!(
-                            "no agent running: changed the state file {}",
-                            config.state_file().display()
-                        );
-                        for l in lines {
-                            println!("  {l}");
-                        }
-                        Ok(ExitCode::SUCCESS)
-                    }
-                    Err(unknown) => {
-                        eprintln!(
-                            "dynhostd: no enabled [[host]] has the hostname {}",
-                            unknown.join(", ")
-                        );
-                        Ok(ExitCode::from(1))
-                    }
-                }
-            }
-        },
-        Command::CheckNow { config: path } => {
-            let Some(at) = locations(&path.config) else {
-                return Ok(load_config(&path.config).err().unwrap_or(ExitCode::from(2)));
-            };
-            match control::connect_for_status(&at)? {
-                Some((pid, stream)) => {
-                    let reply = control::ask(stream, &control::Request::CheckNow, &at.socket)?;
-                    Ok(print_reply(&agent_name(pid), &reply))
-                }
-                None => {
-                    eprintln!(
-                        "dynhostd: no agent is running on {} (nobody holds its lock): nothing to check",
-                        at.state_dir.display()
-                    );
-                    Ok(ExitCode::from(1))
-                }
-            }
-        }
+        Command::Retry { config, hosts } => retry(&config.config, hosts),
+        Command::CheckNow { config } => check_now(&config.config),
         Command::Check { config: path } => {
             let config = match load_config(&path.config) {
                 Ok(c) => c,
@@ -385,27 +420,8 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             json,
             verify,
         } => {
-            // The live picture needs only where the agent is, not the secrets (see Locations).
-            if !verify && let Some(at) = locations(&path.config) {
-                match control::connect_for_status(&at) {
-                    Ok(Some((_, stream))) => {
-                        let reply = control::ask(stream, &control::Request::Status, &at.socket)?;
-                        let live = reply
-                            .status
-                            .context("the agent's status reply holds no status")?;
-                        if json {
-                            println!(
-                                "{}",
-                                serde_json::to_string_pretty(&control::live_json(&live))?
-                            );
-                        } else {
-                            print!("{}", control::live_table(&live));
-                        }
-                        return Ok(ExitCode::SUCCESS);
-                    }
-                    Ok(None) => {}
-                    Err(e) => eprintln!("dynhostd: {e}: showing the state file instead"),
-                }
+            if !verify && let Some(code) = status_from_agent(&path.config, json)? {
+                return Ok(code);
             }
             let config = match load_config(&path.config) {
                 Ok(c) => c,
@@ -415,9 +431,8 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
                 "source: the state file {} (no agent answered)",
                 config.state_file().display()
             );
-            if json {
-                eprintln!("dynhostd: {source}");
-            } else {
+            // With --json, each row says it ("source": "state-file").
+            if !json {
                 println!("{source}");
             }
             let state = agent::load_state(&config.state_file());
