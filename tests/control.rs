@@ -620,3 +620,45 @@ fn root_reaches_the_socket_of_an_agent_running_as_another_user() {
     assert!(out.contains("the running agent"), "{out}");
     drop(agent);
 }
+
+/// The lock and the socket belong to the state dir the agent started with: a reload naming
+/// another one is refused for [state] (logged), so no second, unlocked state file appears.
+#[test]
+fn a_reload_does_not_move_the_state_away_from_the_lock() {
+    in_netns(
+        "a_reload_does_not_move_the_state_away_from_the_lock",
+        || {
+            if !netns::tun_available("a_reload_does_not_move_the_state_away_from_the_lock") {
+                return;
+            }
+            let s = standin_https();
+            let setup = Setup::new();
+            setup.write_config(&s, Some("ppp0"), &[HOME]);
+            ppp0("203.0.113.10", "10.64.0.1");
+            let agent = setup.start_agent(&[]);
+            s.wait_for_requests_blocking(1, LONG).unwrap();
+
+            let elsewhere = setup.dir.path().join("elsewhere");
+            let text = std::fs::read_to_string(setup.config_path()).unwrap();
+            let old_dir = setup.state_path().parent().unwrap().display().to_string();
+            std::fs::write(
+                setup.config_path(),
+                text.replace(&old_dir, &elsewhere.display().to_string()),
+            )
+            .unwrap();
+            agent.signal("HUP");
+            agent.wait_log("[state] changes take effect at the next start");
+
+            readdress("203.0.113.10", "203.0.113.11");
+            s.wait_for_requests_blocking(2, LONG).unwrap();
+            agent.wait_log("updated home.example.com/A: 203.0.113.10 → 203.0.113.11");
+            let (status, log) = agent.stop();
+            assert!(status.success(), "{log}");
+            assert_eq!(
+                setup.published("home.example.com/A").as_deref(),
+                Some("203.0.113.11")
+            );
+            assert!(!elsewhere.join("state.json").exists(), "an unlocked writer");
+        },
+    );
+}
