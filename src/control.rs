@@ -266,15 +266,27 @@ fn bind(path: &Path) -> Result<UnixListener, ControlError> {
         Err(e) if e.kind() == io::ErrorKind::NotFound => {}
         Err(e) => return Err(io_err(e)),
     }
-    // The socket is created with the umask's mode: 0600 from the first moment, not after a
-    // chmod that a quick client could beat. Nothing else creates files at this point of start.
-    // SAFETY: umask only swaps the process's file-creation mask.
-    let old = unsafe { libc::umask(0o177) };
-    let listener = UnixListener::bind(path);
-    // SAFETY: as above, restoring the previous mask.
-    unsafe { libc::umask(old) };
-    let listener = listener.map_err(io_err)?;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(io_err)?;
+    // Private from the first moment without touching the process-wide umask: bound inside a
+    // fresh 0700 directory, made 0600, then renamed into place.
+    let parent = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let private = parent.join(format!(".control-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&private);
+    std::fs::DirBuilder::new()
+        .mode(0o700)
+        .create(&private)
+        .map_err(io_err)?;
+    let staged = private.join(SOCKET_NAME);
+    let result = (|| {
+        let listener = UnixListener::bind(&staged)?;
+        std::fs::set_permissions(&staged, std::fs::Permissions::from_mode(0o600))?;
+        std::fs::rename(&staged, path)?;
+        Ok(listener)
+    })();
+    let _ = std::fs::remove_dir_all(&private);
+    let listener = result.map_err(io_err)?;
     Ok(listener)
 }
 
@@ -865,6 +877,57 @@ pub fn live_json(s: &AgentStatus) -> serde_json::Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn bind_replaces_a_dead_socket_but_never_a_live_one_or_a_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("run").join(SOCKET_NAME);
+        // Missing directory: created. Mode 0600 from the start.
+        let first = bind(&path).unwrap();
+        let meta = std::fs::metadata(&path).unwrap();
+        assert!(meta.file_type().is_socket());
+        assert_eq!(meta.mode() & 0o777, 0o600);
+        // A live agent answers on it: not taken over.
+        let e = bind(&path).unwrap_err();
+        assert!(e.to_string().contains("another agent answers"), "{e}");
+        // Left by a dead agent: replaced.
+        drop(first);
+        assert!(path.exists());
+        let _second = bind(&path).unwrap();
+        // A regular file in its place is not ours to delete.
+        let file = dir.path().join("not-a-socket");
+        std::fs::write(&file, "keep me").unwrap();
+        let e = bind(&file).unwrap_err();
+        assert!(e.to_string().contains("not a socket"), "{e}");
+        assert_eq!(std::fs::read_to_string(&file).unwrap(), "keep me");
+    }
+
+    #[test]
+    fn locations_read_only_the_state_section() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = dir.path().join("c.toml");
+        // A password_credential with no $CREDENTIALS_DIRECTORY: the full load would refuse it.
+        std::fs::write(
+            &cfg,
+            "[state]\ndir = \"/srv/dyn\"\ncontrol = \"/srv/dyn.sock\"\n\n[[host]]\nhostname = \"h.example.com\"\nlogin = \"example.com-h\"\npassword_credential = \"h\"\n",
+        )
+        .unwrap();
+        assert_eq!(
+            Locations::read(&cfg),
+            Some(Locations {
+                state_dir: "/srv/dyn".into(),
+                socket: "/srv/dyn.sock".into(),
+            })
+        );
+        std::fs::write(&cfg, "[state]\ncontrol = \"relative\"\n").unwrap();
+        assert_eq!(
+            Locations::read(&cfg),
+            None,
+            "left to the full load to explain"
+        );
+        assert_eq!(Locations::read(&dir.path().join("missing.toml")), None);
+        assert_eq!(Locations::read(dir.path()), None, "a directory");
+    }
 
     #[test]
     fn requests_read_as_documented() {
