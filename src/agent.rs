@@ -425,8 +425,13 @@ pub async fn run(
                     }
                     // The lock and the socket belong to the state dir the agent started with:
                     // writing elsewhere would make a second, unlocked writer.
-                    if new.state_dir != config.state_dir || new.control_socket != config.control_socket {
-                        warn!("[state] changes take effect at the next start; the state stays in {}", config.state_dir.display());
+                    if new.state_dir != config.state_dir
+                        || new.control_socket != config.control_socket
+                    {
+                        warn!(
+                            "[state] changes take effect at the next start; the state stays in {}",
+                            config.state_dir.display()
+                        );
                     } else {
                         state_path = new.state_file();
                     }

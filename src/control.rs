@@ -903,6 +903,27 @@ mod tests {
     }
 
     #[test]
+    fn the_socket_key_must_be_absolute_and_names_itself() {
+        let host =
+            "[[host]]\nhostname = \"h.example.com\"\nlogin = \"example.com-h\"\npassword = \"x\"\n";
+        let e = crate::config::parse(
+            &format!("[state]\ncontrol = \"run/control\"\n\n{host}"),
+            None,
+            Path::new("/"),
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("state.control"), "{e}");
+        let c = crate::config::parse(
+            &format!("[state]\ncontrol = \"/run/x/control\"\n\n{host}"),
+            None,
+            Path::new("/"),
+        )
+        .unwrap();
+        assert_eq!(socket_path(&c), Path::new("/run/x/control"));
+        assert!(c.render_redacted().contains("control = \"/run/x/control\""));
+    }
+
+    #[test]
     fn locations_read_only_the_state_section() {
         let dir = tempfile::tempdir().unwrap();
         let cfg = dir.path().join("c.toml");
