@@ -39,6 +39,8 @@ pub enum AgentError {
     Client(#[from] ClientError),
     #[error("the netlink watcher stopped")]
     WatcherGone,
+    #[error(transparent)]
+    Lock(#[from] crate::lock::LockError),
 }
 
 #[derive(Debug, Clone, Default)]
@@ -391,6 +393,15 @@ pub async fn run(
     opts: RunOptions,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), AgentError> {
+    // One writer per state dir, and the socket that lets other commands reach it. A dry run
+    // writes nothing, so it takes neither and can run beside the real agent.
+    let _lock = if opts.dry_run {
+        None
+    } else {
+        Some(crate::lock::acquire(&config.state_dir)?)
+    };
+    let mut control = (!opts.dry_run)
+        .then(|| crate::control::Control::start(&crate::control::socket_path(&config)));
     let mut state_path = config.state_file();
     let mut decider = new_decider(&config);
     let mut pusher = Pusher::new(&config, opts.dry_run)?;
@@ -446,7 +457,18 @@ pub async fn run(
                     if new.wan.netlink_buffer != config.wan.netlink_buffer {
                         warn!("wan.netlink_buffer changes take effect at the next start");
                     }
-                    state_path = new.state_file();
+                    // The lock and the socket belong to the state dir the agent started with:
+                    // writing elsewhere would make a second, unlocked writer.
+                    if new.state_dir != config.state_dir
+                        || new.control_socket != config.control_socket
+                    {
+                        warn!(
+                            "[state] changes take effect at the next start; the state stays in {}",
+                            config.state_dir.display()
+                        );
+                    } else {
+                        state_path = new.state_file();
+                    }
                     config = new;
                     actions
                 }
@@ -479,6 +501,7 @@ pub async fn run(
                 }
             },
             Some(done) = pusher.next() => decider.on_event(done.into_event(), Now::system()),
+            req = control_recv(&mut control) => crate::control::answer(&mut decider, req, &config, Now::system()),
             () = sleep_until(wake), if wake.is_some() => decider.on_event(Event::Timer, Now::system()),
         };
         if perform(actions, &mut pusher) && save_at.is_none() {
@@ -587,6 +610,13 @@ async fn watchdog_tick(w: &mut Option<tokio::time::Interval>) {
         Some(i) => {
             i.tick().await;
         }
+        None => std::future::pending().await,
+    }
+}
+
+async fn control_recv(control: &mut Option<crate::control::Control>) -> crate::control::Incoming {
+    match control {
+        Some(c) => c.recv().await,
         None => std::future::pending().await,
     }
 }

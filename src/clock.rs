@@ -35,7 +35,7 @@ impl UnixTime {
     }
 }
 
-/// `1970-01-01T00:00:00Z`, computed without a calendar crate (Howard Hinnant's
+/// `1970-01-01 00:00:00 UTC`, computed without a calendar crate (Howard Hinnant's
 /// `civil_from_days`), for log lines and `status`.
 impl fmt::Display for UnixTime {
     // Every intermediate is bounded by the day count (at most u64::MAX / 86400, far inside i64),
@@ -57,7 +57,7 @@ impl fmt::Display for UnixTime {
             .saturating_add(i64::from(month <= 2));
         write!(
             f,
-            "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+            "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02} UTC",
             secs / 3600,
             secs / 60 % 60,
             secs % 60
@@ -174,9 +174,12 @@ mod tests {
 
     #[test]
     fn formats_utc() {
-        assert_eq!(UnixTime(0).to_string(), "1970-01-01T00:00:00Z");
-        assert_eq!(UnixTime(1_700_000_000).to_string(), "2023-11-14T22:13:20Z");
-        assert_eq!(UnixTime(951_782_400).to_string(), "2000-02-29T00:00:00Z");
+        assert_eq!(UnixTime(0).to_string(), "1970-01-01 00:00:00 UTC");
+        assert_eq!(
+            UnixTime(1_700_000_000).to_string(),
+            "2023-11-14 22:13:20 UTC"
+        );
+        assert_eq!(UnixTime(951_782_400).to_string(), "2000-02-29 00:00:00 UTC");
         let _ = UnixTime(u64::MAX).to_string();
     }
 }

@@ -61,6 +61,7 @@ pub struct RawWan {
 #[serde(deny_unknown_fields)]
 pub struct RawState {
     pub dir: Option<Spanned<String>>,
+    pub control: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -394,6 +395,8 @@ impl HostConfig {
 pub struct Config {
     pub wan: WanConfig,
     pub state_dir: PathBuf,
+    /// `[state] control`: the agent's control socket, instead of `crate::control::socket_path`'s default.
+    pub control_socket: Option<PathBuf>,
     pub http: HttpConfig,
     pub detect: DetectConfig,
     pub update: UpdateConfig,
@@ -439,6 +442,9 @@ impl Config {
             "\n[state]\ndir = {}\n",
             q(&self.state_dir.display().to_string())
         );
+        if let Some(c) = &self.control_socket {
+            out += &format!("control = {}\n", q(&c.display().to_string()));
+        }
         out += &format!(
             "\n[http]\ntimeout = {}\nconnect_timeout = {}\nmax_concurrent = {}\n",
             q(&format_duration(self.http.timeout)),
@@ -620,6 +626,13 @@ fn validate(raw: RawConfig, ctx: &Ctx<'_>, base: &Path) -> Result<Config, Config
         Some(d) => PathBuf::from(d.into_inner()),
         None => PathBuf::from(DEFAULT_STATE_DIR),
     };
+    let control_socket = match raw.state.control {
+        Some(c) if !Path::new(c.get_ref()).is_absolute() => {
+            return Err(ctx.err(&c, "state.control", "must be an absolute path"));
+        }
+        Some(c) => Some(PathBuf::from(c.into_inner())),
+        None => None,
+    };
     let http = validate_http(raw.http, ctx)?;
     let detect = validate_detect(raw.detect, ctx)?;
     let update = validate_update(raw.update, ctx)?;
@@ -669,6 +682,7 @@ fn validate(raw: RawConfig, ctx: &Ctx<'_>, base: &Path) -> Result<Config, Config
     Ok(Config {
         wan,
         state_dir,
+        control_socket,
         http,
         detect,
         update,

@@ -31,7 +31,8 @@ use crate::state::{PublishedRecord, State};
 use crate::wan::policy::{self, AddressPolicy, WanChoice};
 use crate::wan::{NetEvent, NetView};
 use detect::Detection;
-pub use record::{PROPAGATION_GRACE, Phase};
+pub use record::PROPAGATION_GRACE;
+use record::Phase;
 use record::{Record, Step};
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -595,6 +596,8 @@ impl Decider {
         (v >> 11) as f64 / (1u64 << 53) as f64
     }
 }
+
+pub mod control;
 
 #[cfg(test)]
 mod tests;

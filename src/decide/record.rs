@@ -144,13 +144,13 @@ impl Record {
         }
     }
 
-    fn hold_end(&self, rules: &Rules) -> Option<Instant> {
+    pub(super) fn hold_end(&self, rules: &Rules) -> Option<Instant> {
         self.confirmed
             .filter(|_| !rules.min_interval.is_zero())
             .map(|t| later(t, rules.min_interval))
     }
 
-    fn refresh_at(&self, rules: &Rules) -> Option<Instant> {
+    pub(super) fn refresh_at(&self, rules: &Rules) -> Option<Instant> {
         if rules.refresh.is_zero() || self.facts.published.is_none() {
             return None;
         }
@@ -158,7 +158,7 @@ impl Record {
         self.confirmed.map(|t| later(t, rules.refresh))
     }
 
-    fn verify_at(&self, rules: &Rules) -> Option<Instant> {
+    pub(super) fn verify_at(&self, rules: &Rules) -> Option<Instant> {
         let every = rules.verify?;
         self.checked.map(|t| later(t, every))
     }
@@ -174,6 +174,20 @@ impl Record {
                 .min(),
             Phase::Verifying | Phase::Pushing(_) | Phase::Stopped(_) => None,
         }
+    }
+
+    /// `dynhostd retry`: the person fixed what stopped it (or wants the back-off over). Returns
+    /// whether there was anything to lift.
+    pub fn lift(&mut self) -> bool {
+        if !matches!(self.phase, Phase::Stopped(_) | Phase::BackingOff { .. }) {
+            return false;
+        }
+        if let Phase::Stopped(stop) = &self.phase {
+            info!(record = %self.spec.key, "retry: lifting the stop after \"{}\"", stop.reason);
+        }
+        self.phase = Phase::Idle;
+        self.facts.failures = 0;
+        true
     }
 
     /// `dynhostd update` asked now: an earlier back-off is skipped.
@@ -224,8 +238,9 @@ impl Record {
         let held = self.hold_end(rules).filter(|end| *end > now.mono);
         if let (true, Mode::Agent, Some(end)) = (changed, mode, held) {
             if self.phase != Phase::Held {
-                info!(record = %self.spec.key, "{} changed to {ip}: held by min_interval until {} ({}s)",
-                    self.spec.key, now.wall_of(end), end.saturating_duration_since(now.mono).as_secs());
+                let wait = end.saturating_duration_since(now.mono).as_secs_f64().ceil();
+                info!(record = %self.spec.key, "{ip} held back by min_interval ({}): it will be sent at {} (in {wait}s)",
+                    crate::config::format_duration(rules.min_interval), now.wall_of(end));
                 self.phase = Phase::Held;
             }
             return Step::None;
@@ -366,7 +381,7 @@ impl Record {
                 self.facts.attempt_config = Some(self.spec.fingerprint.clone());
             }
             Verdict::Stop { fix } => {
-                error!(record = %key, "{key} stopped after \"{summary}\": {fix}. Once fixed, run `dynhostd retry {}` (or edit its [[host]] entry and reload)", key.hostname);
+                error!(record = %key, "{key} stopped after \"{summary}\": {fix}. Once it is fixed (at the provider or in its [[host]] entry), run `dynhostd retry {}`", key.hostname);
                 self.phase = Phase::Stopped(Stopped {
                     reason: summary.clone(),
                     fix,
