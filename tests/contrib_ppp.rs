@@ -4,6 +4,9 @@
 //! through Debian's `run-parts --arg=…`. A fake `dynhostd`, `logger` and `systemctl` on PATH
 //! record what the hooks asked for.
 
+#[path = "support/netns.rs"]
+mod netns;
+
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -361,14 +364,18 @@ fn ip_down_publishes_nothing() {
 /// the ip-up.d directory.
 #[test]
 fn debian_run_parts_runs_the_hook() {
-    let Some(run_parts) = ["/usr/bin/run-parts", "/bin/run-parts"]
+    let found = ["/usr/bin/run-parts", "/bin/run-parts"]
         .into_iter()
         .map(Path::new)
-        .find(|p| p.exists())
-    else {
-        eprintln!("run-parts not installed (not Debian?): skipped");
+        .find(|p| p.exists());
+    if !netns::prerequisite(
+        "debian_run_parts_runs_the_hook",
+        found.is_some(),
+        "run-parts is not installed (Debian package debianutils)",
+    ) {
         return;
-    };
+    }
+    let run_parts = found.unwrap();
     let w = World::new();
     let d = w.path("ip-up.d");
     fs::create_dir(&d).unwrap();

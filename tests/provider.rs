@@ -1,6 +1,8 @@
 //! The DynHost client against the local stand-in, on loopback only: what a request looks like on
 //! the wire, how each reply and each failure comes back, over HTTP and HTTPS with a test CA.
 
+#[path = "support/netns.rs"]
+mod netns;
 #[path = "support/standin.rs"]
 mod standin;
 
@@ -589,12 +591,23 @@ fn standin_refuses_wrong_requests_like_ovh() {
 
 #[test]
 fn standin_wants_myip_over_ipv6() {
-    let Ok(s) =
-        Standin::start_on_thread(with_host(StandinConfig::http()).bind("[::1]:0".parse().unwrap()))
-    else {
-        eprintln!("no IPv6 loopback here; skipped");
+    let started =
+        Standin::start_on_thread(with_host(StandinConfig::http()).bind("[::1]:0".parse().unwrap()));
+    if !netns::prerequisite(
+        "standin_wants_myip_over_ipv6",
+        started.is_ok(),
+        &format!(
+            "cannot listen on [::1] (no IPv6 on loopback?): {}",
+            started
+                .as_ref()
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default()
+        ),
+    ) {
         return;
-    };
+    }
+    let s = started.unwrap();
     let (status, body) = raw(
         &s,
         &format!(
