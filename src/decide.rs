@@ -356,6 +356,10 @@ impl Decider {
                 if self.debounce_until.is_some() || !self.have_view {
                     return Vec::new();
                 }
+                if settled {
+                    // Contract 2: tests wait for this line to prove a quiet period.
+                    debug!("WAN settled: deciding");
+                }
                 self.decide(settled)
             }
             Event::Public { family, ip } => self.on_public(family, ip, now),

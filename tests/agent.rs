@@ -55,16 +55,23 @@ fn pppoe_wan_end_to_end() {
                 i % 250 + 1
             ));
         }
+        let mark = agent.mark();
         netns::ip_batch(&lines);
-        quiet_period();
+        // A poke after the storm: the agent has decided on all of it once it settles after it.
+        agent.quiet_on("ppp0");
+        agent.assert_nothing_sent_since(mark);
         assert_eq!(s.request_count(), 1, "{:?}", updates(&s));
 
         // PPPoE redial with the same address: ppp0 destroyed and created again (new ifindex).
         let old_index = netns::ifindex("ppp0");
+        let mark = agent.mark();
         sh("ip link del ppp0");
         ppp0("203.0.113.10", "10.64.0.1");
         assert_ne!(netns::ifindex("ppp0"), old_index);
-        quiet_period();
+        // The redial may settle in steps; a poke of the new ppp0 makes sure the agent has
+        // decided on the end of it.
+        agent.quiet_on("ppp0");
+        agent.assert_nothing_sent_since(mark);
         assert_eq!(s.request_count(), 1, "{:?}", updates(&s));
 
         // Redial with a new address: exactly one update.
@@ -73,12 +80,13 @@ fn pppoe_wan_end_to_end() {
         let reqs = s.wait_for_requests_blocking(2, LONG).unwrap();
         assert_eq!(reqs[1].param("myip"), Some("203.0.113.77"));
         agent.wait_log("updated home.example.com/A: 203.0.113.10 → 203.0.113.77");
-        quiet_period();
+        agent.quiet_on_without_sending("ppp0");
         assert_eq!(s.request_count(), 2, "{:?}", updates(&s));
 
         // The link going away entirely sends nothing.
+        let mark = agent.mark();
         sh("ip link del ppp0");
-        quiet_period();
+        agent.settled_without_sending(mark);
         assert_eq!(s.request_count(), 2);
 
         let (status, log) = agent.stop();
@@ -111,7 +119,7 @@ fn restart_sends_nothing_when_already_published_and_one_update_when_changed() {
             // Same address at the next start: nothing is sent.
             let agent = setup.start_agent(&[]);
             agent.wait_log("WAN address is 203.0.113.10");
-            quiet_period();
+            agent.quiet_on_without_sending("ppp0");
             assert_eq!(s.request_count(), 1);
             assert!(agent.stop().0.success());
 
@@ -127,7 +135,7 @@ fn restart_sends_nothing_when_already_published_and_one_update_when_changed() {
             let agent = setup.start_agent(&[]);
             let reqs = s.wait_for_requests_blocking(2, LONG).unwrap();
             assert_eq!(reqs[1].param("myip"), Some("203.0.113.11"));
-            quiet_period();
+            agent.quiet_on_without_sending("ppp0");
             assert_eq!(s.request_count(), 2);
             assert!(agent.stop().0.success());
         },
@@ -151,7 +159,7 @@ fn a_corrupt_state_file_costs_one_update_not_a_crash() {
         agent.wait_log("state file unreadable");
         s.wait_for_requests_blocking(1, LONG).unwrap();
         agent.wait_log("updated");
-        quiet_period();
+        agent.quiet_on_without_sending("ppp0");
         assert_eq!(s.request_count(), 1);
         assert!(agent.stop().0.success());
         assert_eq!(
@@ -182,8 +190,10 @@ fn dhcp_style_wan_follows_the_default_route_on_veth() {
         let reqs = s.wait_for_requests_blocking(2, LONG).unwrap();
         assert_eq!(reqs[1].param("myip"), Some("198.51.100.30"));
         // A new secondary on the WAN does not move the record.
+        let mark = agent.mark();
         sh("ip addr add 198.51.100.31/24 dev wwan0");
-        quiet_period();
+        agent.quiet_on("wwan0");
+        agent.assert_nothing_sent_since(mark);
         assert_eq!(s.request_count(), 2);
         assert!(agent.stop().0.success());
     });
@@ -209,7 +219,7 @@ fn a_host_with_bad_credentials_stops_and_the_others_carry_on() {
                 "ip addr del 203.0.113.10 peer 10.64.0.1 dev ppp0 && ip addr add 203.0.113.12 peer 10.64.0.1 dev ppp0",
             );
             s.wait_for_requests_blocking(3, LONG).unwrap();
-            quiet_period();
+            agent.quiet_on_without_sending("ppp0");
             let sent = updates(&s);
             assert_eq!(sent.len(), 3, "{sent:?}");
             assert_eq!(
@@ -256,7 +266,7 @@ fn server_trouble_is_retried_later_not_hammered() {
         let agent = setup.start_agent(&[]);
         s.wait_for_requests_blocking(1, LONG).unwrap();
         agent.wait_log("next try in");
-        quiet_period();
+        agent.quiet_on_without_sending("ppp0");
         assert_eq!(s.request_count(), 1, "no immediate retry");
         let (status, log) = agent.stop();
         assert!(status.success(), "{log}");
@@ -268,7 +278,7 @@ fn server_trouble_is_retried_later_not_hammered() {
         // The back-off survives a restart: the agent does not send at start.
         let agent = setup.start_agent(&[]);
         agent.wait_log("WAN address is 203.0.113.10");
-        quiet_period();
+        agent.quiet_on_without_sending("ppp0");
         assert_eq!(s.request_count(), 1);
         drop(agent);
         // `update` is the user asking: it goes now.
@@ -414,7 +424,8 @@ fn secrets_never_reach_the_log_even_at_trace() {
         s.wait_for_requests_blocking(2, LONG).unwrap();
         agent.wait_log("stopped after");
         sh("ip addr add 203.0.113.11 peer 10.64.0.1 dev ppp0");
-        quiet_period();
+        // Something to log at trace after the failures: the agent deciding on this change.
+        agent.quiet_on("ppp0");
         let (status, log) = agent.stop();
         assert!(status.success());
         assert!(log.contains("TRACE"), "really at trace level");

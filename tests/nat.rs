@@ -303,7 +303,7 @@ fn ipv6_renumbering_by_hand_moves_the_aaaa_record() {
         sh("ip -6 addr change 2001:db8:1::10/64 dev wan0 valid_lft 7200 preferred_lft 0");
         let reqs = s.wait_for_requests_blocking(2, LONG).unwrap();
         assert_eq!(reqs[1].param("myip"), Some("2001:db8:2::10"));
-        quiet_period();
+        agent.quiet_on_without_sending("wan0");
         assert_eq!(s.request_count(), 2);
         assert!(agent.stop().0.success());
     });
