@@ -10,8 +10,11 @@ mod standin;
 
 #[path = "support/cli.rs"]
 mod cli;
+#[path = "support/ipsource.rs"]
+mod ipsource;
 
 use cli::*;
+use ipsource::{Answer, IpSource};
 use netns::{in_netns, sh};
 use standin::{Fault, Standin, StandinConfig};
 use std::io::Read;
@@ -464,6 +467,10 @@ fn secrets_never_reach_the_log_even_at_trace() {
     });
 }
 
+/// `detect` explains the WAN's addresses, with and without a config, and shows what the
+/// what's-my-IP sources answered. Every source is local: without a config the built-in ones are
+/// asked, and the namespace's resolver (127.0.0.1, where nothing listens) makes each fail at
+/// once, on loopback; with a config, two local sources answer.
 #[test]
 fn detect_shows_the_wan_and_why_addresses_do_not_count() {
     in_netns(
@@ -471,6 +478,15 @@ fn detect_shows_the_wan_and_why_addresses_do_not_count() {
         || {
             ppp0("100.64.9.9", "10.64.0.1");
             sh("ip -6 addr add 2001:db8:7::1/64 dev ppp0 nodad preferred_lft 0");
+            // This mount namespace's own /etc/resolv.conf: names of public hosts go nowhere.
+            let dir = tempfile::tempdir().unwrap();
+            let resolv = dir.path().join("resolv.conf");
+            std::fs::write(&resolv, "nameserver 127.0.0.1\n").unwrap();
+            sh(&format!(
+                "mount --bind {} /etc/resolv.conf",
+                resolv.display()
+            ));
+
             // No config at all.
             let out = Command::new(BIN)
                 .args(["detect", "--config", "/nonexistent/config.toml"])
@@ -490,6 +506,26 @@ fn detect_shows_the_wan_and_why_addresses_do_not_count() {
             assert!(text.contains("carrier-grade NAT"), "{text}");
             assert!(text.contains("behind NAT"), "{text}");
             assert!(text.contains("deprecated"), "{text}");
+            // Behind NAT, so the built-in sources were asked, each in turn, and none answered.
+            assert!(
+                text.contains("HTTP detection (ipv4, [detect] mode = auto):"),
+                "{text}"
+            );
+            for url in dynhostd::config::DEFAULT_IPV4_SOURCES {
+                let said = text
+                    .lines()
+                    .find_map(|l| l.strip_prefix(&format!("  {url}: ")))
+                    .unwrap_or_else(|| panic!("{url} not shown as asked:\n{text}"));
+                assert!(
+                    said.parse::<std::net::IpAddr>().is_err() && !said.is_empty(),
+                    "{url} answered {said:?} with no way out:\n{text}"
+                );
+            }
+            assert!(text.contains("→ no source gave a usable answer"), "{text}");
+            assert!(
+                text.contains("ipv4: behind NAT"),
+                "no answer, still behind NAT:\n{text}"
+            );
             // JSON form.
             let out = Command::new(BIN)
                 .args(["detect", "--json", "--config", "/nonexistent/config.toml"])
@@ -498,22 +534,76 @@ fn detect_shows_the_wan_and_why_addresses_do_not_count() {
             let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
             assert_eq!(v["wan"], "ppp0");
             assert_eq!(v["ipv4"]["kind"], "behind-nat");
-            // With an accept list that includes it, the address counts.
-            let dir = tempfile::tempdir().unwrap();
+            let v4 = v["http"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|h| h["family"] == "ipv4")
+                .unwrap_or_else(|| panic!("no ipv4 detection in {v}"));
+            assert!(v4["address"].is_null(), "{v4}");
+            let asked: Vec<&str> = v4["sources"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|src| src["url"].as_str().unwrap())
+                .collect();
+            assert_eq!(asked, dynhostd::config::DEFAULT_IPV4_SOURCES, "{v4}");
+
+            // A config with two local sources: behind NAT, they are asked and agree.
+            let first = IpSource::start(Answer::Body("198.51.100.7\n".into()), false);
+            let second = IpSource::start(Answer::Body("198.51.100.7\n".into()), false);
             let cfg = dir.path().join("c.toml");
-            std::fs::write(
-            &cfg,
-            "[wan]\ninterface = \"ppp0\"\naccept = [\"100.64.0.0/10\"]\n[[host]]\nhostname = \"h.example.com\"\nlogin = \"l\"\npassword = \"p\"\n",
-        )
-        .unwrap();
-            let out = Command::new(BIN)
-                .arg("detect")
-                .arg("--config")
-                .arg(&cfg)
-                .output()
+            let write = |accept: &str| {
+                std::fs::write(
+                    &cfg,
+                    format!(
+                        "[wan]\ninterface = \"ppp0\"\naccept = [{accept}]\n[detect]\nipv4 = [\"{}\", \"{}\"]\ntimeout = \"5s\"\n[[host]]\nhostname = \"h.example.com\"\nlogin = \"l\"\npassword = \"p\"\n",
+                        first.url("127.0.0.1"),
+                        second.url("127.0.0.1")
+                    ),
+                )
                 .unwrap();
-            let text = String::from_utf8_lossy(&out.stdout);
+            };
+            write("\"198.51.100.0/24\"");
+            let detect = |args: &[&str]| {
+                let out = Command::new(BIN)
+                    .arg("detect")
+                    .args(args)
+                    .arg("--config")
+                    .arg(&cfg)
+                    .output()
+                    .unwrap();
+                let text = String::from_utf8_lossy(&out.stdout).into_owned();
+                assert!(
+                    out.status.success(),
+                    "{text}{}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
+                text
+            };
+            let text = detect(&[]);
+            assert!(text.contains("ipv4: 198.51.100.7 (counts)"), "{text}");
+            for src in [&first, &second] {
+                assert!(
+                    text.contains(&format!("  {}: 198.51.100.7\n", src.url("127.0.0.1"))),
+                    "{text}"
+                );
+            }
+            assert!(text.contains("→ 198.51.100.7: two sources agree"), "{text}");
+            assert_eq!((first.count(), second.count()), (1, 1));
+
+            // With an accept list that includes it, the address counts; `--http` still asks
+            // the sources, and what they said is shown without replacing it.
+            write("\"100.64.0.0/10\", \"198.51.100.0/24\"");
+            let text = detect(&["--http"]);
             assert!(text.contains("ipv4: 100.64.9.9 (counts)"), "{text}");
+            assert!(text.contains("→ 198.51.100.7: two sources agree"), "{text}");
+            assert_eq!((first.count(), second.count()), (2, 2));
+            // And without --http they are left alone.
+            let text = detect(&[]);
+            assert!(text.contains("ipv4: 100.64.9.9 (counts)"), "{text}");
+            assert!(!text.contains("HTTP detection (ipv4"), "{text}");
+            assert_eq!((first.count(), second.count()), (2, 2));
         },
     );
 }
