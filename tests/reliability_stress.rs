@@ -258,8 +258,9 @@ fn netlink_overrun_storm_ends_with_exactly_the_final_address_published() {
             agent.wait_log("updated home.example.com/A");
             agent.wait_log("netlink receive buffer set");
 
-            // 10,000 address events, then the change that matters, all in one `ip` process:
-            // faster than the agent can read them through a 4 KiB buffer.
+            // 10,000 address events, then the change that matters, all in one `ip` process,
+            // while the agent is stopped (SIGSTOP): it reads none of them, so its 4 KiB buffer
+            // overruns however fast or loaded the machine is.
             let mut lines = Vec::new();
             for i in 0..2500 {
                 lines.push(format!("addr add 198.51.100.{}/32 dev wan0", i % 250 + 1));
@@ -269,7 +270,9 @@ fn netlink_overrun_storm_ends_with_exactly_the_final_address_published() {
             }
             lines.push("addr del 203.0.113.10/24 dev wan0".into());
             lines.push("addr add 203.0.113.99/24 dev wan0".into());
+            agent.signal("STOP");
             ip_batch(&lines);
+            agent.signal("CONT");
             assert!(
                 sh("ip -4 -o addr show dev wan0").contains("203.0.113.99/24"),
                 "the storm did not end where it should"
