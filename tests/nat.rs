@@ -140,7 +140,15 @@ fn with_a_routable_wan_no_source_is_ever_asked() {
             "ip link del ppp0 && ip tuntap add mode tun name ppp0 && ip addr add 203.0.113.11 peer 10.64.0.1 dev ppp0 && ip link set ppp0 up",
         );
         s.wait_for_requests_blocking(2, LONG).unwrap();
-        std::thread::sleep(Duration::from_secs(3));
+        // Polling only ever starts from a decision that asks the sources; once the agent has
+        // settled after a poke (so every decision so far is in its log), none has.
+        agent.quiet_on("ppp0");
+        assert_eq!(
+            agent.log_count("asking what's-my-IP sources"),
+            0,
+            "{}",
+            agent.log()
+        );
         assert_eq!(src.count(), 0);
         assert!(agent.stop().0.success());
         // `update` agrees.
@@ -398,8 +406,13 @@ fn slaac_prefix_change_with_radvd() {
             !temporaries("2001:db8:2::/64").is_empty()
         });
         assert!(!temporaries("2001:db8:2::/64").contains(&second.to_string()));
-        // Stable: further RAs (every few seconds) send nothing more.
-        std::thread::sleep(Duration::from_secs(6));
+        // Stable: what follows sends nothing more. Further RAs (every 3-4 s) refresh the
+        // addresses' lifetimes and temporary addresses come and go (RTM_NEWADDR on wan0), and
+        // the agent settles on each burst: two more settles, decided on, and nothing sent.
+        let mark = agent.mark();
+        agent.wait_settled(mark);
+        agent.wait_settled(agent.mark());
+        agent.assert_nothing_sent_since(mark);
         assert_eq!(s.request_count(), 2, "{:?}", updates(&s));
         assert!(agent.stop().0.success());
         let _ = radvd.kill();
