@@ -64,11 +64,14 @@ pub fn in_netns(test_name: &str, body: impl FnOnce()) {
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     // Forward the child's output; print! (not io::stdout) so libtest's capture still applies.
-    print!("{stdout}");
-    eprint!("{stderr}");
     // Except a skip decided inside (e.g. no tun): that must be seen without --nocapture.
-    for line in stderr.lines().filter(|l| l.starts_with("SKIPPED ")) {
-        let _ = writeln!(std::io::stderr(), "{line}");
+    print!("{stdout}");
+    for line in stderr.lines() {
+        if line.starts_with("SKIPPED ") {
+            let _ = writeln!(std::io::stderr(), "{line}");
+        } else {
+            eprintln!("{line}");
+        }
     }
     // libtest exits with 101 when the test fails; anything else means the namespace itself
     // could not be set up.
