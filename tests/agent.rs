@@ -478,14 +478,26 @@ fn detect_shows_the_wan_and_why_addresses_do_not_count() {
         || {
             ppp0("100.64.9.9", "10.64.0.1");
             sh("ip -6 addr add 2001:db8:7::1/64 dev ppp0 nodad preferred_lft 0");
-            // This mount namespace's own /etc/resolv.conf: names of public hosts go nowhere.
+            // Names of public hosts go nowhere: this mount namespace gets its own resolver
+            // config, the name server on loopback (where nothing listens), and names are looked
+            // up in files and DNS only (no NSS module that would ask a resolver outside). Where
+            // a file is missing, glibc's default is that already.
             let dir = tempfile::tempdir().unwrap();
-            let resolv = dir.path().join("resolv.conf");
-            std::fs::write(&resolv, "nameserver 127.0.0.1\n").unwrap();
-            sh(&format!(
-                "mount --bind {} /etc/resolv.conf",
-                resolv.display()
-            ));
+            for (file, text) in [
+                ("resolv.conf", "nameserver 127.0.0.1\n"),
+                ("nsswitch.conf", "hosts: files dns\n"),
+            ] {
+                let etc = std::path::Path::new("/etc").join(file);
+                if etc.exists() {
+                    let ours = dir.path().join(file);
+                    std::fs::write(&ours, text).unwrap();
+                    sh(&format!(
+                        "mount --bind {} {}",
+                        ours.display(),
+                        etc.display()
+                    ));
+                }
+            }
 
             // No config at all.
             let out = Command::new(BIN)
