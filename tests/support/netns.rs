@@ -73,6 +73,10 @@ pub fn in_netns(test_name: &str, body: impl FnOnce()) {
             eprintln!("{line}");
         }
     }
+    // The child skipped the test (see `need_tun`): nothing more to check.
+    if out.status.success() && stderr.lines().any(|l| l.starts_with("SKIPPED ")) {
+        return;
+    }
     // libtest exits with 101 when the test fails; anything else means the namespace itself
     // could not be set up.
     assert!(
@@ -93,8 +97,12 @@ pub fn in_netns(test_name: &str, body: impl FnOnce()) {
 }
 
 /// Runs a shell command (e.g. "ip link add v0 type veth peer name v1"), panics with stderr on
-/// failure. Returns stdout.
+/// failure. Returns stdout. A command that makes a tun device (`ip tuntap add`, e.g. a test's
+/// `ppp0`) first checks that /dev/net/tun can be opened: see [`need_tun`].
 pub fn sh(cmd: &str) -> String {
+    if cmd.contains("tuntap add") {
+        need_tun();
+    }
     let out = Command::new("sh")
         .arg("-c")
         .arg(cmd)
@@ -159,6 +167,21 @@ pub fn tun_available(test_name: &str) -> bool {
         .open("/dev/net/tun")
         .is_ok();
     prerequisite(test_name, ok, "/dev/net/tun cannot be opened by this user")
+}
+
+/// For a helper deep inside a namespaced test that needs a tun device: where /dev/net/tun cannot
+/// be opened, a failure under [`strict`]; otherwise the test is skipped from here: the child
+/// prints `SKIPPED <test>: <why>` and exits 0, and [`in_netns`] reports the skip. (libtest
+/// names the thread that runs a test after the test.)
+pub fn need_tun() {
+    let test = std::thread::current()
+        .name()
+        .unwrap_or("a test")
+        .to_string();
+    if !tun_available(&test) {
+        assert!(inside(), "{test}: need_tun outside the namespace");
+        std::process::exit(0);
+    }
 }
 
 /// Whether a missing prerequisite fails the test instead of skipping it (contract 1): when `CI`
