@@ -184,6 +184,18 @@ pub fn need_tun() {
     }
 }
 
+/// Like [`need_tun`], for any prerequisite found missing inside the namespace.
+pub fn need(ok: bool, why: &str) {
+    let test = std::thread::current()
+        .name()
+        .unwrap_or("a test")
+        .to_string();
+    if !prerequisite(&test, ok, why) {
+        assert!(inside(), "{test}: need() outside the namespace");
+        std::process::exit(0);
+    }
+}
+
 /// Whether a missing prerequisite fails the test instead of skipping it (contract 1): when `CI`
 /// is set (any value) or `DYNHOSTD_TEST_STRICT=1` (`scripts/test-all` exports it). A green run
 /// there means every test really ran.
