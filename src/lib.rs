@@ -21,6 +21,7 @@ pub mod agent;
 pub mod config;
 pub mod decide;
 pub mod dns;
+pub mod fsread;
 pub mod hook;
 pub mod logging;
 pub mod notify;
