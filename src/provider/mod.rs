@@ -5,6 +5,8 @@
 //! answers bad credentials with a bare 401. Wire facts: `shared/docs/ovh-dynhost.md`.
 
 pub mod client;
+pub mod retry_after;
+pub mod server_text;
 
 use serde::{Deserialize, Serialize};
 use std::net::IpAddr;
@@ -183,19 +185,11 @@ fn parse_ip(word: &str) -> Option<IpAddr> {
     word.parse().ok()
 }
 
-/// At most `max` characters of `s`, with anything unprintable (control characters, undecodable
-/// bytes) shown as `?`, so a log line or the state file never carries raw binary.
+/// At most `max` characters of `s`, with anything that could hide or forge text (control,
+/// format and bidi characters, line separators, undecodable bytes) shown as `?`, so a log line,
+/// the state file or a terminal never carries it ([`server_text::clean`]).
 fn printable(s: &str, max: usize) -> String {
-    s.chars()
-        .take(max)
-        .map(|c| {
-            if c.is_control() || c == char::REPLACEMENT_CHARACTER {
-                '?'
-            } else {
-                c
-            }
-        })
-        .collect()
+    server_text::clean(s, max)
 }
 
 /// OVH's 400 body: `{"class":"Client::BadRequest","message":"{'system': [...]}"}`
@@ -309,6 +303,23 @@ fn unknown_verdict(status: u16) -> Verdict {
 }
 
 impl Reply {
+    /// The reply with the host's password (and its Basic form) masked in every text that came
+    /// from the server or the transport: the last step at the provider border.
+    pub fn redacted(self, secrets: &server_text::Secrets) -> Reply {
+        match self {
+            Reply::BadRequest(message) => Reply::BadRequest(secrets.redact(&message)),
+            Reply::Unknown { status, first_line } => Reply::Unknown {
+                status,
+                first_line: secrets.redact(&first_line),
+            },
+            Reply::Transport { kind, message } => Reply::Transport {
+                kind,
+                message: secrets.redact(&message),
+            },
+            other => other,
+        }
+    }
+
     /// Short text for logs and the state file: `good 203.0.113.7`, `401 unauthorized`,
     /// `timeout: …`. Built only from what the server said and our own error text, which never
     /// holds credentials (the client keeps them out of its messages).
