@@ -109,7 +109,8 @@ const MESSAGE_MAX_CHARS: usize = 200;
 const FIRST_LINE_SCAN_BYTES: usize = 1024;
 
 /// Reads a server's answer. Pure: `status` is the HTTP status, `retry_after` the parsed
-/// `Retry-After` header (seconds form), `body` whatever part of the body was read.
+/// `Retry-After` header (either form, see [`retry_after`]), `body` whatever part of the body was
+/// read (with the password already masked by the client).
 ///
 /// The HTTP status decides first where it is unambiguous (401, 429, 400, 5xx, 503 with
 /// Retry-After); otherwise the first line of the body does, codes compared case-insensitively.
@@ -612,6 +613,32 @@ mod tests {
         );
         assert!(
             matches!(ovh(200, "\n\n"), Reply::Unknown { first_line, .. } if first_line.is_empty())
+        );
+    }
+
+    #[test]
+    fn format_bidi_and_separator_characters_never_pass() {
+        let body = "{\"class\":\"Client::BadRequest\",\"message\":\"a\u{202E}b\u{200B}c\u{2066}d\u{2028}e \\u202e\\u2029\"}";
+        assert_eq!(ovh(400, body), Reply::BadRequest("a?b?c?d?e ??".into()));
+        let r = ovh(200, "\u{FEFF}hello\u{061C}\u{2069}\n");
+        assert_eq!(
+            r,
+            Reply::Unknown {
+                status: 200,
+                first_line: "?hello??".into()
+            }
+        );
+    }
+
+    #[test]
+    fn redacting_a_reply_masks_the_password_in_its_texts() {
+        let secrets =
+            server_text::Secrets::of("example.com-home", &crate::secret::Secret::new("hunter2"));
+        let r = Reply::BadRequest("you sent hunter2".into()).redacted(&secrets);
+        assert_eq!(r, Reply::BadRequest("you sent <redacted>".into()));
+        assert_eq!(
+            Reply::Good(Some(IP4)).redacted(&secrets),
+            Reply::Good(Some(IP4))
         );
     }
 
