@@ -57,7 +57,11 @@ fuzz_target!(|data: &[u8]| {
     for r in &rows {
         for text in [&r.last_reply, &r.stopped, &r.fix].into_iter().flatten() {
             assert!(!text.chars().any(is_unsafe), "{text:?}");
-            assert!(text.chars().count() <= 300, "{} chars", text.chars().count());
+            assert!(
+                text.chars().count() <= 300,
+                "{} chars",
+                text.chars().count()
+            );
         }
     }
 
