@@ -580,11 +580,15 @@ impl Ctx<'_> {
 
 /// Reads and validates the file at `path`.
 pub fn load(path: &Path) -> Result<Config, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
-        file: Some(path.to_path_buf()),
-        line: None,
-        key: String::new(),
-        message: format!("cannot read the configuration: {e}"),
+    // Bounded: a config pointed at a FIFO or /dev/zero is refused, never read (SIGHUP reads it
+    // on the agent's one thread).
+    let text = crate::fsread::read_to_string(path, crate::fsread::CONFIG_CAP).map_err(|e| {
+        ConfigError {
+            file: Some(path.to_path_buf()),
+            line: None,
+            key: String::new(),
+            message: format!("cannot read the configuration: {}", e.problem),
+        }
     })?;
     let base = path.parent().unwrap_or(Path::new("."));
     let config = parse(&text, Some(path), base)?;
@@ -1018,13 +1022,8 @@ fn validate_host(
         None => None,
         Some(c) => {
             let path = base.join(c.get_ref());
-            let text = std::fs::read_to_string(&path).map_err(|e| {
-                ctx.err(
-                    c,
-                    &key("ca_file"),
-                    format!("cannot read {}: {e}", path.display()),
-                )
-            })?;
+            let text = crate::fsread::read_to_string(&path, crate::fsread::CA_CAP)
+                .map_err(|e| ctx.err(c, &key("ca_file"), e.to_string()))?;
             if !text.contains("-----BEGIN CERTIFICATE-----") {
                 return Err(ctx.err(
                     c,
@@ -1089,18 +1088,13 @@ fn resolve_password(
             ));
         }
     };
+    // Read through crate::secret (bounded: a FIFO, a device or a giant file is refused).
     let from_file = |path: PathBuf| -> Result<Secret, ConfigError> {
-        let text = std::fs::read_to_string(&path).map_err(|e| {
-            ctx.err(
-                value,
-                &key(which),
-                format!("cannot read {}: {e}", path.display()),
-            )
-        })?;
-        let first = text.lines().next().unwrap_or("").trim().to_string();
-        check_password(&first)
+        let secret = crate::secret::from_file(&path)
+            .map_err(|e| ctx.err(value, &key(which), e.to_string()))?;
+        check_password(secret.expose())
             .map_err(|m| ctx.err(value, &key(which), format!("{}: {m}", path.display())))?;
-        Ok(Secret::new(first))
+        Ok(secret)
     };
     match which {
         "password" => {
@@ -1109,32 +1103,21 @@ fn resolve_password(
         }
         "password_file" => from_file(base.join(value.get_ref())),
         "password_env" => {
-            let v = std::env::var(value.get_ref()).map_err(|_| {
+            let v = crate::secret::from_env(value.get_ref()).ok_or_else(|| {
                 ctx.err(
                     value,
                     &key(which),
                     format!("the environment variable {} is not set", value.get_ref()),
                 )
             })?;
-            let v = v.trim().to_string();
-            check_password(&v)
+            check_password(v.expose())
                 .map_err(|m| ctx.err(value, &key(which), format!("${}: {m}", value.get_ref())))?;
-            Ok(Secret::new(v))
+            Ok(v)
         }
         _ => {
-            // systemd's LoadCredential=NAME:PATH makes it $CREDENTIALS_DIRECTORY/NAME.
-            let name = value.get_ref();
-            if name.is_empty() || name.contains('/') {
-                return Err(ctx.err(value, &key(which), "a credential name, without '/'"));
-            }
-            let dir = std::env::var_os("CREDENTIALS_DIRECTORY").ok_or_else(|| {
-                ctx.err(
-                    value,
-                    &key(which),
-                    "CREDENTIALS_DIRECTORY is not set (run under systemd with LoadCredential=)",
-                )
-            })?;
-            from_file(PathBuf::from(dir).join(name))
+            let path = crate::secret::credential_path(value.get_ref())
+                .map_err(|m| ctx.err(value, &key(which), m))?;
+            from_file(path)
         }
     }
 }
