@@ -579,9 +579,6 @@ pub struct Locations {
     pub socket: PathBuf,
 }
 
-/// Longest config file read by [`Locations::read`] (a config is a few KiB).
-const MAX_CONFIG: u64 = 4 * 1024 * 1024;
-
 impl Locations {
     pub fn of(config: &Config) -> Locations {
         Locations {
@@ -603,19 +600,8 @@ impl Locations {
             dir: Option<String>,
             control: Option<String>,
         }
-        use std::io::Read as _;
-        use std::os::unix::fs::OpenOptionsExt;
-        // Regular files only, and never a blocking open (a FIFO in its place).
-        let file = std::fs::OpenOptions::new()
-            .read(true)
-            .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
-            .open(path)
-            .ok()?;
-        if !file.metadata().ok()?.is_file() {
-            return None;
-        }
-        let mut text = String::new();
-        file.take(MAX_CONFIG).read_to_string(&mut text).ok()?;
+        // Regular files only, bounded, and never a blocking open (a FIFO in its place).
+        let text = crate::fsread::read_to_string(path, crate::fsread::CONFIG_CAP).ok()?;
         let parsed: File = toml::from_str(&text).ok()?;
         let control = match parsed.state.control {
             Some(c) if !Path::new(&c).is_absolute() => return None,
