@@ -77,6 +77,7 @@ pub fn decider_config(config: &Config) -> DeciderConfig {
             .flat_map(|h| {
                 let fingerprint = h.fingerprint();
                 h.records().map(move |key| RecordSpec {
+                    source: h.source(key.family).clone(),
                     key,
                     fingerprint: fingerprint.clone(),
                 })
@@ -673,7 +674,7 @@ pub async fn update_once(
     let mut all_current = true;
     for spec in &dc.records {
         let rec = decider.record(&spec.key).unwrap_or_default();
-        match decider.current_choice(spec.key.family) {
+        match decider.current_choice(&spec.key) {
             WanChoice::Public(ip) if rec.published == Some(ip) && rec.stopped.is_none() => {}
             WanChoice::Public(ip) => {
                 all_current = false;

@@ -463,6 +463,7 @@ fn config(rng: &mut Rng) -> DeciderConfig {
             .map(|key| RecordSpec {
                 key,
                 fingerprint: "f1".into(),
+                source: Default::default(),
             })
             .collect(),
         backoff: Backoff::default(),
@@ -755,6 +756,7 @@ fn a_deadline_passing_while_an_unrelated_event_is_handled_is_not_lost() {
         records: vec![RecordSpec {
             key: key.clone(),
             fingerprint: "f1".into(),
+            source: Default::default(),
         }],
         backoff: Backoff::default(),
         detect: DetectPolicy {

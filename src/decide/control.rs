@@ -235,7 +235,7 @@ impl Decider {
                 record: key.family.record_type().to_string(),
                 phase,
                 published: rec.facts.published,
-                wan: self.current_choice(key.family).public(),
+                wan: self.current_choice(key).public(),
                 in_flight: rec.in_flight().map(|f| f.ip),
                 failures: rec.facts.failures,
                 last_reply: rec.facts.last_reply.clone(),
@@ -287,6 +287,7 @@ mod tests {
             records: vec![RecordSpec {
                 key: home(),
                 fingerprint: "f1".into(),
+                source: Default::default(),
             }],
             backoff: Backoff::default(),
             detect: DetectPolicy::default(),
