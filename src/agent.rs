@@ -704,6 +704,7 @@ pub async fn detect(
     policy: &crate::wan::policy::AddressPolicy,
     detect: &crate::config::DetectConfig,
     ask_http: bool,
+    records: &[(RecordKey, crate::wan::policy::AddressSource)],
 ) -> Result<crate::report::Detection, AgentError> {
     use crate::record::Family;
     let view = NetView::from_snapshot(netlink::snapshot().await?);
@@ -731,6 +732,7 @@ pub async fn detect(
             d.http.push(found);
         }
     }
+    d.hosts = crate::report::host_sources(&view, interface, policy, records, &d);
     Ok(d)
 }
 

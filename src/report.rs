@@ -3,9 +3,9 @@
 //! without a kernel or a file.
 
 use crate::config::Config;
-use crate::record::Family;
+use crate::record::{Family, RecordKey};
 use crate::state::State;
-use crate::wan::policy::{self, AddressPolicy, WanChoice};
+use crate::wan::policy::{self, AddressPolicy, AddressSource, WanChoice};
 use crate::wan::{Lifetime, NetView, Scope, WanAddress};
 use serde::Serialize;
 use std::fmt::Write as _;
@@ -195,6 +195,57 @@ pub struct Detection {
     pub http_mode: &'static str,
     /// What the what's-my-IP sources said, for each family that needed (or was asked) it.
     pub http: Vec<crate::public_ip::PublicAddress>,
+    /// Each configured record: where its address comes from and what it would publish now.
+    pub hosts: Vec<HostSource>,
+}
+
+/// One record as `detect` explains it.
+#[derive(Debug, Clone, Serialize)]
+pub struct HostSource {
+    /// `home.example.com/AAAA`.
+    pub record: String,
+    /// Where its address comes from, in words.
+    pub source: String,
+    /// What it would publish now, if anything.
+    pub publish: Option<IpAddr>,
+    /// Why nothing, when nothing.
+    pub why: Option<String>,
+}
+
+/// Each record's source resolved on `view`; records following the `[wan]` take what `d` found
+/// for their family (HTTP detection included).
+pub fn host_sources(
+    view: &NetView,
+    interface: Option<&str>,
+    policy: &AddressPolicy,
+    records: &[(RecordKey, AddressSource)],
+    d: &Detection,
+) -> Vec<HostSource> {
+    records
+        .iter()
+        .map(|(key, source)| {
+            let choice = match (source, key.family) {
+                (AddressSource::Wan, Family::V4) => d.ipv4,
+                (AddressSource::Wan, Family::V6) => d.ipv6,
+                _ => policy::resolve(view, interface, source, key.family, policy, None),
+            };
+            let source_text = match (source, &d.wan) {
+                (AddressSource::Wan, Some(wan)) => format!("{source} ({wan})"),
+                _ => source.to_string(),
+            };
+            let why = match choice {
+                WanChoice::Public(_) => None,
+                WanChoice::BehindNat if *source == AddressSource::Wan => Some(choice_text(choice)),
+                _ => Some(policy::explain(view, interface, source, key.family, policy)),
+            };
+            HostSource {
+                record: key.to_string(),
+                source: source_text,
+                publish: choice.public(),
+                why,
+            }
+        })
+        .collect()
 }
 
 fn flag_names(a: &WanAddress) -> Vec<&'static str> {
@@ -257,6 +308,7 @@ pub fn detect(view: &NetView, interface: Option<&str>, policy: &AddressPolicy) -
         others,
         http_mode: "auto",
         http: Vec::new(),
+        hosts: Vec::new(),
     }
 }
 
@@ -338,6 +390,17 @@ pub fn detection_text(d: &Detection, configured: Option<&str>) -> String {
             let _ = writeln!(out, "  {}: {said}", src.url);
         }
         let _ = writeln!(out, "  → {}", found.why);
+    }
+    if !d.hosts.is_empty() {
+        let _ = writeln!(out, "\nHosts:");
+    }
+    for h in &d.hosts {
+        let verdict = match (&h.publish, &h.why) {
+            (Some(ip), _) => format!("would publish {ip}"),
+            (None, Some(why)) => format!("nothing to publish: {why}"),
+            (None, None) => "nothing to publish".into(),
+        };
+        let _ = writeln!(out, "  {} ← {}\n      → {verdict}", h.record, h.source);
     }
     if !d.others.is_empty() {
         let _ = writeln!(out, "\nOther interfaces (not the WAN):");

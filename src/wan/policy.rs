@@ -510,6 +510,56 @@ pub fn resolve(
     }
 }
 
+/// Why `source` offers nothing for `family` now, in a sentence for `dynhostd detect`.
+pub fn explain(
+    view: &NetView,
+    wan: Option<&str>,
+    source: &AddressSource,
+    family: Family,
+    policy: &AddressPolicy,
+) -> String {
+    let link = match source.interface() {
+        None => view.wan_link(wan),
+        Some(name) => view.link_by_name(name),
+    };
+    let Some(link) = link else {
+        return match source.interface().or(wan) {
+            Some(name) => format!("interface {name} is not present"),
+            None => "no default route names a WAN".into(),
+        };
+    };
+    let prefix = matches!(source, AddressSource::Prefix { .. });
+    if prefix && family != Family::V6 {
+        return "a prefix source only builds IPv6 addresses".into();
+    }
+    let seen: Vec<String> = view
+        .addrs_on(link.index)
+        .filter(|a| a.family() == family)
+        .map(|a| {
+            let why = match judge(a, policy) {
+                Err(r) => r.describe(),
+                Ok(()) if prefix && a.prefix_len > 64 => "longer than /64: no room for a host part",
+                Ok(()) => "counts",
+            };
+            format!("{}/{} ({why})", a.addr, a.prefix_len)
+        })
+        .collect();
+    let what = if prefix {
+        "global prefix"
+    } else {
+        "routable address"
+    };
+    if seen.is_empty() {
+        format!("no {family} address at all on {}", link.name)
+    } else {
+        format!(
+            "no {what} of {family} on {}: {}",
+            link.name,
+            seen.join(", ")
+        )
+    }
+}
+
 /// The stable part of the ranking: what makes one address better in kind, not just fresher.
 fn class(a: &WanAddress) -> (bool, bool, u8) {
     (
