@@ -412,6 +412,7 @@ pub async fn run(
     let (tx, mut rx) = mpsc::channel::<NetEvent>(256);
     let watch = WatchOptions {
         recv_buffer: config.wan.netlink_buffer,
+        neighbours: follows_neighbours(&config),
     };
     let mut watcher = tokio::spawn(netlink::watch(watch, tx));
     tokio::pin!(shutdown);
@@ -457,6 +458,9 @@ pub async fn run(
                     let actions = decider.reconfigure(decider_config(&new), &cancelled, Now::system());
                     if new.wan.netlink_buffer != config.wan.netlink_buffer {
                         warn!("wan.netlink_buffer changes take effect at the next start");
+                    }
+                    if follows_neighbours(&new) && !follows_neighbours(&config) {
+                        warn!("ipv6_neighbour takes effect at the next start (the neighbour table is followed only when a host needs it)");
                     }
                     // The lock and the socket belong to the state dir the agent started with:
                     // writing elsewhere would make a second, unlocked writer.
@@ -560,6 +564,20 @@ impl Signal {
             None => std::future::pending().await,
         }
     }
+}
+
+/// Whether some enabled record is built from a neighbour entry.
+fn follows_neighbours(config: &Config) -> bool {
+    use crate::wan::policy::{AddressSource, HostPart};
+    config.enabled_hosts().any(|h| {
+        matches!(
+            h.source(crate::record::Family::V6),
+            AddressSource::Prefix {
+                host: HostPart::Neighbour(_),
+                ..
+            }
+        )
+    })
 }
 
 /// SIGHUP: the configuration again, or None (logged) when it can't be used; the running one

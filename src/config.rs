@@ -127,6 +127,7 @@ pub struct RawHost {
     pub ipv6_prefix_from: Option<Spanned<String>>,
     pub ipv6_suffix: Option<Spanned<String>>,
     pub ipv6_eui64: Option<Spanned<String>>,
+    pub ipv6_neighbour: Option<Spanned<String>>,
 }
 
 impl RawHost {
@@ -1118,6 +1119,7 @@ fn validate_sources(
         (&raw.ipv6_prefix_from, "ipv6_prefix_from"),
         (&raw.ipv6_suffix, "ipv6_suffix"),
         (&raw.ipv6_eui64, "ipv6_eui64"),
+        (&raw.ipv6_neighbour, "ipv6_neighbour"),
     ] {
         v6_only(v, k)?;
     }
@@ -1147,17 +1149,24 @@ fn validate_sources(
                 format!("{suffix} must be a non-zero identifier within the low 64 bits (a prefix longer than /64 cannot take a suffix)"),
             ));
         }
-        host_parts.push((v, HostPart::Suffix(suffix)));
+        host_parts.push((v, "ipv6_suffix", HostPart::Suffix(suffix)));
     }
     if let Some(v) = &raw.ipv6_eui64 {
         let mac: Mac = v
             .get_ref()
             .parse()
             .map_err(|m| ctx.err(v, &key("ipv6_eui64"), m))?;
-        host_parts.push((v, HostPart::Eui64(mac)));
+        host_parts.push((v, "ipv6_eui64", HostPart::Eui64(mac)));
+    }
+    if let Some(v) = &raw.ipv6_neighbour {
+        let mac: Mac = v
+            .get_ref()
+            .parse()
+            .map_err(|m| ctx.err(v, &key("ipv6_neighbour"), m))?;
+        host_parts.push((v, "ipv6_neighbour", HostPart::Neighbour(mac)));
     }
     let v6 = match (prefix_from, host_parts.as_slice()) {
-        (Some(interface), [(_, host)]) => AddressSource::Prefix {
+        (Some(interface), [(_, _, host)]) => AddressSource::Prefix {
             interface,
             host: host.clone(),
         },
@@ -1165,25 +1174,21 @@ fn validate_sources(
             return Err(ctx.err_at(
                 Some(start),
                 &key("ipv6_prefix_from"),
-                "needs a host part: ipv6_suffix or ipv6_eui64",
+                "needs a host part: ipv6_suffix, ipv6_eui64 or ipv6_neighbour",
             ));
         }
-        (None, [(v, _), ..]) => {
+        (None, [(v, k, _), ..]) => {
             return Err(ctx.err(
                 v,
-                &key(if raw.ipv6_suffix.is_some() {
-                    "ipv6_suffix"
-                } else {
-                    "ipv6_eui64"
-                }),
+                &key(k),
                 "needs ipv6_prefix_from: the interface whose prefix it completes",
             ));
         }
-        (Some(_), [_, (v, _), ..]) => {
+        (Some(_), [(_, first, _), (v, k, _), ..]) => {
             return Err(ctx.err(
                 v,
-                &key("ipv6_eui64"),
-                "conflicts with ipv6_suffix: give one host part",
+                &key(k),
+                format!("conflicts with {first}: give one host part"),
             ));
         }
         (None, []) => match interface6.or_else(|| interface.clone()) {
@@ -1210,6 +1215,7 @@ fn render_sources(h: &HostConfig, q: impl Fn(&str) -> String) -> String {
             out += &match host {
                 HostPart::Suffix(s) => format!("ipv6_suffix = {}\n", q(&s.to_string())),
                 HostPart::Eui64(m) => format!("ipv6_eui64 = {}\n", q(&m.to_string())),
+                HostPart::Neighbour(m) => format!("ipv6_neighbour = {}\n", q(&m.to_string())),
             };
         }
         _ => {}

@@ -210,6 +210,8 @@ pub struct HostSource {
     pub publish: Option<IpAddr>,
     /// Why nothing, when nothing.
     pub why: Option<String>,
+    /// For a neighbour source: its entries and their states.
+    pub neighbour: Option<String>,
 }
 
 /// Each record's source resolved on `view`; records following the `[wan]` take what `d` found
@@ -243,6 +245,7 @@ pub fn host_sources(
                 source: source_text,
                 publish: choice.public(),
                 why,
+                neighbour: policy::neighbour_entries(view, source),
             }
         })
         .collect()
@@ -400,7 +403,11 @@ pub fn detection_text(d: &Detection, configured: Option<&str>) -> String {
             (None, Some(why)) => format!("nothing to publish: {why}"),
             (None, None) => "nothing to publish".into(),
         };
-        let _ = writeln!(out, "  {} ← {}\n      → {verdict}", h.record, h.source);
+        let _ = writeln!(out, "  {} ← {}", h.record, h.source);
+        if let Some(n) = &h.neighbour {
+            let _ = writeln!(out, "      {n}");
+        }
+        let _ = writeln!(out, "      → {verdict}");
     }
     if !d.others.is_empty() {
         let _ = writeln!(out, "\nOther interfaces (not the WAN):");
@@ -483,6 +490,7 @@ mod tests {
             valid: Lifetime::Forever,
         };
         let view = NetView::from_snapshot(NetSnapshot {
+            neighbours: Vec::new(),
             links: vec![Link {
                 index: 4,
                 name: "ppp0".into(),

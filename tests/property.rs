@@ -794,6 +794,7 @@ fn a_deadline_passing_while_an_unrelated_event_is_handled_is_not_lost() {
     let (eth1, lan) = wan(2, "192.168.1.2", "eth1");
     let a = d.on_event(
         Event::Net(NetEvent::Snapshot(NetSnapshot {
+            neighbours: Vec::new(),
             links: vec![ppp0, eth1],
             addrs: vec![public],
             routes: vec![],
@@ -875,6 +876,7 @@ fn durations_the_config_accepts_never_overflow_the_decider() {
         let ran = catch_unwind(AssertUnwindSafe(|| {
             let mut d = Decider::new(cfg, State::default(), both(t0, t0), 1);
             let snap = NetSnapshot {
+                neighbours: Vec::new(),
                 links: vec![Link {
                     index: 3,
                     name: "ppp0".into(),

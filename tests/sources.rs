@@ -152,3 +152,104 @@ fn pd_only_publishes_from_the_lan_prefix() {
         );
     });
 }
+
+/// Whether this namespace can make another one with `ip netns` (a tmpfs on /run first, so the
+/// host's /run is never touched); a missing prerequisite fails under CI / DYNHOSTD_TEST_STRICT.
+fn second_namespace(test: &str, name: &str) -> bool {
+    let ok = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "mount -t tmpfs none /run && mkdir -p /run/netns && ip netns add {name}"
+        ))
+        .status()
+        .is_ok_and(|s| s.success());
+    if !ok {
+        let strict = std::env::var_os("CI").is_some()
+            || std::env::var_os("DYNHOSTD_TEST_STRICT").is_some_and(|v| v == "1");
+        assert!(!strict, "{test}: `ip netns add` is not possible here");
+        println!("SKIPPED {test}: `ip netns add` is not possible here");
+    }
+    ok
+}
+
+/// Sends one datagram to `ip` so the kernel resolves it: a real neighbour entry, learnt by
+/// neighbour discovery.
+fn poke(ip: &str) {
+    let sock = std::net::UdpSocket::bind("[::]:0").unwrap();
+    let _ = sock.send_to(b"x", format!("[{ip}]:9"));
+}
+
+/// A machine behind the LAN veth (its own namespace, a known MAC): the record takes the address
+/// it really uses, follows it when it changes, and while there is no entry nothing is published
+/// and `detect` says why.
+#[test]
+fn a_neighbour_source_follows_the_address_the_machine_uses() {
+    in_netns(
+        "a_neighbour_source_follows_the_address_the_machine_uses",
+        || {
+            if !second_namespace(
+                "a_neighbour_source_follows_the_address_the_machine_uses",
+                "behind",
+            ) {
+                return;
+            }
+            let s = standin_https();
+            let setup = Setup::new();
+            veth("wan0", "wan0p");
+            sh("ip addr add 203.0.113.1/24 dev wan0");
+            sh(
+                "ip link add lan0 type veth peer name lan0p && ip link set lan0p netns behind && ip link set lan0 up",
+            );
+            sh("ip -6 addr add 2001:db8:1:2::1/64 dev lan0 nodad");
+            sh(
+                "ip netns exec behind sh -c 'ip link set lan0p address 34:56:78:9a:bc:de && ip link set lan0p up && ip -6 addr add 2001:db8:1:2::abcd/64 dev lan0p nodad'",
+            );
+            let home = format!(
+                "{HOME}\nfamily = \"ipv6\"\nipv6_prefix_from = \"lan0\"\nipv6_neighbour = \"34:56:78:9a:bc:de\""
+            );
+            setup.write_config(&s, Some("wan0"), &[&home]);
+            // No entry yet: nothing to publish, and detect says which entry is missing.
+            let (status, out, err) = setup.run(&["detect"]);
+            assert!(status.success(), "{out}\n{err}");
+            assert!(
+                out.contains("no neighbour entry for 34:56:78:9a:bc:de on lan0")
+                    && out.contains("nothing to publish"),
+                "{out}"
+            );
+            let agent = setup.start_agent(&[]);
+            agent.wait_log("gives no usable address");
+            assert!(updates(&s).is_empty(), "{:?}", updates(&s));
+            poke("2001:db8:1:2::abcd");
+            let first = wait_updates(&s, 1, &agent);
+            assert_eq!(first, [pair("home.example.com", "2001:db8:1:2::abcd")]);
+            let (status, out, err) = setup.run(&["detect"]);
+            assert!(status.success(), "{out}\n{err}");
+            assert!(
+                out.contains("neighbour 34:56:78:9a:bc:de on lan0: 2001:db8:1:2::abcd (")
+                    && out.contains("would publish 2001:db8:1:2::abcd"),
+                "{out}"
+            );
+            // The machine moves to another address in the prefix; the old entry goes.
+            sh(
+                "ip netns exec behind sh -c 'ip -6 addr add 2001:db8:1:2::beef/64 dev lan0p nodad && ip -6 addr del 2001:db8:1:2::abcd/64 dev lan0p'",
+            );
+            sh("ip -6 neigh del 2001:db8:1:2::abcd dev lan0");
+            poke("2001:db8:1:2::beef");
+            let all = wait_updates(&s, 2, &agent);
+            assert_eq!(all[1], pair("home.example.com", "2001:db8:1:2::beef"));
+            // Gone from the table: nothing more is sent, and detect explains.
+            sh("ip -6 neigh del 2001:db8:1:2::beef dev lan0");
+            agent.wait_log_count("gives no usable address", 2);
+            quiet_period();
+            assert_eq!(updates(&s).len(), 2, "{:?}\n{}", updates(&s), agent.log());
+            let (status, out, _) = setup.run(&["detect"]);
+            assert!(status.success());
+            assert!(
+                out.contains("no neighbour entry for 34:56:78:9a:bc:de on lan0"),
+                "{out}"
+            );
+            let (status, log) = agent.stop();
+            assert!(status.success(), "{log}");
+        },
+    );
+}

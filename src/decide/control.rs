@@ -313,6 +313,7 @@ mod tests {
 
     fn snapshot(ip: &str) -> Event {
         Event::Net(NetEvent::Snapshot(NetSnapshot {
+            neighbours: Vec::new(),
             links: vec![Link {
                 index: 2,
                 name: "ppp0".into(),

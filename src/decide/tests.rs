@@ -70,6 +70,7 @@ fn addr(index: u32, ip: &str) -> WanAddress {
 
 fn snapshot(index: u32, ips: &[&str]) -> Event {
     Event::Net(NetEvent::Snapshot(NetSnapshot {
+        neighbours: Vec::new(),
         links: vec![link(index, "ppp0"), link(1, "lo")],
         addrs: ips.iter().map(|ip| addr(index, ip)).collect(),
         routes: vec![DefaultRoute {
@@ -588,6 +589,7 @@ fn following_the_default_route() {
     config.wan_interface = None;
     let mut d = fresh(config, &c);
     let snap = NetSnapshot {
+        neighbours: Vec::new(),
         links: vec![link(2, "eth1"), link(5, "wwan0")],
         addrs: vec![addr(2, "203.0.113.2"), addr(5, "198.51.100.5")],
         routes: vec![DefaultRoute {
@@ -1328,6 +1330,7 @@ fn update_backs_off_after_a_failure_and_ends() {
     let k = v4("home.example.com");
     let mut d = decider(std::slice::from_ref(&k), State::default(), &c);
     d.set_view(NetView::from_snapshot(NetSnapshot {
+        neighbours: Vec::new(),
         links: vec![link(3, "ppp0")],
         addrs: vec![addr(3, "203.0.113.7")],
         routes: vec![],
@@ -1434,6 +1437,7 @@ fn two_wans(ppp: &str, lte: &str, lan: &str) -> NetSnapshot {
     let mut lan_addr = addr(7, lan);
     lan_addr.prefix_len = 64;
     NetSnapshot {
+        neighbours: Vec::new(),
         links: vec![link(3, "ppp0"), link(5, "lte0"), link(7, "lan0")],
         addrs: vec![addr(3, ppp), addr(5, lte), lan_addr],
         routes: vec![],

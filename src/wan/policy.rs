@@ -6,6 +6,7 @@
 //! ranked as ddclient does: skip tentative/deprecated/temporary/dadfailed, prefer an infinite
 //! lifetime, then the longest prefix, then the longest remaining lifetime.
 
+pub use super::Mac;
 use super::{Lifetime, Link, NetView, Scope, WanAddress};
 use crate::record::Family;
 use serde::Serialize;
@@ -285,6 +286,9 @@ struct LinkSignature {
     /// (address, prefix length, counts, valid for ever): the candidates, and the NAT-side
     /// addresses (a new CGNAT address after a redial usually means a new public one).
     addrs: Vec<(IpAddr, u8, bool, bool)>,
+    /// (address, MAC, usable) of the neighbours some record is built from: their other state
+    /// changes (REACHABLE, STALE, DELAY, PROBE) are no change.
+    neighbours: Vec<(IpAddr, Mac, bool)>,
 }
 
 /// The signature of every interface some record follows (`wan`: the configured interface, or
@@ -295,22 +299,39 @@ pub fn signature<'a>(
     sources: impl IntoIterator<Item = &'a AddressSource>,
     policy: &AddressPolicy,
 ) -> WanSignature {
-    let mut links = BTreeMap::new();
+    let mut macs: BTreeMap<Option<&str>, Vec<Mac>> = BTreeMap::new();
     for source in sources {
-        let name = source.interface();
-        if links.contains_key(&name.map(str::to_owned)) {
-            continue;
+        let entry = macs.entry(source.interface()).or_default();
+        if let AddressSource::Prefix {
+            host: HostPart::Neighbour(mac),
+            ..
+        } = source
+        {
+            entry.push(*mac);
         }
-        let link = match name {
-            None => view.wan_link(wan),
-            Some(n) => view.link_by_name(n),
-        };
-        links.insert(name.map(str::to_owned), link_signature(view, link, policy));
     }
+    let links = macs
+        .into_iter()
+        .map(|(name, macs)| {
+            let link = match name {
+                None => view.wan_link(wan),
+                Some(n) => view.link_by_name(n),
+            };
+            (
+                name.map(str::to_owned),
+                link_signature(view, link, &macs, policy),
+            )
+        })
+        .collect();
     WanSignature { links }
 }
 
-fn link_signature(view: &NetView, link: Option<&Link>, policy: &AddressPolicy) -> LinkSignature {
+fn link_signature(
+    view: &NetView,
+    link: Option<&Link>,
+    macs: &[Mac],
+    policy: &AddressPolicy,
+) -> LinkSignature {
     let Some(link) = link else {
         return LinkSignature::default();
     };
@@ -326,9 +347,17 @@ fn link_signature(view: &NetView, link: Option<&Link>, policy: &AddressPolicy) -
         })
         .collect();
     addrs.sort_unstable_by_key(|a| (a.0, a.1));
+    let neighbours = view
+        .neighbours_on(link.index)
+        .filter_map(|n| {
+            let mac = n.mac.filter(|m| macs.contains(m))?;
+            Some((n.addr, mac, n.state.usable()))
+        })
+        .collect();
     LinkSignature {
         link: Some((link.index, link.up)),
         addrs,
+        neighbours,
     }
 }
 
@@ -348,10 +377,6 @@ pub fn bind_address(view: &NetView, wan: Option<&str>, family: Family) -> Option
         })
         .map(|a| a.addr)
 }
-
-/// A link-layer (MAC) address, written `aa:bb:cc:dd:ee:ff`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Mac(pub [u8; 6]);
 
 impl FromStr for Mac {
     type Err = String;
@@ -398,15 +423,19 @@ pub enum HostPart {
     Suffix(Ipv6Addr),
     /// The identifier derived from this MAC, the EUI-64 way.
     Eui64(Mac),
+    /// Whatever address inside the prefix the machine with this MAC really uses, from the
+    /// neighbour table (privacy and stable-privacy addresses).
+    Neighbour(Mac),
 }
 
 impl HostPart {
-    /// The interface identifier (low 64 bits).
-    fn iid(&self) -> u64 {
+    /// The interface identifier (low 64 bits); None when the neighbour table decides.
+    fn iid(&self) -> Option<u64> {
         match self {
             // Truncation intended: validation refused anything above the low 64 bits.
-            HostPart::Suffix(s) => u128::from(*s) as u64,
-            HostPart::Eui64(mac) => mac.eui64(),
+            HostPart::Suffix(s) => Some(u128::from(*s) as u64),
+            HostPart::Eui64(mac) => Some(mac.eui64()),
+            HostPart::Neighbour(_) => None,
         }
     }
 }
@@ -416,6 +445,7 @@ impl fmt::Display for HostPart {
         match self {
             HostPart::Suffix(s) => write!(f, "suffix {s}"),
             HostPart::Eui64(mac) => write!(f, "EUI-64 of {mac}"),
+            HostPart::Neighbour(mac) => write!(f, "the address neighbour {mac} uses"),
         }
     }
 }
@@ -486,7 +516,6 @@ pub fn resolve(
     if family != Family::V6 {
         return WanChoice::Nothing;
     }
-    let iid = host.iid();
     // Only prefixes a /64 host part fits in; the interface's own address in the current /64
     // keeps that prefix while it stays preferred.
     let candidates: Vec<&WanAddress> = view
@@ -500,14 +529,67 @@ pub fn resolve(
     let sticky = candidates.iter().find(same_net).map(|a| a.addr);
     match choose(candidates.iter().copied(), family, policy, sticky) {
         WanChoice::Public(IpAddr::V6(lan)) => {
-            let ip = IpAddr::V6(with_iid(lan, iid));
-            match judge_ip(ip, policy) {
-                Ok(()) => WanChoice::Public(ip),
-                Err(_) => WanChoice::Nothing,
+            let ip = match (host.iid(), host) {
+                (Some(iid), _) => Some(IpAddr::V6(with_iid(lan, iid))),
+                (None, HostPart::Neighbour(mac)) => {
+                    neighbour_address(view, link.index, *mac, lan, current, policy)
+                }
+                (None, _) => None,
+            };
+            match ip.map(|ip| (ip, judge_ip(ip, policy))) {
+                Some((ip, Ok(()))) => WanChoice::Public(ip),
+                _ => WanChoice::Nothing,
             }
         }
         other => other,
     }
+}
+
+/// The address the machine with `mac` uses inside `lan`'s /64, from a resolved neighbour
+/// entry: the published one while it stays, else the lowest (stable across event order).
+fn neighbour_address(
+    view: &NetView,
+    index: u32,
+    mac: Mac,
+    lan: Ipv6Addr,
+    current: Option<IpAddr>,
+    policy: &AddressPolicy,
+) -> Option<IpAddr> {
+    let net = with_iid(lan, 0);
+    let usable: Vec<IpAddr> = view
+        .neighbours_on(index)
+        .filter(|n| n.mac == Some(mac) && n.state.usable())
+        .filter(|n| matches!(n.addr, IpAddr::V6(a) if with_iid(a, 0) == net))
+        .filter(|n| judge_ip(n.addr, policy).is_ok())
+        .map(|n| n.addr)
+        .collect();
+    match current {
+        Some(c) if usable.contains(&c) => Some(c),
+        _ => usable.into_iter().min(),
+    }
+}
+
+/// The neighbour entries of a neighbour source's MAC on its interface, with their states, for
+/// `dynhostd detect`; None for other sources.
+pub fn neighbour_entries(view: &NetView, source: &AddressSource) -> Option<String> {
+    let AddressSource::Prefix {
+        interface,
+        host: HostPart::Neighbour(mac),
+    } = source
+    else {
+        return None;
+    };
+    let link = view.link_by_name(interface)?;
+    let entries: Vec<String> = view
+        .neighbours_on(link.index)
+        .filter(|n| n.mac == Some(*mac))
+        .map(|n| format!("{} ({:?})", n.addr, n.state).to_lowercase())
+        .collect();
+    Some(if entries.is_empty() {
+        format!("no neighbour entry for {mac} on {interface}")
+    } else {
+        format!("neighbour {mac} on {interface}: {}", entries.join(", "))
+    })
 }
 
 /// Why `source` offers nothing for `family` now, in a sentence for `dynhostd detect`.
@@ -1112,5 +1194,101 @@ mod tests {
             signature(&before, Some("wan0"), &both, &p),
             signature(&after, Some("wan0"), &both, &p)
         );
+    }
+
+    #[test]
+    fn a_neighbour_source_takes_the_address_its_mac_uses_in_the_prefix() {
+        use crate::wan::{Neighbour, NeighbourState as S};
+        let p = policy(&["2001:db8::/32"], &[]);
+        let mac: Mac = "34:56:78:9a:bc:de".parse().unwrap();
+        let other: Mac = "02:00:00:00:00:01".parse().unwrap();
+        let source = AddressSource::Prefix {
+            interface: "lan0".into(),
+            host: HostPart::Neighbour(mac),
+        };
+        let with = |entries: &[(&str, Mac, S)]| {
+            let mut v = view(&[(3, "2001:db8:1:2::1", 64, Lifetime::Forever)]);
+            for (a, m, state) in entries {
+                v.apply(crate::wan::NetEvent::NewNeighbour(Neighbour {
+                    index: 3,
+                    addr: a.parse().unwrap(),
+                    mac: Some(*m),
+                    state: *state,
+                }));
+            }
+            v
+        };
+        let pick = |v: &NetView, current: Option<&str>| {
+            resolve(
+                v,
+                None,
+                &source,
+                Family::V6,
+                &p,
+                current.map(|c| c.parse().unwrap()),
+            )
+        };
+        let ip = |s: &str| WanChoice::Public(s.parse().unwrap());
+        assert_eq!(pick(&with(&[]), None), WanChoice::Nothing);
+        assert_eq!(
+            pick(&with(&[("2001:db8:1:2::abcd", mac, S::Failed)]), None),
+            WanChoice::Nothing
+        );
+        assert_eq!(
+            pick(&with(&[("2001:db8:1:2::abcd", mac, S::Incomplete)]), None),
+            WanChoice::Nothing
+        );
+        assert_eq!(
+            pick(&with(&[("2001:db8:1:2::abcd", other, S::Reachable)]), None),
+            WanChoice::Nothing
+        );
+        // Outside the LAN prefix, or link-local: not that machine's address in the prefix.
+        assert_eq!(
+            pick(&with(&[("2001:db8:7:7::abcd", mac, S::Reachable)]), None),
+            WanChoice::Nothing
+        );
+        assert_eq!(
+            pick(
+                &with(&[("fe80::3656:78ff:fe9a:bcde", mac, S::Reachable)]),
+                None
+            ),
+            WanChoice::Nothing
+        );
+        assert_eq!(
+            pick(&with(&[("2001:db8:1:2::abcd", mac, S::Stale)]), None),
+            ip("2001:db8:1:2::abcd")
+        );
+        // Several (privacy addresses): the published one while it stays, else the lowest.
+        let two = with(&[
+            ("2001:db8:1:2::beef", mac, S::Reachable),
+            ("2001:db8:1:2::abcd", mac, S::Stale),
+        ]);
+        assert_eq!(pick(&two, None), ip("2001:db8:1:2::abcd"));
+        assert_eq!(
+            pick(&two, Some("2001:db8:1:2::beef")),
+            ip("2001:db8:1:2::beef")
+        );
+        assert!(
+            neighbour_entries(&two, &source)
+                .unwrap()
+                .contains("2001:db8:1:2::abcd (stale)")
+        );
+        assert_eq!(
+            neighbour_entries(&with(&[]), &source).unwrap(),
+            "no neighbour entry for 34:56:78:9a:bc:de on lan0"
+        );
+        // Only the followed MAC's usable/unusable flips are a change, not REACHABLE -> STALE.
+        let sig = |v: &NetView| signature(v, None, [&source], &p);
+        let reach = with(&[
+            ("2001:db8:1:2::abcd", mac, S::Reachable),
+            ("2001:db8:1:2::99", other, S::Reachable),
+        ]);
+        let stale = with(&[
+            ("2001:db8:1:2::abcd", mac, S::Stale),
+            ("2001:db8:1:2::99", other, S::Failed),
+        ]);
+        let failed = with(&[("2001:db8:1:2::abcd", mac, S::Failed)]);
+        assert_eq!(sig(&reach), sig(&stale));
+        assert_ne!(sig(&reach), sig(&failed));
     }
 }
