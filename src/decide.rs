@@ -425,7 +425,10 @@ impl Decider {
 
     /// What `source` offers for `family` now, from the interfaces alone.
     pub fn source_choice(&self, family: Family, source: &AddressSource) -> WanChoice {
-        if let Some(ip) = self.overrides.get(&family) {
+        // `update --ip` names the [wan]'s address; other sources keep reading their interface.
+        if *source == AddressSource::Wan
+            && let Some(ip) = self.overrides.get(&family)
+        {
             return match policy::judge_ip(*ip, &self.cfg.policy) {
                 Ok(()) => WanChoice::Public(*ip),
                 Err(r) if r.means_nat() => WanChoice::BehindNat,
