@@ -702,6 +702,12 @@ pub async fn update_once(
                     error!(record = %spec.key, "not updated to {ip}: {}", rec.last_reply.as_deref().unwrap_or("no reply"));
                 }
             }
+            WanChoice::BehindNat | WanChoice::Nothing
+                if spec.source != crate::wan::policy::AddressSource::Wan =>
+            {
+                all_current = false;
+                error!(record = %spec.key, "{} gives no usable {} address: nothing to publish (`dynhostd detect` says why)", spec.source, spec.key.family);
+            }
             WanChoice::BehindNat => {
                 all_current = false;
                 error!(record = %spec.key, "the WAN address is private or CGNAT and no public address was found over HTTP: nothing to publish");

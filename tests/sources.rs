@@ -253,3 +253,40 @@ fn a_neighbour_source_follows_the_address_the_machine_uses() {
         },
     );
 }
+
+/// `dynhostd update` (no agent) resolves the same sources from one dump: the two-uplink host and
+/// the LAN prefix host are sent once each; with the LAN prefix gone it says why and fails.
+#[test]
+fn a_one_shot_update_resolves_each_source() {
+    in_netns("a_one_shot_update_resolves_each_source", || {
+        let s = standin_https();
+        let setup = Setup::new();
+        veth("wan0", "wan0p");
+        veth("wan1", "wan1p");
+        veth("lan0", "lan0p");
+        sh("ip addr add 203.0.113.1/24 dev wan0 && ip addr add 198.51.100.1/24 dev wan1");
+        sh("ip -6 addr add 2001:db8:1:2::1/64 dev lan0 nodad");
+        let home = format!(
+            "{HOME}\nfamily = \"ipv6\"\nipv6_prefix_from = \"lan0\"\nipv6_suffix = \"::10\""
+        );
+        let office = format!("{OFFICE}\ninterface = \"wan1\"");
+        setup.write_config(&s, Some("wan0"), &[&home, &office]);
+        let (status, out, err) = setup.run(&["update"]);
+        assert!(status.success(), "{out}\n{err}");
+        assert_eq!(
+            sorted(updates(&s)),
+            [
+                pair("home.example.com", "2001:db8:1:2::10"),
+                pair("office.example.com", "198.51.100.1")
+            ]
+        );
+        sh("ip -6 addr del 2001:db8:1:2::1/64 dev lan0");
+        let (status, out, err) = setup.run(&["update", "--force"]);
+        assert!(!status.success(), "{out}\n{err}");
+        assert!(
+            err.contains("the prefix on lan0 + suffix ::10 gives no usable ipv6 address"),
+            "{err}"
+        );
+        assert_eq!(updates(&s).len(), 3, "only office is sent again (forced)");
+    });
+}
