@@ -525,4 +525,63 @@ mod tests {
             detection_text(&missing, Some("wan9")).contains("wan9 (configured) is not present")
         );
     }
+
+    #[test]
+    fn detect_explains_each_hosts_source() {
+        use crate::wan::policy::HostPart;
+        let mut lan = WanAddress {
+            index: 5,
+            addr: "2001:db8:1:2::1".parse().unwrap(),
+            prefix_len: 64,
+            peer: None,
+            scope: Scope::Universe,
+            flags: AddrFlags::default(),
+            preferred: Lifetime::Secs(0),
+            valid: Lifetime::Secs(600),
+        };
+        lan.flags.deprecated = true;
+        let link = |index, name: &str| Link {
+            index,
+            name: name.into(),
+            up: true,
+            point_to_point: false,
+        };
+        let view = NetView::from_snapshot(NetSnapshot {
+            neighbours: Vec::new(),
+            links: vec![link(4, "wan0"), link(5, "lan0")],
+            addrs: vec![lan],
+            routes: vec![],
+        });
+        let p = AddressPolicy {
+            accept: vec!["2001:db8::/32".parse().unwrap()],
+            ignore: vec![],
+        };
+        let records = [
+            (
+                RecordKey::new("a.example.com", Family::V6),
+                AddressSource::Wan,
+            ),
+            (
+                RecordKey::new("b.example.com", Family::V6),
+                AddressSource::Prefix {
+                    interface: "lan0".into(),
+                    host: HostPart::Suffix("::10".parse().unwrap()),
+                },
+            ),
+            (
+                RecordKey::new("c.example.com", Family::V4),
+                AddressSource::Interface("wwan0".into()),
+            ),
+        ];
+        let mut d = detect(&view, Some("wan0"), &p);
+        d.hosts = host_sources(&view, Some("wan0"), &p, &records, &d);
+        let text = detection_text(&d, Some("wan0"));
+        for want in [
+            "a.example.com/AAAA ← the [wan] interface (wan0)\n      → nothing to publish: no ipv6 address at all on wan0",
+            "b.example.com/AAAA ← the prefix on lan0 + suffix ::10\n      → nothing to publish: no global prefix of ipv6 on lan0: 2001:db8:1:2::1/64 (deprecated (preferred lifetime over))",
+            "c.example.com/A ← interface wwan0\n      → nothing to publish: interface wwan0 is not present",
+        ] {
+            assert!(text.contains(want), "{want}\n---\n{text}");
+        }
+    }
 }
