@@ -1061,7 +1061,7 @@ fn validate_host(
         None => None,
     };
 
-    let (source_v4, source_v6) = validate_sources(&raw, family, &key, start, ctx)?;
+    let (source_v4, source_v6) = validate_sources(&raw, family, &key, ctx)?;
 
     Ok(HostConfig {
         hostname,
@@ -1085,7 +1085,6 @@ fn validate_sources(
     raw: &RawHost,
     family: FamilySet,
     key: &dyn Fn(&str) -> String,
-    start: usize,
     ctx: &Ctx<'_>,
 ) -> Result<(AddressSource, AddressSource), ConfigError> {
     let ifname = |v: &Option<Spanned<String>>, k: &str| -> Result<Option<String>, ConfigError> {
@@ -1172,7 +1171,7 @@ fn validate_sources(
         },
         (Some(_), []) => {
             return Err(ctx.err_at(
-                Some(start),
+                raw.ipv6_prefix_from.as_ref().map(|p| p.span().start),
                 &key("ipv6_prefix_from"),
                 "needs a host part: ipv6_suffix, ipv6_eui64 or ipv6_neighbour",
             ));
@@ -1705,7 +1704,7 @@ enabled = false
             (
                 "family = \"ipv6\"\nipv6_prefix_from = \"lan0\"\n",
                 "host[0].ipv6_prefix_from",
-                1,
+                6,
             ),
             (
                 "family = \"ipv6\"\nipv6_suffix = \"::10\"\n",
@@ -1738,7 +1737,24 @@ enabled = false
                 7,
             ),
         ];
-        for (extra, key, line) in cases {
+        let neighbour: &[(&str, &str, usize)] = &[
+            (
+                "family = \"ipv6\"\nipv6_prefix_from = \"lan0\"\nipv6_neighbour = \"34:56\"\n",
+                "host[0].ipv6_neighbour",
+                7,
+            ),
+            (
+                "family = \"ipv6\"\nipv6_prefix_from = \"lan0\"\nipv6_eui64 = \"34:56:78:9a:bc:de\"\nipv6_neighbour = \"34:56:78:9a:bc:de\"\n",
+                "host[0].ipv6_neighbour",
+                8,
+            ),
+            (
+                "family = \"ipv4\"\nipv6_neighbour = \"34:56:78:9a:bc:de\"\n",
+                "host[0].ipv6_neighbour",
+                6,
+            ),
+        ];
+        for (extra, key, line) in cases.iter().chain(neighbour) {
             let e = parse_str(&host(extra)).unwrap_err();
             assert_eq!(e.key, *key, "{extra}: {e}");
             assert_eq!(e.line, Some(*line), "{extra}: {e}");
