@@ -77,6 +77,7 @@ pub fn decider_config(config: &Config) -> DeciderConfig {
             .flat_map(|h| {
                 let fingerprint = h.fingerprint();
                 h.records().map(move |key| RecordSpec {
+                    source: h.source(key.family).clone(),
                     key,
                     fingerprint: fingerprint.clone(),
                 })
@@ -409,6 +410,7 @@ pub async fn run(
     let (tx, mut rx) = mpsc::channel::<NetEvent>(256);
     let watch = WatchOptions {
         recv_buffer: config.wan.netlink_buffer,
+        neighbours: follows_neighbours(&config),
     };
     let mut watcher = tokio::spawn(netlink::watch(watch, tx));
     tokio::pin!(shutdown);
@@ -454,6 +456,9 @@ pub async fn run(
                     let actions = decider.reconfigure(decider_config(&new), &cancelled, Now::system());
                     if new.wan.netlink_buffer != config.wan.netlink_buffer {
                         warn!("wan.netlink_buffer changes take effect at the next start");
+                    }
+                    if follows_neighbours(&new) && !follows_neighbours(&config) {
+                        warn!("ipv6_neighbour takes effect at the next start (the neighbour table is followed only when a host needs it)");
                     }
                     // The lock and the socket belong to the state dir the agent started with:
                     // writing elsewhere would make a second, unlocked writer.
@@ -557,6 +562,20 @@ impl Signal {
             None => std::future::pending().await,
         }
     }
+}
+
+/// Whether some enabled record is built from a neighbour entry.
+fn follows_neighbours(config: &Config) -> bool {
+    use crate::wan::policy::{AddressSource, HostPart};
+    config.enabled_hosts().any(|h| {
+        matches!(
+            h.source(crate::record::Family::V6),
+            AddressSource::Prefix {
+                host: HostPart::Neighbour(_),
+                ..
+            }
+        )
+    })
 }
 
 /// SIGHUP: the configuration again, or None (logged) when it can't be used; the running one
@@ -671,7 +690,7 @@ pub async fn update_once(
     let mut all_current = true;
     for spec in &dc.records {
         let rec = decider.record(&spec.key).unwrap_or_default();
-        match decider.current_choice(spec.key.family) {
+        match decider.current_choice(&spec.key) {
             WanChoice::Public(ip) if rec.published == Some(ip) && rec.stopped.is_none() => {}
             WanChoice::Public(ip) => {
                 all_current = false;
@@ -680,6 +699,12 @@ pub async fn update_once(
                 } else {
                     error!(record = %spec.key, "not updated to {ip}: {}", rec.last_reply.as_deref().unwrap_or("no reply"));
                 }
+            }
+            WanChoice::BehindNat | WanChoice::Nothing
+                if spec.source != crate::wan::policy::AddressSource::Wan =>
+            {
+                all_current = false;
+                error!(record = %spec.key, "{} gives no usable {} address: nothing to publish (`dynhostd detect` says why)", spec.source, spec.key.family);
             }
             WanChoice::BehindNat => {
                 all_current = false;
@@ -701,6 +726,7 @@ pub async fn detect(
     policy: &crate::wan::policy::AddressPolicy,
     detect: &crate::config::DetectConfig,
     ask_http: bool,
+    records: &[(RecordKey, crate::wan::policy::AddressSource)],
 ) -> Result<crate::report::Detection, AgentError> {
     use crate::record::Family;
     let view = NetView::from_snapshot(netlink::snapshot().await?);
@@ -728,6 +754,7 @@ pub async fn detect(
             d.http.push(found);
         }
     }
+    d.hosts = crate::report::host_sources(&view, interface, policy, records, &d);
     Ok(d)
 }
 

@@ -6,13 +6,13 @@
 use crate::provider::Provider;
 use crate::record::{Family, RecordKey};
 use crate::secret::Secret;
-use crate::wan::policy::{AddressPolicy, Prefix};
+use crate::wan::policy::{AddressPolicy, AddressSource, HostPart, Mac, Prefix};
 use reqwest::Url;
 use serde::Deserialize;
 use std::collections::BTreeSet;
 use std::fmt;
 use std::hash::Hash;
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv6Addr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 use toml::Spanned;
@@ -122,6 +122,12 @@ pub struct RawHost {
     pub ca_file: Option<Spanned<String>>,
     pub exec: Option<Spanned<String>>,
     pub enabled: Option<Spanned<bool>>,
+    pub interface: Option<Spanned<String>>,
+    pub interface6: Option<Spanned<String>>,
+    pub ipv6_prefix_from: Option<Spanned<String>>,
+    pub ipv6_suffix: Option<Spanned<String>>,
+    pub ipv6_eui64: Option<Spanned<String>>,
+    pub ipv6_neighbour: Option<Spanned<String>>,
 }
 
 impl RawHost {
@@ -348,9 +354,22 @@ pub struct HostConfig {
     pub enabled: bool,
     /// Line of the `[[host]]` entry, for messages.
     pub line: usize,
+    /// Where the A record's address comes from (`interface`, else `[wan]`).
+    pub source_v4: AddressSource,
+    /// Where the AAAA record's address comes from (`ipv6_prefix_from`, `interface6`,
+    /// `interface`, else `[wan]`).
+    pub source_v6: AddressSource,
 }
 
 impl HostConfig {
+    /// Where the record of `family` takes its address from.
+    pub fn source(&self, family: Family) -> &AddressSource {
+        match family {
+            Family::V4 => &self.source_v4,
+            Family::V6 => &self.source_v6,
+        }
+    }
+
     pub fn records(&self) -> impl Iterator<Item = RecordKey> + '_ {
         self.family
             .families()
@@ -510,6 +529,7 @@ impl Config {
             if let Some(exec) = &h.exec {
                 out += &format!("exec = {}\n", q(&exec.display().to_string()));
             }
+            out += &render_sources(h, q);
             out += &format!("enabled = {}\n", h.enabled);
         }
         out
@@ -1040,6 +1060,8 @@ fn validate_host(
         None => None,
     };
 
+    let (source_v4, source_v6) = validate_sources(&raw, family, &key, ctx)?;
+
     Ok(HostConfig {
         hostname,
         login,
@@ -1051,7 +1073,152 @@ fn validate_host(
         exec,
         enabled: raw.enabled.map(Spanned::into_inner).unwrap_or(true),
         line,
+        source_v4,
+        source_v6,
     })
+}
+
+/// `interface`, `interface6`, `ipv6_prefix_from` and one host part: where each record's address
+/// comes from. Nothing set: both follow `[wan]`, as before these keys existed.
+fn validate_sources(
+    raw: &RawHost,
+    family: FamilySet,
+    key: &dyn Fn(&str) -> String,
+    ctx: &Ctx<'_>,
+) -> Result<(AddressSource, AddressSource), ConfigError> {
+    let ifname = |v: &Option<Spanned<String>>, k: &str| -> Result<Option<String>, ConfigError> {
+        let Some(v) = v else { return Ok(None) };
+        let name = v.get_ref();
+        if name.is_empty() || name.len() > 15 || name.contains(['/', ' ', '\0']) {
+            return Err(ctx.err(
+                v,
+                &key(k),
+                format!(
+                    "{name:?} is not a Linux interface name (1 to 15 characters, no '/' or spaces)"
+                ),
+            ));
+        }
+        Ok(Some(name.clone()))
+    };
+    let has_v6 = family != FamilySet::V4;
+    let v6_only = |v: &Option<Spanned<String>>, k: &str| match v {
+        Some(v) if !has_v6 => Err(ctx.err(
+            v,
+            &key(k),
+            "applies to the AAAA record only: set family = \"ipv6\" or \"both\"",
+        )),
+        _ => Ok(()),
+    };
+    let interface = ifname(&raw.interface, "interface")?;
+    let interface6 = ifname(&raw.interface6, "interface6")?;
+    let prefix_from = ifname(&raw.ipv6_prefix_from, "ipv6_prefix_from")?;
+    for (v, k) in [
+        (&raw.interface6, "interface6"),
+        (&raw.ipv6_prefix_from, "ipv6_prefix_from"),
+        (&raw.ipv6_suffix, "ipv6_suffix"),
+        (&raw.ipv6_eui64, "ipv6_eui64"),
+        (&raw.ipv6_neighbour, "ipv6_neighbour"),
+    ] {
+        v6_only(v, k)?;
+    }
+    if let (Some(_), Some(p)) = (&raw.interface6, &raw.ipv6_prefix_from) {
+        return Err(ctx.err(
+            p,
+            &key("ipv6_prefix_from"),
+            "conflicts with interface6: the AAAA record takes its address from one of them",
+        ));
+    }
+    let mut host_parts = Vec::new();
+    if let Some(v) = &raw.ipv6_suffix {
+        let suffix: Ipv6Addr = v.get_ref().parse().map_err(|_| {
+            ctx.err(
+                v,
+                &key("ipv6_suffix"),
+                format!(
+                    "{:?} is not an IPv6 interface identifier (like \"::1:2:3:4\")",
+                    v.get_ref()
+                ),
+            )
+        })?;
+        if u128::from(suffix) >> 64 != 0 || suffix.is_unspecified() {
+            return Err(ctx.err(
+                v,
+                &key("ipv6_suffix"),
+                format!("{suffix} must be a non-zero identifier within the low 64 bits (a prefix longer than /64 cannot take a suffix)"),
+            ));
+        }
+        host_parts.push((v, "ipv6_suffix", HostPart::Suffix(suffix)));
+    }
+    if let Some(v) = &raw.ipv6_eui64 {
+        let mac: Mac = v
+            .get_ref()
+            .parse()
+            .map_err(|m| ctx.err(v, &key("ipv6_eui64"), m))?;
+        host_parts.push((v, "ipv6_eui64", HostPart::Eui64(mac)));
+    }
+    if let Some(v) = &raw.ipv6_neighbour {
+        let mac: Mac = v
+            .get_ref()
+            .parse()
+            .map_err(|m| ctx.err(v, &key("ipv6_neighbour"), m))?;
+        host_parts.push((v, "ipv6_neighbour", HostPart::Neighbour(mac)));
+    }
+    let v6 = match (prefix_from, host_parts.as_slice()) {
+        (Some(interface), [(_, _, host)]) => AddressSource::Prefix {
+            interface,
+            host: host.clone(),
+        },
+        (Some(_), []) => {
+            return Err(ctx.err_at(
+                raw.ipv6_prefix_from.as_ref().map(|p| p.span().start),
+                &key("ipv6_prefix_from"),
+                "needs a host part: ipv6_suffix, ipv6_eui64 or ipv6_neighbour",
+            ));
+        }
+        (None, [(v, k, _), ..]) => {
+            return Err(ctx.err(
+                v,
+                &key(k),
+                "needs ipv6_prefix_from: the interface whose prefix it completes",
+            ));
+        }
+        (Some(_), [(_, first, _), (v, k, _), ..]) => {
+            return Err(ctx.err(
+                v,
+                &key(k),
+                format!("conflicts with {first}: give one host part"),
+            ));
+        }
+        (None, []) => match interface6.or_else(|| interface.clone()) {
+            Some(i) => AddressSource::Interface(i),
+            None => AddressSource::Wan,
+        },
+    };
+    let v4 = interface.map_or(AddressSource::Wan, AddressSource::Interface);
+    Ok((v4, v6))
+}
+
+/// The source keys of a host, as `validate_sources` reads them back.
+fn render_sources(h: &HostConfig, q: impl Fn(&str) -> String) -> String {
+    let mut out = String::new();
+    if let AddressSource::Interface(i) = &h.source_v4 {
+        out += &format!("interface = {}\n", q(i));
+    }
+    match &h.source_v6 {
+        AddressSource::Interface(i) if h.source_v4 != h.source_v6 => {
+            out += &format!("interface6 = {}\n", q(i));
+        }
+        AddressSource::Prefix { interface, host } => {
+            out += &format!("ipv6_prefix_from = {}\n", q(interface));
+            out += &match host {
+                HostPart::Suffix(s) => format!("ipv6_suffix = {}\n", q(&s.to_string())),
+                HostPart::Eui64(m) => format!("ipv6_eui64 = {}\n", q(&m.to_string())),
+                HostPart::Neighbour(m) => format!("ipv6_neighbour = {}\n", q(&m.to_string())),
+            };
+        }
+        _ => {}
+    }
+    out
 }
 
 /// Exactly one of `password`, `password_file`, `password_env`, `password_credential`.
@@ -1466,5 +1633,114 @@ enabled = false
         // A digest, not a std hasher: the same on every build and toolchain, so an upgrade
         // never lifts a stop (checked by hand: SHA-256 of the length-prefixed fields).
         assert_eq!(a.hosts[0].fingerprint(), "v2-2dea44e0");
+    }
+
+    #[test]
+    fn address_sources_and_their_errors() {
+        let host = |extra: &str| {
+            format!(
+                "[[host]]\nhostname = \"h.example.com\"\nlogin = \"l\"\npassword = \"p\"\n{extra}"
+            )
+        };
+        let c = parse_str(&host("family = \"both\"\n")).unwrap();
+        assert_eq!(c.hosts[0].source_v4, AddressSource::Wan);
+        assert_eq!(c.hosts[0].source_v6, AddressSource::Wan);
+        let c = parse_str(&host(
+            "family = \"both\"\ninterface = \"wan2\"\ninterface6 = \"wan6\"\n",
+        ))
+        .unwrap();
+        assert_eq!(
+            c.hosts[0].source(Family::V4),
+            &AddressSource::Interface("wan2".into())
+        );
+        assert_eq!(
+            c.hosts[0].source(Family::V6),
+            &AddressSource::Interface("wan6".into())
+        );
+        let c = parse_str(&host("family = \"both\"\ninterface = \"wan2\"\n")).unwrap();
+        assert_eq!(
+            c.hosts[0].source_v6,
+            AddressSource::Interface("wan2".into())
+        );
+        let c = parse_str(&host(
+            "family = \"ipv6\"\nipv6_prefix_from = \"br-lan\"\nipv6_eui64 = \"34:56:78:9a:bc:de\"\n",
+        ))
+        .unwrap();
+        assert_eq!(
+            c.hosts[0].source_v6,
+            AddressSource::Prefix {
+                interface: "br-lan".into(),
+                host: HostPart::Eui64("34:56:78:9a:bc:de".parse().unwrap()),
+            }
+        );
+        // The redacted rendering reads back to the same sources.
+        let again = parse_str(&c.render_redacted().replace("<redacted>", "p")).unwrap();
+        assert_eq!(again.hosts[0].source_v6, c.hosts[0].source_v6);
+
+        let cases: &[(&str, &str, usize)] = &[
+            (
+                "interface = \"a very long interface name\"\n",
+                "host[0].interface",
+                5,
+            ),
+            ("interface6 = \"wan6\"\n", "host[0].interface6", 5),
+            (
+                "family = \"ipv6\"\nipv6_prefix_from = \"lan0\"\n",
+                "host[0].ipv6_prefix_from",
+                6,
+            ),
+            (
+                "family = \"ipv6\"\nipv6_suffix = \"::10\"\n",
+                "host[0].ipv6_suffix",
+                6,
+            ),
+            (
+                "family = \"ipv6\"\nipv6_prefix_from = \"lan0\"\nipv6_suffix = \"2001:db8::10\"\n",
+                "host[0].ipv6_suffix",
+                7,
+            ),
+            (
+                "family = \"ipv6\"\nipv6_prefix_from = \"lan0\"\nipv6_suffix = \"banana\"\n",
+                "host[0].ipv6_suffix",
+                7,
+            ),
+            (
+                "family = \"ipv6\"\nipv6_prefix_from = \"lan0\"\nipv6_eui64 = \"34:56:78\"\n",
+                "host[0].ipv6_eui64",
+                7,
+            ),
+            (
+                "family = \"ipv6\"\nipv6_prefix_from = \"lan0\"\nipv6_suffix = \"::1\"\nipv6_eui64 = \"34:56:78:9a:bc:de\"\n",
+                "host[0].ipv6_eui64",
+                8,
+            ),
+            (
+                "family = \"ipv6\"\ninterface6 = \"wan6\"\nipv6_prefix_from = \"lan0\"\nipv6_suffix = \"::1\"\n",
+                "host[0].ipv6_prefix_from",
+                7,
+            ),
+        ];
+        let neighbour: &[(&str, &str, usize)] = &[
+            (
+                "family = \"ipv6\"\nipv6_prefix_from = \"lan0\"\nipv6_neighbour = \"34:56\"\n",
+                "host[0].ipv6_neighbour",
+                7,
+            ),
+            (
+                "family = \"ipv6\"\nipv6_prefix_from = \"lan0\"\nipv6_eui64 = \"34:56:78:9a:bc:de\"\nipv6_neighbour = \"34:56:78:9a:bc:de\"\n",
+                "host[0].ipv6_neighbour",
+                8,
+            ),
+            (
+                "family = \"ipv4\"\nipv6_neighbour = \"34:56:78:9a:bc:de\"\n",
+                "host[0].ipv6_neighbour",
+                6,
+            ),
+        ];
+        for (extra, key, line) in cases.iter().chain(neighbour) {
+            let e = parse_str(&host(extra)).unwrap_err();
+            assert_eq!(e.key, *key, "{extra}: {e}");
+            assert_eq!(e.line, Some(*line), "{extra}: {e}");
+        }
     }
 }

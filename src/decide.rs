@@ -28,7 +28,7 @@ use crate::hook::HookEvent;
 use crate::provider::Reply;
 use crate::record::{Family, RecordKey};
 use crate::state::{PublishedRecord, State};
-use crate::wan::policy::{self, AddressPolicy, WanChoice};
+use crate::wan::policy::{self, AddressPolicy, AddressSource, WanChoice};
 use crate::wan::{NetEvent, NetView};
 use detect::Detection;
 pub use record::PROPAGATION_GRACE;
@@ -72,6 +72,8 @@ pub struct RecordSpec {
     pub key: RecordKey,
     /// `HostConfig::fingerprint()`: a stop is lifted when it changes.
     pub fingerprint: String,
+    /// Where its address comes from.
+    pub source: AddressSource,
 }
 
 /// When to ask what's-my-IP sources instead of reading the interface.
@@ -195,9 +197,9 @@ pub struct Decider {
     have_view: bool,
     /// Addresses given by the caller (`update --ip`), which replace the interface's.
     overrides: BTreeMap<Family, IpAddr>,
-    /// The address chosen last time per family, so a new secondary does not move it.
-    chosen: BTreeMap<Family, IpAddr>,
-    last_choice: BTreeMap<Family, (WanChoice, bool)>,
+    /// The address chosen last time per family and source, so a new secondary does not move it.
+    chosen: BTreeMap<(Family, AddressSource), IpAddr>,
+    last_choice: BTreeMap<(Family, AddressSource), (WanChoice, bool)>,
     /// Families whose address comes from HTTP detection now.
     nat: BTreeMap<Family, Detection>,
     mode: Mode,
@@ -245,7 +247,9 @@ impl Decider {
         for spec in &self.cfg.records {
             let saved = self.others.remove(&spec.key).unwrap_or_default();
             if let Some(ip) = saved.published {
-                self.chosen.entry(spec.key.family).or_insert(ip);
+                self.chosen
+                    .entry((spec.key.family, spec.source.clone()))
+                    .or_insert(ip);
             }
             records.insert(
                 spec.key.clone(),
@@ -278,7 +282,7 @@ impl Decider {
                 false
             }
             Event::Verified { key, shows } => {
-                let current = self.current_choice(key.family).public();
+                let current = self.current_choice(&key).public();
                 if let Some(rec) = self.records.get_mut(&key)
                     && rec.verified(shows, current, now)
                 {
@@ -416,52 +420,70 @@ impl Decider {
 
     /// What the WAN offers for `family` now.
     pub fn wan_choice(&self, family: Family) -> WanChoice {
-        if let Some(ip) = self.overrides.get(&family) {
+        self.source_choice(family, &AddressSource::Wan)
+    }
+
+    /// What `source` offers for `family` now, from the interfaces alone.
+    pub fn source_choice(&self, family: Family, source: &AddressSource) -> WanChoice {
+        // `update --ip` names the [wan]'s address; other sources keep reading their interface.
+        if *source == AddressSource::Wan
+            && let Some(ip) = self.overrides.get(&family)
+        {
             return match policy::judge_ip(*ip, &self.cfg.policy) {
                 Ok(()) => WanChoice::Public(*ip),
                 Err(r) if r.means_nat() => WanChoice::BehindNat,
                 Err(_) => WanChoice::Nothing,
             };
         }
-        let Some(link) = self.view.wan_link(self.cfg.wan_interface.as_deref()) else {
-            return WanChoice::Nothing;
-        };
-        policy::choose(
-            self.view.addrs_on(link.index),
+        policy::resolve(
+            &self.view,
+            self.cfg.wan_interface.as_deref(),
+            source,
             family,
             &self.cfg.policy,
-            self.chosen.get(&family).copied(),
+            self.chosen.get(&(family, source.clone())).copied(),
         )
     }
 
-    /// What counts for `family` now: the interface's address, or while behind NAT what the
-    /// what's-my-IP sources last agreed on.
-    pub fn current_choice(&self, family: Family) -> WanChoice {
-        match self.nat.get(&family) {
-            Some(det) => det.public.map_or(WanChoice::BehindNat, WanChoice::Public),
-            None => self.wan_choice(family),
+    /// What counts for the record `key` now: its source's address, or while its `[wan]` is
+    /// behind NAT what the what's-my-IP sources last agreed on.
+    pub fn current_choice(&self, key: &RecordKey) -> WanChoice {
+        let source = self.source_of(key);
+        match self.nat.get(&key.family) {
+            Some(det) if source == AddressSource::Wan => {
+                det.public.map_or(WanChoice::BehindNat, WanChoice::Public)
+            }
+            _ => self.source_choice(key.family, &source),
         }
+    }
+
+    fn source_of(&self, key: &RecordKey) -> AddressSource {
+        self.records
+            .get(key)
+            .map(|r| r.spec.source.clone())
+            .unwrap_or_default()
+    }
+
+    /// The signature of every interface some record follows.
+    fn signature(&self) -> policy::WanSignature {
+        policy::signature(
+            &self.view,
+            self.cfg.wan_interface.as_deref(),
+            self.cfg.records.iter().map(|r| &r.source),
+            &self.cfg.policy,
+        )
     }
 
     fn on_net(&mut self, net: NetEvent, now: Now) -> Vec<Action> {
         let first = matches!(net, NetEvent::Snapshot(_)) && !self.have_view;
-        let before = policy::signature(
-            &self.view,
-            self.cfg.wan_interface.as_deref(),
-            &self.cfg.policy,
-        );
+        let before = self.signature();
         self.view.apply(net);
         if first {
             // The state at start is not a burst: decide at once.
             self.have_view = true;
             return self.decide(true, now);
         }
-        if policy::signature(
-            &self.view,
-            self.cfg.wan_interface.as_deref(),
-            &self.cfg.policy,
-        ) != before
-        {
+        if self.signature() != before {
             // A real change restarts the quiet period (a redial removes and re-adds everything,
             // and only the state at the end of it matters), within the burst's bound.
             let start = *self.burst_start.get_or_insert(now.mono);
@@ -478,10 +500,9 @@ impl Decider {
 
     /// Whether `family`'s address must come from HTTP detection, given what the interface offers.
     fn needs_http(&self, family: Family, iface: WanChoice) -> bool {
-        let wanted = self
-            .records
-            .values()
-            .any(|r| r.spec.key.family == family && !r.is_stopped());
+        let wanted = self.records.values().any(|r| {
+            r.spec.key.family == family && r.spec.source == AddressSource::Wan && !r.is_stopped()
+        });
         let possible =
             self.cfg.detect.families.contains(&family) && !self.overrides.contains_key(&family);
         wanted && possible && self.cfg.detect.mode.asks_http(iface)
@@ -496,50 +517,94 @@ impl Decider {
         }
         let mut actions = Vec::new();
         for family in Family::ALL {
-            if !self.records.keys().any(|k| k.family == family) {
-                continue;
-            }
-            let iface = self.wan_choice(family);
-            let via_http = self.needs_http(family, iface);
-            let choice = if via_http {
-                let bind =
-                    policy::bind_address(&self.view, self.cfg.wan_interface.as_deref(), family);
-                let det = self.nat.entry(family).or_insert_with(Detection::new);
-                if wan_changed {
-                    det.want();
-                }
-                if det.start(now) {
-                    actions.push(Action::Detect { family, bind });
-                }
-                det.public.map_or(WanChoice::BehindNat, WanChoice::Public)
-            } else {
-                // Out of NAT (or detection off): no more re-checks.
-                self.nat.remove(&family);
-                if let WanChoice::Public(ip) = iface {
-                    self.chosen.insert(family, ip);
-                }
-                iface
-            };
-            self.note_choice(family, choice, via_http);
-            for rec in self
+            // Each source is resolved once; a record follows only its own.
+            let sources: std::collections::BTreeSet<AddressSource> = self
                 .records
-                .values_mut()
+                .values()
                 .filter(|r| r.spec.key.family == family)
-            {
-                match rec.step(choice.public(), &self.cfg, self.mode, now) {
-                    Step::None => {}
-                    Step::Verify => actions.push(Action::Verify {
-                        key: rec.spec.key.clone(),
-                    }),
-                    Step::Push(p) => actions.push(Action::Push(p)),
+                .map(|r| r.spec.source.clone())
+                .collect();
+            for source in sources {
+                let choice = if source == AddressSource::Wan {
+                    self.wan_decision(family, wan_changed, now, &mut actions)
+                } else {
+                    let choice = self.source_choice(family, &source);
+                    if let WanChoice::Public(ip) = choice {
+                        self.chosen.insert((family, source.clone()), ip);
+                    }
+                    self.note_choice(family, &source, choice, false);
+                    choice
+                };
+                for rec in self
+                    .records
+                    .values_mut()
+                    .filter(|r| r.spec.key.family == family && r.spec.source == source)
+                {
+                    match rec.step(choice.public(), &self.cfg, self.mode, now) {
+                        Step::None => {}
+                        Step::Verify => actions.push(Action::Verify {
+                            key: rec.spec.key.clone(),
+                        }),
+                        Step::Push(p) => actions.push(Action::Push(p)),
+                    }
                 }
             }
         }
         actions
     }
 
-    fn note_choice(&mut self, family: Family, choice: WanChoice, via_http: bool) {
-        if self.last_choice.insert(family, (choice, via_http)) == Some((choice, via_http)) {
+    /// What the `[wan]` offers for `family`: its own address, or while behind NAT what HTTP
+    /// detection found (starting a detection when one is due).
+    fn wan_decision(
+        &mut self,
+        family: Family,
+        wan_changed: bool,
+        now: Now,
+        actions: &mut Vec<Action>,
+    ) -> WanChoice {
+        let iface = self.wan_choice(family);
+        let via_http = self.needs_http(family, iface);
+        let choice = if via_http {
+            let bind = policy::bind_address(&self.view, self.cfg.wan_interface.as_deref(), family);
+            let det = self.nat.entry(family).or_insert_with(Detection::new);
+            if wan_changed {
+                det.want();
+            }
+            if det.start(now) {
+                actions.push(Action::Detect { family, bind });
+            }
+            det.public.map_or(WanChoice::BehindNat, WanChoice::Public)
+        } else {
+            // Out of NAT (or detection off): no more re-checks.
+            self.nat.remove(&family);
+            if let WanChoice::Public(ip) = iface {
+                self.chosen.insert((family, AddressSource::Wan), ip);
+            }
+            iface
+        };
+        self.note_choice(family, &AddressSource::Wan, choice, via_http);
+        choice
+    }
+
+    fn note_choice(
+        &mut self,
+        family: Family,
+        source: &AddressSource,
+        choice: WanChoice,
+        via_http: bool,
+    ) {
+        let seen = (choice, via_http);
+        if self.last_choice.insert((family, source.clone()), seen) == Some(seen) {
+            return;
+        }
+        if *source != AddressSource::Wan {
+            match choice {
+                WanChoice::Public(ip) => info!(%family, "{source} gives {ip}"),
+                _ => info!(
+                    %family,
+                    "{source} gives no usable address: nothing to publish (`dynhostd detect` says why)"
+                ),
+            }
             return;
         }
         let wan = self

@@ -454,9 +454,17 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         Command::Detect { config, json, http } => {
             // Works with no config at all: then the WAN is the default route's interface, only
             // globally routable addresses count, and the built-in what's-my-IP sources are used.
-            let (interface, policy, detect) = if config.config.exists() {
+            let (interface, policy, detect, records) = if config.config.exists() {
                 match load_config(&config.config) {
-                    Ok(c) => (c.wan.interface, c.wan.policy, c.detect),
+                    Ok(c) => {
+                        let records: Vec<_> = c
+                            .enabled_hosts()
+                            .flat_map(|h| {
+                                h.records().map(|k| (k.clone(), h.source(k.family).clone()))
+                            })
+                            .collect();
+                        (c.wan.interface, c.wan.policy, c.detect, records)
+                    }
                     Err(code) => return Ok(code),
                 }
             } else {
@@ -464,10 +472,20 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
                     "dynhostd: no config at {}: following the default route, global addresses only",
                     config.config.display()
                 );
-                (None, AddressPolicy::default(), DetectConfig::default())
+                (
+                    None,
+                    AddressPolicy::default(),
+                    DetectConfig::default(),
+                    Vec::new(),
+                )
             };
-            let d =
-                runtime()?.block_on(agent::detect(interface.as_deref(), &policy, &detect, http))?;
+            let d = runtime()?.block_on(agent::detect(
+                interface.as_deref(),
+                &policy,
+                &detect,
+                http,
+                &records,
+            ))?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&d)?);
             } else {

@@ -3,9 +3,9 @@
 //! without a kernel or a file.
 
 use crate::config::Config;
-use crate::record::Family;
+use crate::record::{Family, RecordKey};
 use crate::state::State;
-use crate::wan::policy::{self, AddressPolicy, WanChoice};
+use crate::wan::policy::{self, AddressPolicy, AddressSource, WanChoice};
 use crate::wan::{Lifetime, NetView, Scope, WanAddress};
 use serde::Serialize;
 use std::fmt::Write as _;
@@ -206,6 +206,60 @@ pub struct Detection {
     pub http_mode: &'static str,
     /// What the what's-my-IP sources said, for each family that needed (or was asked) it.
     pub http: Vec<crate::public_ip::PublicAddress>,
+    /// Each configured record: where its address comes from and what it would publish now.
+    pub hosts: Vec<HostSource>,
+}
+
+/// One record as `detect` explains it.
+#[derive(Debug, Clone, Serialize)]
+pub struct HostSource {
+    /// `home.example.com/AAAA`.
+    pub record: String,
+    /// Where its address comes from, in words.
+    pub source: String,
+    /// What it would publish now, if anything.
+    pub publish: Option<IpAddr>,
+    /// Why nothing, when nothing.
+    pub why: Option<String>,
+    /// For a neighbour source: its entries and their states.
+    pub neighbour: Option<String>,
+}
+
+/// Each record's source resolved on `view`; records following the `[wan]` take what `d` found
+/// for their family (HTTP detection included).
+pub fn host_sources(
+    view: &NetView,
+    interface: Option<&str>,
+    policy: &AddressPolicy,
+    records: &[(RecordKey, AddressSource)],
+    d: &Detection,
+) -> Vec<HostSource> {
+    records
+        .iter()
+        .map(|(key, source)| {
+            let choice = match (source, key.family) {
+                (AddressSource::Wan, Family::V4) => d.ipv4,
+                (AddressSource::Wan, Family::V6) => d.ipv6,
+                _ => policy::resolve(view, interface, source, key.family, policy, None),
+            };
+            let source_text = match (source, &d.wan) {
+                (AddressSource::Wan, Some(wan)) => format!("{source} ({wan})"),
+                _ => source.to_string(),
+            };
+            let why = match choice {
+                WanChoice::Public(_) => None,
+                WanChoice::BehindNat if *source == AddressSource::Wan => Some(choice_text(choice)),
+                _ => Some(policy::explain(view, interface, source, key.family, policy)),
+            };
+            HostSource {
+                record: key.to_string(),
+                source: source_text,
+                publish: choice.public(),
+                why,
+                neighbour: policy::neighbour_entries(view, source),
+            }
+        })
+        .collect()
 }
 
 fn flag_names(a: &WanAddress) -> Vec<&'static str> {
@@ -268,6 +322,7 @@ pub fn detect(view: &NetView, interface: Option<&str>, policy: &AddressPolicy) -
         others,
         http_mode: "auto",
         http: Vec::new(),
+        hosts: Vec::new(),
     }
 }
 
@@ -349,6 +404,21 @@ pub fn detection_text(d: &Detection, configured: Option<&str>) -> String {
             let _ = writeln!(out, "  {}: {said}", src.url);
         }
         let _ = writeln!(out, "  → {}", found.why);
+    }
+    if !d.hosts.is_empty() {
+        let _ = writeln!(out, "\nHosts:");
+    }
+    for h in &d.hosts {
+        let verdict = match (&h.publish, &h.why) {
+            (Some(ip), _) => format!("would publish {ip}"),
+            (None, Some(why)) => format!("nothing to publish: {why}"),
+            (None, None) => "nothing to publish".into(),
+        };
+        let _ = writeln!(out, "  {} ← {}", h.record, h.source);
+        if let Some(n) = &h.neighbour {
+            let _ = writeln!(out, "      {n}");
+        }
+        let _ = writeln!(out, "      → {verdict}");
     }
     if !d.others.is_empty() {
         let _ = writeln!(out, "\nOther interfaces (not the WAN):");
@@ -469,6 +539,7 @@ mod tests {
             valid: Lifetime::Forever,
         };
         let view = NetView::from_snapshot(NetSnapshot {
+            neighbours: Vec::new(),
             links: vec![Link {
                 index: 4,
                 name: "ppp0".into(),
@@ -502,5 +573,64 @@ mod tests {
         assert!(
             detection_text(&missing, Some("wan9")).contains("wan9 (configured) is not present")
         );
+    }
+
+    #[test]
+    fn detect_explains_each_hosts_source() {
+        use crate::wan::policy::HostPart;
+        let mut lan = WanAddress {
+            index: 5,
+            addr: "2001:db8:1:2::1".parse().unwrap(),
+            prefix_len: 64,
+            peer: None,
+            scope: Scope::Universe,
+            flags: AddrFlags::default(),
+            preferred: Lifetime::Secs(0),
+            valid: Lifetime::Secs(600),
+        };
+        lan.flags.deprecated = true;
+        let link = |index, name: &str| Link {
+            index,
+            name: name.into(),
+            up: true,
+            point_to_point: false,
+        };
+        let view = NetView::from_snapshot(NetSnapshot {
+            neighbours: Vec::new(),
+            links: vec![link(4, "wan0"), link(5, "lan0")],
+            addrs: vec![lan],
+            routes: vec![],
+        });
+        let p = AddressPolicy {
+            accept: vec!["2001:db8::/32".parse().unwrap()],
+            ignore: vec![],
+        };
+        let records = [
+            (
+                RecordKey::new("a.example.com", Family::V6),
+                AddressSource::Wan,
+            ),
+            (
+                RecordKey::new("b.example.com", Family::V6),
+                AddressSource::Prefix {
+                    interface: "lan0".into(),
+                    host: HostPart::Suffix("::10".parse().unwrap()),
+                },
+            ),
+            (
+                RecordKey::new("c.example.com", Family::V4),
+                AddressSource::Interface("wwan0".into()),
+            ),
+        ];
+        let mut d = detect(&view, Some("wan0"), &p);
+        d.hosts = host_sources(&view, Some("wan0"), &p, &records, &d);
+        let text = detection_text(&d, Some("wan0"));
+        for want in [
+            "a.example.com/AAAA ← the [wan] interface (wan0)\n      → nothing to publish: no ipv6 address at all on wan0",
+            "b.example.com/AAAA ← the prefix on lan0 + suffix ::10\n      → nothing to publish: no global prefix of ipv6 on lan0: 2001:db8:1:2::1/64 (deprecated (preferred lifetime over))",
+            "c.example.com/A ← interface wwan0\n      → nothing to publish: interface wwan0 is not present",
+        ] {
+            assert!(text.contains(want), "{want}\n---\n{text}");
+        }
     }
 }

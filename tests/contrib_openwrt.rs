@@ -273,3 +273,71 @@ fn without_uci_functions_it_says_so() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/functions.sh not found"));
 }
+
+/// A host's `interface`, `interface6` and `ipv6_prefix_from` name UCI network interfaces and come
+/// out as devices: 'lan' through network_get_device (up: br-lan), 'wan2' (PPPoE, down) through
+/// /etc/config/network as netifd names it, 'wan6' as an alias of it, and a device name as is.
+#[test]
+fn host_sources_name_uci_interfaces_and_come_out_as_devices() {
+    use dynhostd::record::Family;
+    use dynhostd::wan::policy::{AddressSource, HostPart};
+    let uci = fs::read_to_string(repo("contrib/openwrt/test/sources.uci")).unwrap();
+    for sh in shells("host_sources_name_uci_interfaces_and_come_out_as_devices") {
+        let dir = tempfile::tempdir().unwrap();
+        let conf_dir = dir.path().join("config");
+        fs::create_dir(&conf_dir).unwrap();
+        fs::write(conf_dir.join("dynhostd"), &uci).unwrap();
+        let out = Command::new(&sh[0])
+            .args(&sh[1..])
+            .arg(repo("contrib/openwrt/files/uci2toml.sh"))
+            .env(
+                "DYNHOSTD_FUNCTIONS_SH",
+                repo("contrib/openwrt/test/uci-stub.sh"),
+            )
+            .env(
+                "DYNHOSTD_NETWORK_SH",
+                repo("contrib/openwrt/test/network-stub.sh"),
+            )
+            .env(
+                "DYNHOSTD_UCI",
+                repo("contrib/openwrt/test/uci-network-stub.sh"),
+            )
+            .env("UCI_CONFIG_DIR", &conf_dir)
+            .output()
+            .unwrap();
+        let t = Translated { out, dir };
+        let (path, _) = ok_check(&t);
+        let config = dynhostd::config::load(&path).unwrap();
+        let [server, backup, nas, laptop] = &config.hosts[..] else {
+            panic!("{sh:?}: {}", t.stdout())
+        };
+        assert_eq!(
+            server.source(Family::V4),
+            &AddressSource::Interface("wwan0".into()),
+            "{sh:?}"
+        );
+        assert_eq!(
+            server.source(Family::V6),
+            &AddressSource::Prefix {
+                interface: "br-lan".into(),
+                host: HostPart::Suffix("::10".parse().unwrap()),
+            },
+            "{sh:?}"
+        );
+        assert_eq!(
+            backup.source(Family::V4),
+            &AddressSource::Interface("pppoe-wan2".into())
+        );
+        assert_eq!(
+            nas.source(Family::V6),
+            &AddressSource::Interface("pppoe-wan2".into())
+        );
+        assert_eq!(
+            laptop.source(Family::V6),
+            &AddressSource::Prefix {
+                interface: "eth9".into(),
+                host: HostPart::Neighbour("34:56:78:9a:bc:de".parse().unwrap()),
+            }
+        );
+    }
+}

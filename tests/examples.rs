@@ -33,3 +33,61 @@ fn every_example_config_validates() {
     }
     assert!(seen >= 5, "expected the example configs, found {seen}");
 }
+
+/// The address-source examples say what their comments say.
+#[test]
+fn the_address_source_examples_mean_what_they_say() {
+    use dynhostd::record::Family;
+    use dynhostd::wan::policy::{AddressSource, HostPart};
+    let dir = tempfile::tempdir().unwrap();
+    let load = |name: &str| {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("config")
+            .join(name);
+        let text = std::fs::read_to_string(&path)
+            .unwrap()
+            .lines()
+            .filter(|l| !l.trim_start().starts_with("password_file"))
+            .flat_map(|l| {
+                let extra = l.starts_with("login").then_some("password = \"p\"");
+                std::iter::once(l).chain(extra)
+            })
+            .collect::<Vec<_>>()
+            .join("\n");
+        dynhostd::config::parse(&text, Some(&path), dir.path())
+            .unwrap_or_else(|e| panic!("{name}: {e}"))
+    };
+    let lan = |host: HostPart| AddressSource::Prefix {
+        interface: "br-lan".into(),
+        host,
+    };
+    let c = load("behind-router.toml");
+    let sources: Vec<_> = c
+        .hosts
+        .iter()
+        .map(|h| (h.source(Family::V4).clone(), h.source(Family::V6).clone()))
+        .collect();
+    assert_eq!(
+        sources,
+        [
+            (
+                AddressSource::Wan,
+                lan(HostPart::Suffix("::10".parse().unwrap()))
+            ),
+            (
+                AddressSource::Wan,
+                lan(HostPart::Eui64("34:56:78:9a:bc:de".parse().unwrap()))
+            ),
+            (
+                AddressSource::Wan,
+                lan(HostPart::Neighbour("02:11:22:33:44:55".parse().unwrap()))
+            ),
+        ]
+    );
+    let c = load("two-wans.toml");
+    let wwan = AddressSource::Interface("wwan0".into());
+    assert_eq!(c.hosts[0].source(Family::V4), &AddressSource::Wan);
+    assert_eq!(c.hosts[0].source(Family::V6), &AddressSource::Wan);
+    assert_eq!(c.hosts[1].source(Family::V4), &wwan);
+    assert_eq!(c.hosts[1].source(Family::V6), &wwan);
+}

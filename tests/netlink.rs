@@ -463,6 +463,7 @@ fn overrun_leads_to_a_fresh_snapshot() {
         let wan0 = ifindex("wan0");
         rt().block_on(async {
             let opts = WatchOptions {
+                neighbours: false,
                 recv_buffer: Some(4096),
             };
             let mut w = Watcher::start(opts).await;
@@ -503,6 +504,7 @@ fn overrun_while_changes_keep_coming_still_converges() {
         let wan0 = ifindex("wan0");
         rt().block_on(async {
             let opts = WatchOptions {
+                neighbours: false,
                 recv_buffer: Some(4096),
             };
             let mut w = Watcher::start(opts).await;

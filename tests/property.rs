@@ -463,6 +463,7 @@ fn config(rng: &mut Rng) -> DeciderConfig {
             .map(|key| RecordSpec {
                 key,
                 fingerprint: "f1".into(),
+                source: Default::default(),
             })
             .collect(),
         backoff: Backoff::default(),
@@ -755,6 +756,7 @@ fn a_deadline_passing_while_an_unrelated_event_is_handled_is_not_lost() {
         records: vec![RecordSpec {
             key: key.clone(),
             fingerprint: "f1".into(),
+            source: Default::default(),
         }],
         backoff: Backoff::default(),
         detect: DetectPolicy {
@@ -792,6 +794,7 @@ fn a_deadline_passing_while_an_unrelated_event_is_handled_is_not_lost() {
     let (eth1, lan) = wan(2, "192.168.1.2", "eth1");
     let a = d.on_event(
         Event::Net(NetEvent::Snapshot(NetSnapshot {
+            neighbours: Vec::new(),
             links: vec![ppp0, eth1],
             addrs: vec![public],
             routes: vec![],
@@ -873,6 +876,7 @@ fn durations_the_config_accepts_never_overflow_the_decider() {
         let ran = catch_unwind(AssertUnwindSafe(|| {
             let mut d = Decider::new(cfg, State::default(), both(t0, t0), 1);
             let snap = NetSnapshot {
+                neighbours: Vec::new(),
                 links: vec![Link {
                     index: 3,
                     name: "ppp0".into(),
@@ -991,3 +995,171 @@ fn the_decider_never_sends_an_update_for_an_unchanged_address_whatever_the_event
         failures.len()
     );
 }
+
+// --- Issue 14: a record built from the LAN prefix --------------------------------------------
+
+/// Any sequence of LAN prefix events (new prefixes, deprecations, removals, a ULA, a /80, a
+/// link-local address, a redial of the WAN meanwhile) never sends an address outside a prefix
+/// that is preferred on the LAN at that moment, always with the configured suffix, and once
+/// things calm down the record holds one of the preferred prefixes (or, with none, what it held).
+#[test]
+fn a_prefix_record_never_sends_an_address_outside_a_preferred_lan_prefix() {
+    use dynhostd::wan::policy::{AddressSource, HostPart, with_iid};
+    const LAN: u32 = 9;
+    let pool: [(&str, u8); 7] = [
+        ("2001:db8:1:1::1", 64),
+        ("2001:db8:2:2::1", 64),
+        ("2001:db8:3:0::1", 56),
+        ("2001:db8:4:4::1", 80),
+        ("fd00:1:2:3::1", 64),
+        ("fe80::1", 64),
+        ("2001:db8:5:5::1", 64),
+    ];
+    let suffix: u64 = 0x10;
+    let seeds = env_u64("PROPERTY_SEEDS").unwrap_or(DEFAULT_SEEDS) / 4;
+    for seed in 0..seeds.max(50) {
+        let mut rng = Rng::new(seed);
+        let key = RecordKey::new("server.example.com", Family::V6);
+        let cfg = DeciderConfig {
+            wan_interface: Some("ppp0".into()),
+            debounce: DEBOUNCE,
+            policy: policy(),
+            records: vec![RecordSpec {
+                key: key.clone(),
+                fingerprint: "f1".into(),
+                source: AddressSource::Prefix {
+                    interface: "lan0".into(),
+                    host: HostPart::Suffix(std::net::Ipv6Addr::from(u128::from(suffix))),
+                },
+            }],
+            backoff: Backoff::default(),
+            detect: DetectPolicy::default(),
+            min_interval: Duration::ZERO,
+            refresh: Duration::ZERO,
+            verify: None,
+        };
+        let t0 = Instant::now();
+        let mut t = t0;
+        let mut d = Decider::new(cfg, State::default(), both(t0, t), seed);
+        let mut view = NetView::default();
+        let lan = Link {
+            index: LAN,
+            name: "lan0".into(),
+            up: true,
+            point_to_point: false,
+        };
+        let first = NetEvent::Snapshot(NetSnapshot {
+            neighbours: Vec::new(),
+            links: vec![lan],
+            addrs: Vec::new(),
+            routes: Vec::new(),
+        });
+        let mut published: Option<IpAddr> = None;
+        let mut log = String::new();
+        let mut pending = vec![Event::Net(first)];
+        for _ in 0..EVENTS_PER_RUN / 3 {
+            let ev = match pending.pop() {
+                Some(ev) => ev,
+                None if rng.chance(30) => {
+                    t = d.next_wake().map_or(t, |w| w.max(t));
+                    Event::Timer
+                }
+                None => {
+                    let (a, len) = rng.pick(&pool);
+                    let preferred = match rng.below(3) {
+                        0 => Lifetime::Secs(0),
+                        1 => Lifetime::Secs(1800),
+                        _ => Lifetime::Forever,
+                    };
+                    let addr = WanAddress {
+                        index: LAN,
+                        addr: ip(a),
+                        prefix_len: len,
+                        peer: None,
+                        scope: if a.starts_with("fe80") {
+                            Scope::Link
+                        } else {
+                            Scope::Universe
+                        },
+                        flags: AddrFlags {
+                            deprecated: preferred == Lifetime::Secs(0),
+                            ..AddrFlags::default()
+                        },
+                        preferred,
+                        valid: Lifetime::Secs(3600),
+                    };
+                    t += Duration::from_millis(rng.below(3000));
+                    Event::Net(if rng.chance(25) {
+                        NetEvent::DelAddr(addr)
+                    } else {
+                        NetEvent::NewAddr(addr)
+                    })
+                }
+            };
+            if let Event::Net(net) = &ev {
+                view.apply(net.clone());
+            }
+            let _ = writeln!(log, "{:?}", ev);
+            for action in d.on_event(ev, both(t0, t)) {
+                let Action::Push(Push { ip: sent, .. }) = action else {
+                    continue;
+                };
+                let IpAddr::V6(v6) = sent else {
+                    panic!("seed {seed}: an IPv4 address for an AAAA record\n{log}")
+                };
+                let in_preferred = view.addrs_on(LAN).any(|a| {
+                    a.prefix_len <= 64
+                        && policy::judge(a, &policy()).is_ok()
+                        && matches!(a.addr, IpAddr::V6(l) if with_iid(l, 0) == with_iid(v6, 0))
+                });
+                assert!(
+                    in_preferred && u128::from(v6) as u64 == suffix,
+                    "seed {seed}: sent {sent}, outside every preferred LAN prefix or without the suffix\n{log}"
+                );
+                published = Some(sent);
+                pending.push(Event::Outcome {
+                    key: key.clone(),
+                    ip: sent,
+                    reply: Reply::Good(Some(sent)),
+                });
+            }
+        }
+        // Calm: run the timers out, then what is published sits in a preferred prefix if any.
+        while let Some(w) = d.next_wake() {
+            t = w.max(t);
+            for action in d.on_event(Event::Timer, both(t0, t)) {
+                if let Action::Push(p) = action {
+                    published = Some(p.ip);
+                    d.on_event(
+                        Event::Outcome {
+                            key: key.clone(),
+                            ip: p.ip,
+                            reply: Reply::Good(Some(p.ip)),
+                        },
+                        both(t0, t),
+                    );
+                }
+            }
+        }
+        let preferred: Vec<Ipv6Prefix> = view
+            .addrs_on(LAN)
+            .filter(|a| a.prefix_len <= 64 && policy::judge(a, &policy()).is_ok())
+            .filter_map(|a| match a.addr {
+                IpAddr::V6(l) => Some(with_iid(l, 0)),
+                IpAddr::V4(_) => None,
+            })
+            .collect();
+        if !preferred.is_empty() {
+            let held = match published {
+                Some(IpAddr::V6(p)) => Some(with_iid(p, 0)),
+                _ => None,
+            };
+            assert!(
+                held.is_some_and(|h| preferred.contains(&h)),
+                "seed {seed}: holds {published:?} while the preferred prefixes are {preferred:?}\n{log}"
+            );
+        }
+    }
+}
+
+type Ipv6Prefix = std::net::Ipv6Addr;

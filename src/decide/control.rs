@@ -153,7 +153,7 @@ impl Decider {
                 record: key.family.record_type().to_string(),
                 phase,
                 published: rec.facts.published,
-                wan: self.current_choice(key.family).public(),
+                wan: self.current_choice(key).public(),
                 in_flight: rec.in_flight().map(|f| f.ip),
                 failures: rec.facts.failures,
                 last_reply: rec.facts.last_reply.clone(),
@@ -205,6 +205,7 @@ mod tests {
             records: vec![RecordSpec {
                 key: home(),
                 fingerprint: "f1".into(),
+                source: Default::default(),
             }],
             backoff: Backoff::default(),
             detect: DetectPolicy::default(),
@@ -230,6 +231,7 @@ mod tests {
 
     fn snapshot(ip: &str) -> Event {
         Event::Net(NetEvent::Snapshot(NetSnapshot {
+            neighbours: Vec::new(),
             links: vec![Link {
                 index: 2,
                 name: "ppp0".into(),

@@ -35,6 +35,7 @@ fn cfg(records: &[RecordKey]) -> DeciderConfig {
             .map(|k| RecordSpec {
                 key: k.clone(),
                 fingerprint: "f1".into(),
+                source: Default::default(),
             })
             .collect(),
         backoff: Backoff::default(),
@@ -69,6 +70,7 @@ fn addr(index: u32, ip: &str) -> WanAddress {
 
 fn snapshot(index: u32, ips: &[&str]) -> Event {
     Event::Net(NetEvent::Snapshot(NetSnapshot {
+        neighbours: Vec::new(),
         links: vec![link(index, "ppp0"), link(1, "lo")],
         addrs: ips.iter().map(|ip| addr(index, ip)).collect(),
         routes: vec![DefaultRoute {
@@ -587,6 +589,7 @@ fn following_the_default_route() {
     config.wan_interface = None;
     let mut d = fresh(config, &c);
     let snap = NetSnapshot {
+        neighbours: Vec::new(),
         links: vec![link(2, "eth1"), link(5, "wwan0")],
         addrs: vec![addr(2, "203.0.113.2"), addr(5, "198.51.100.5")],
         routes: vec![DefaultRoute {
@@ -1327,6 +1330,7 @@ fn update_backs_off_after_a_failure_and_ends() {
     let k = v4("home.example.com");
     let mut d = decider(std::slice::from_ref(&k), State::default(), &c);
     d.set_view(NetView::from_snapshot(NetSnapshot {
+        neighbours: Vec::new(),
         links: vec![link(3, "ppp0")],
         addrs: vec![addr(3, "203.0.113.7")],
         routes: vec![],
@@ -1410,4 +1414,115 @@ fn a_zone_holding_our_address_among_others_holds() {
         c.of(check),
     );
     assert!(pushes(&a).is_empty() && !a.contains(&Action::Save), "{a:?}");
+}
+
+/// Two uplinks and a LAN: `home` follows the [wan] (ppp0), `backup` follows lte0, and the AAAA of
+/// `server` is the LAN prefix + a suffix.
+fn sources_cfg() -> (DeciderConfig, [RecordKey; 3]) {
+    let keys = [
+        v4("home.example.com"),
+        v4("backup.example.com"),
+        v6("server.example.com"),
+    ];
+    let mut c = cfg(&keys);
+    c.records[1].source = AddressSource::Interface("lte0".into());
+    c.records[2].source = AddressSource::Prefix {
+        interface: "lan0".into(),
+        host: policy::HostPart::Suffix("::10".parse().unwrap()),
+    };
+    (c, keys)
+}
+
+fn two_wans(ppp: &str, lte: &str, lan: &str) -> NetSnapshot {
+    let mut lan_addr = addr(7, lan);
+    lan_addr.prefix_len = 64;
+    NetSnapshot {
+        neighbours: Vec::new(),
+        links: vec![link(3, "ppp0"), link(5, "lte0"), link(7, "lan0")],
+        addrs: vec![addr(3, ppp), addr(5, lte), lan_addr],
+        routes: vec![],
+    }
+}
+
+#[test]
+fn each_record_follows_its_own_source_and_only_changed_ones_are_sent() {
+    let c = Clock::new();
+    let (config, [home, backup, server]) = sources_cfg();
+    let mut d = fresh(config, &c);
+    let a = d.on_event(
+        Event::Net(NetEvent::Snapshot(two_wans(
+            "203.0.113.1",
+            "198.51.100.1",
+            "2001:db8:1:2::1",
+        ))),
+        c.at(0.0),
+    );
+    let mut sent = pushes(&a);
+    sent.sort();
+    let mut want = vec![
+        (home.clone(), ip("203.0.113.1")),
+        (backup.clone(), ip("198.51.100.1")),
+        (server.clone(), ip("2001:db8:1:2::10")),
+    ];
+    want.sort();
+    assert_eq!(sent, want);
+    for (k, i) in &want {
+        d.on_event(outcome(k, &i.to_string(), Reply::Good(Some(*i))), c.at(0.1));
+    }
+    // The LTE address changes: the debounce restarts, and only backup is sent.
+    let mut new = addr(5, "198.51.100.2");
+    new.prefix_len = 32;
+    assert!(
+        d.on_event(
+            Event::Net(NetEvent::DelAddr(addr(5, "198.51.100.1"))),
+            c.at(1.0)
+        )
+        .is_empty()
+    );
+    assert!(
+        d.on_event(Event::Net(NetEvent::NewAddr(new)), c.at(1.5))
+            .is_empty()
+    );
+    assert!(d.next_wake().is_some());
+    let a = d.on_event(Event::Timer, c.at(3.6));
+    assert_eq!(pushes(&a), vec![(backup.clone(), ip("198.51.100.2"))]);
+    // The LAN is renumbered: old prefix deprecated, new one added; only the AAAA moves.
+    let mut old = addr(7, "2001:db8:1:2::1");
+    old.preferred = Lifetime::Secs(0);
+    d.on_event(Event::Net(NetEvent::NewAddr(old)), c.at(10.0));
+    d.on_event(
+        Event::Net(NetEvent::NewAddr(addr(7, "2001:db8:9:9::1"))),
+        c.at(10.2),
+    );
+    let a = d.on_event(Event::Timer, c.at(12.3));
+    assert_eq!(pushes(&a), vec![(server.clone(), ip("2001:db8:9:9::10"))]);
+    assert_eq!(
+        d.current_choice(&server),
+        WanChoice::Public(ip("2001:db8:9:9::10"))
+    );
+    assert_eq!(
+        d.current_choice(&home),
+        WanChoice::Public(ip("203.0.113.1"))
+    );
+}
+
+#[test]
+fn a_change_on_an_interface_no_record_follows_is_no_change() {
+    let c = Clock::new();
+    let k = v4("home.example.com");
+    let mut d = decider(std::slice::from_ref(&k), published(&k, "203.0.113.1"), &c);
+    d.on_event(
+        Event::Net(NetEvent::Snapshot(two_wans(
+            "203.0.113.1",
+            "198.51.100.1",
+            "2001:db8:1:2::1",
+        ))),
+        c.at(0.0),
+    );
+    let a = d.on_event(
+        Event::Net(NetEvent::NewAddr(addr(5, "198.51.100.9"))),
+        c.at(1.0),
+    );
+    assert!(a.is_empty());
+    assert_eq!(d.next_wake(), None, "lte0 is followed by no record");
 }

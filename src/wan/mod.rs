@@ -92,6 +92,46 @@ impl WanAddress {
     }
 }
 
+/// A link-layer (MAC) address, written `aa:bb:cc:dd:ee:ff`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+pub struct Mac(pub [u8; 6]);
+
+/// A neighbour cache entry's state (NUD_*), as far as publishing cares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum NeighbourState {
+    Incomplete,
+    Reachable,
+    Stale,
+    Delay,
+    Probe,
+    Failed,
+    Noarp,
+    Permanent,
+    Other,
+}
+
+impl NeighbourState {
+    /// Whether the entry says the machine uses that address: a resolved entry, whether or not
+    /// it was confirmed lately (STALE is the normal state of an idle neighbour).
+    pub fn usable(self) -> bool {
+        !matches!(
+            self,
+            NeighbourState::Incomplete | NeighbourState::Failed | NeighbourState::Other
+        )
+    }
+}
+
+/// An IPv6 neighbour: an address a machine on that link uses, and its MAC.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Neighbour {
+    pub index: u32,
+    pub addr: IpAddr,
+    /// None while unresolved (INCOMPLETE, FAILED).
+    pub mac: Option<Mac>,
+    pub state: NeighbourState,
+}
+
 /// A default route (destination prefix length 0, main table).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct DefaultRoute {
@@ -108,6 +148,8 @@ pub struct NetSnapshot {
     pub links: Vec<Link>,
     pub addrs: Vec<WanAddress>,
     pub routes: Vec<DefaultRoute>,
+    /// IPv6 neighbours (dumped always; notified only to a watcher that asked for them).
+    pub neighbours: Vec<Neighbour>,
 }
 
 /// One thing the kernel told us, in our own words.
@@ -123,6 +165,8 @@ pub enum NetEvent {
     DelAddr(WanAddress),
     NewRoute(DefaultRoute),
     DelRoute(DefaultRoute),
+    NewNeighbour(Neighbour),
+    DelNeighbour(Neighbour),
 }
 
 /// The current picture of the machine's links, addresses and default routes.
@@ -131,6 +175,7 @@ pub struct NetView {
     links: BTreeMap<u32, Link>,
     addrs: BTreeMap<(u32, IpAddr, u8), WanAddress>,
     routes: Vec<DefaultRoute>,
+    neighbours: BTreeMap<(u32, IpAddr), Neighbour>,
 }
 
 impl NetView {
@@ -150,6 +195,11 @@ impl NetView {
                 for r in snap.routes {
                     self.add_route(r);
                 }
+                self.neighbours = snap
+                    .neighbours
+                    .into_iter()
+                    .map(|n| ((n.index, n.addr), n))
+                    .collect();
             }
             NetEvent::NewLink(link) => {
                 // A name can only be held by one ifindex at a time; a recreated ppp0 gets a new
@@ -162,6 +212,7 @@ impl NetView {
                 self.links.remove(&index);
                 self.addrs.retain(|_, a| a.index != index);
                 self.routes.retain(|r| r.index != index);
+                self.neighbours.retain(|_, n| n.index != index);
             }
             NetEvent::NewAddr(addr) => {
                 self.addrs.insert(addr.key(), addr);
@@ -171,6 +222,12 @@ impl NetView {
             }
             NetEvent::NewRoute(route) => self.add_route(route),
             NetEvent::DelRoute(route) => self.routes.retain(|r| *r != route),
+            NetEvent::NewNeighbour(n) => {
+                self.neighbours.insert((n.index, n.addr), n);
+            }
+            NetEvent::DelNeighbour(n) => {
+                self.neighbours.remove(&(n.index, n.addr));
+            }
         }
     }
 
@@ -198,6 +255,10 @@ impl NetView {
 
     pub fn addrs_on(&self, index: u32) -> impl Iterator<Item = &WanAddress> {
         self.addrs.values().filter(move |a| a.index == index)
+    }
+
+    pub fn neighbours_on(&self, index: u32) -> impl Iterator<Item = &Neighbour> {
+        self.neighbours.values().filter(move |n| n.index == index)
     }
 
     pub fn default_routes(&self) -> &[DefaultRoute] {

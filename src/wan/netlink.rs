@@ -18,7 +18,10 @@
 //! - IPv4 routes are flushed silently when their link goes down or loses the address they
 //!   depend on (`fib_sync_down_dev`/`fib_sync_down_addr` send no notification).
 
-use super::{AddrFlags, DefaultRoute, Lifetime, Link, NetEvent, NetSnapshot, Scope, WanAddress};
+use super::{
+    AddrFlags, DefaultRoute, Lifetime, Link, Mac, Neighbour, NeighbourState, NetEvent, NetSnapshot,
+    Scope, WanAddress,
+};
 use crate::record::Family;
 use futures::StreamExt;
 use netlink_packet_core::{
@@ -28,6 +31,9 @@ use netlink_packet_route::{
     AddressFamily, RouteNetlinkMessage,
     address::{AddressAttribute, AddressFlags, AddressMessage, AddressScope},
     link::{LinkAttribute, LinkFlags, LinkMessage},
+    neighbour::{
+        NeighbourAddress, NeighbourAttribute, NeighbourMessage, NeighbourState as NudState,
+    },
     route::{RouteAttribute, RouteHeader, RouteMessage, RouteType},
 };
 use netlink_sys::AsyncSocket;
@@ -55,6 +61,9 @@ pub enum NetlinkError {
 pub struct WatchOptions {
     /// SO_RCVBUF for the multicast socket; None = kernel default. Tests shrink it to provoke ENOBUFS.
     pub recv_buffer: Option<usize>,
+    /// Also follow the neighbour table (RTM_NEWNEIGH/DELNEIGH): only when a record is built
+    /// from a neighbour, since a busy LAN changes neighbour states all the time.
+    pub neighbours: bool,
 }
 
 /// The notifications we need: links (renames, up/down, ppp0 coming and going), addresses of
@@ -86,7 +95,11 @@ pub async fn snapshot() -> Result<NetSnapshot, NetlinkError> {
 /// (NetlinkPayload::Overrun / ENOBUFS) re-dump and send a fresh Snapshot. Returns Ok(()) when
 /// `tx` is closed (receiver dropped); errors if the socket dies.
 pub async fn watch(opts: WatchOptions, tx: mpsc::Sender<NetEvent>) -> Result<(), NetlinkError> {
-    let (mut conn, handle, mut messages) = rtnetlink::new_multicast_connection(&GROUPS)?;
+    let mut groups = GROUPS.to_vec();
+    if opts.neighbours {
+        groups.push(MulticastGroup::Neigh);
+    }
+    let (mut conn, handle, mut messages) = rtnetlink::new_multicast_connection(&groups)?;
     let socket = conn.socket_mut().socket_mut();
     if let Some(size) = opts.recv_buffer {
         socket.set_rx_buf_sz(size)?;
@@ -224,7 +237,10 @@ impl RouteTracker {
             }
             NetEvent::NewLink(link) => !link.up && self.has_v4_route_on(link.index),
             NetEvent::DelAddr(a) => a.family() == Family::V4 && self.has_v4_route_on(a.index),
-            NetEvent::NewAddr(_) | NetEvent::Snapshot(_) => false,
+            NetEvent::NewAddr(_)
+            | NetEvent::Snapshot(_)
+            | NetEvent::NewNeighbour(_)
+            | NetEvent::DelNeighbour(_) => false,
         }
     }
 }
@@ -246,6 +262,13 @@ async fn dump_snapshot(handle: &mut Handle) -> Result<NetSnapshot, NetlinkError>
     {
         if let RouteNetlinkMessage::NewAddress(m) = msg {
             snap.addrs.extend(address(&m));
+        }
+    }
+    let mut req = NeighbourMessage::default();
+    req.header.family = AddressFamily::Inet6;
+    for msg in dump(handle, RouteNetlinkMessage::GetNeighbour(req)).await? {
+        if let RouteNetlinkMessage::NewNeighbour(m) = msg {
+            snap.neighbours.extend(neighbour(&m));
         }
     }
     for family in [AddressFamily::Inet, AddressFamily::Inet6] {
@@ -298,6 +321,8 @@ fn event(msg: RouteNetlinkMessage) -> Option<NetEvent> {
         RouteNetlinkMessage::NewAddress(m) => address(&m).map(NetEvent::NewAddr),
         RouteNetlinkMessage::DelAddress(m) => address(&m).map(NetEvent::DelAddr),
         RouteNetlinkMessage::NewRoute(m) => default_route(&m).map(NetEvent::NewRoute),
+        RouteNetlinkMessage::NewNeighbour(m) => neighbour(&m).map(NetEvent::NewNeighbour),
+        RouteNetlinkMessage::DelNeighbour(m) => neighbour(&m).map(NetEvent::DelNeighbour),
         RouteNetlinkMessage::DelRoute(m) => default_route(&m).map(NetEvent::DelRoute),
         _ => None,
     }
@@ -306,6 +331,43 @@ fn event(msg: RouteNetlinkMessage) -> Option<NetEvent> {
 /// True for real link messages. The bridge driver also sends RTM_NEWLINK/RTM_DELLINK with
 /// family AF_BRIDGE to the link group about its ports; a port leaving a bridge is not the
 /// link disappearing, so those are ignored.
+/// An IPv6 neighbour entry; None for other families and entries without a destination.
+fn neighbour(m: &NeighbourMessage) -> Option<Neighbour> {
+    if m.header.family != AddressFamily::Inet6 {
+        return None;
+    }
+    let mut addr = None;
+    let mut mac = None;
+    for a in &m.attributes {
+        match a {
+            NeighbourAttribute::Destination(NeighbourAddress::Inet6(ip)) => {
+                addr = Some(IpAddr::V6(*ip));
+            }
+            NeighbourAttribute::LinkLayerAddress(l) => {
+                mac = <[u8; 6]>::try_from(l.as_slice()).ok().map(Mac);
+            }
+            _ => {}
+        }
+    }
+    let state = match m.header.state {
+        NudState::Incomplete => NeighbourState::Incomplete,
+        NudState::Reachable => NeighbourState::Reachable,
+        NudState::Stale => NeighbourState::Stale,
+        NudState::Delay => NeighbourState::Delay,
+        NudState::Probe => NeighbourState::Probe,
+        NudState::Failed => NeighbourState::Failed,
+        NudState::Noarp => NeighbourState::Noarp,
+        NudState::Permanent => NeighbourState::Permanent,
+        _ => NeighbourState::Other,
+    };
+    Some(Neighbour {
+        index: m.header.ifindex,
+        addr: addr?,
+        mac,
+        state,
+    })
+}
+
 fn is_link_message(m: &LinkMessage) -> bool {
     m.header.interface_family == AddressFamily::Unspec
 }
@@ -744,6 +806,7 @@ mod tests {
         };
         let mut t = RouteTracker::default();
         t.reset(&NetSnapshot {
+            neighbours: Vec::new(),
             routes: vec![v4.clone()],
             ..NetSnapshot::default()
         });
@@ -783,5 +846,48 @@ mod tests {
         // Once the route is known gone, a down link is nothing special.
         assert!(!t.needs_resync(&NetEvent::DelRoute(v4), false));
         assert!(!t.needs_resync(&NetEvent::NewLink(down), false));
+    }
+
+    #[test]
+    fn ipv6_neighbours_with_their_mac_and_state() {
+        let mut m = NeighbourMessage::default();
+        m.header.family = AddressFamily::Inet6;
+        m.header.ifindex = 4;
+        m.header.state = NudState::Stale;
+        m.attributes = vec![
+            NeighbourAttribute::Destination(NeighbourAddress::Inet6(
+                "2001:db8::abcd".parse().unwrap(),
+            )),
+            NeighbourAttribute::LinkLayerAddress(vec![0x34, 0x56, 0x78, 0x9a, 0xbc, 0xde]),
+        ];
+        let n = Neighbour {
+            index: 4,
+            addr: "2001:db8::abcd".parse().unwrap(),
+            mac: Some(Mac([0x34, 0x56, 0x78, 0x9a, 0xbc, 0xde])),
+            state: NeighbourState::Stale,
+        };
+        assert_eq!(
+            event(RouteNetlinkMessage::NewNeighbour(m.clone())),
+            Some(NetEvent::NewNeighbour(n.clone()))
+        );
+        assert_eq!(
+            event(RouteNetlinkMessage::DelNeighbour(m.clone())),
+            Some(NetEvent::DelNeighbour(n))
+        );
+        // FAILED entries carry no link-layer address.
+        let mut failed = m.clone();
+        failed.header.state = NudState::Failed;
+        failed.attributes.truncate(1);
+        assert!(matches!(
+            event(RouteNetlinkMessage::NewNeighbour(failed)),
+            Some(NetEvent::NewNeighbour(Neighbour {
+                mac: None,
+                state: NeighbourState::Failed,
+                ..
+            }))
+        ));
+        let mut v4 = m;
+        v4.header.family = AddressFamily::Inet;
+        assert_eq!(event(RouteNetlinkMessage::NewNeighbour(v4)), None);
     }
 }

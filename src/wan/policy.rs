@@ -6,9 +6,11 @@
 //! ranked as ddclient does: skip tentative/deprecated/temporary/dadfailed, prefer an infinite
 //! lifetime, then the longest prefix, then the longest remaining lifetime.
 
-use super::{Lifetime, NetView, Scope, WanAddress};
+pub use super::Mac;
+use super::{Lifetime, Link, NetView, Scope, WanAddress};
 use crate::record::Family;
 use serde::Serialize;
+use std::collections::BTreeMap;
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::str::FromStr;
@@ -268,22 +270,70 @@ pub fn choose<'a>(
     }
 }
 
-/// What the WAN looks like to the address policy, lifetimes left out: two views with the same
-/// signature choose the same addresses, so an event that leaves it alone is no change (a router
-/// advertisement refreshing a SLAAC address's lifetimes, a duplicate from a re-dump, a
-/// link-local address finishing DAD).
+/// What the followed interfaces look like to the address policy, lifetimes left out: two views
+/// with the same signature choose the same addresses, so an event that leaves it alone is no
+/// change (a router advertisement refreshing a SLAAC address's lifetimes, a duplicate from a
+/// re-dump, a link-local address finishing DAD).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct WanSignature {
+    /// Per followed interface (None: the `[wan]` one).
+    links: BTreeMap<Option<String>, LinkSignature>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+struct LinkSignature {
     link: Option<(u32, bool)>,
     /// (address, prefix length, counts, valid for ever): the candidates, and the NAT-side
     /// addresses (a new CGNAT address after a redial usually means a new public one).
     addrs: Vec<(IpAddr, u8, bool, bool)>,
+    /// (address, MAC, usable) of the neighbours some record is built from: their other state
+    /// changes (REACHABLE, STALE, DELAY, PROBE) are no change.
+    neighbours: Vec<(IpAddr, Mac, bool)>,
 }
 
-/// The signature of the WAN (`wan`: the configured interface, or None for the default route's).
-pub fn signature(view: &NetView, wan: Option<&str>, policy: &AddressPolicy) -> WanSignature {
-    let Some(link) = view.wan_link(wan) else {
-        return WanSignature::default();
+/// The signature of every interface some record follows (`wan`: the configured interface, or
+/// None for the default route's; `sources`: the records' sources).
+pub fn signature<'a>(
+    view: &NetView,
+    wan: Option<&str>,
+    sources: impl IntoIterator<Item = &'a AddressSource>,
+    policy: &AddressPolicy,
+) -> WanSignature {
+    let mut macs: BTreeMap<Option<&str>, Vec<Mac>> = BTreeMap::new();
+    for source in sources {
+        let entry = macs.entry(source.interface()).or_default();
+        if let AddressSource::Prefix {
+            host: HostPart::Neighbour(mac),
+            ..
+        } = source
+        {
+            entry.push(*mac);
+        }
+    }
+    let links = macs
+        .into_iter()
+        .map(|(name, macs)| {
+            let link = match name {
+                None => view.wan_link(wan),
+                Some(n) => view.link_by_name(n),
+            };
+            (
+                name.map(str::to_owned),
+                link_signature(view, link, &macs, policy),
+            )
+        })
+        .collect();
+    WanSignature { links }
+}
+
+fn link_signature(
+    view: &NetView,
+    link: Option<&Link>,
+    macs: &[Mac],
+    policy: &AddressPolicy,
+) -> LinkSignature {
+    let Some(link) = link else {
+        return LinkSignature::default();
     };
     let mut addrs: Vec<_> = view
         .addrs_on(link.index)
@@ -297,9 +347,17 @@ pub fn signature(view: &NetView, wan: Option<&str>, policy: &AddressPolicy) -> W
         })
         .collect();
     addrs.sort_unstable_by_key(|a| (a.0, a.1));
-    WanSignature {
+    let neighbours = view
+        .neighbours_on(link.index)
+        .filter_map(|n| {
+            let mac = n.mac.filter(|m| macs.contains(m))?;
+            Some((n.addr, mac, n.state.usable()))
+        })
+        .collect();
+    LinkSignature {
         link: Some((link.index, link.up)),
         addrs,
+        neighbours,
     }
 }
 
@@ -318,6 +376,270 @@ pub fn bind_address(view: &NetView, wan: Option<&str>, family: Family) -> Option
             )
         })
         .map(|a| a.addr)
+}
+
+impl FromStr for Mac {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Mac, String> {
+        let bad = || format!("{s:?} is not a MAC address (like \"aa:bb:cc:dd:ee:ff\")");
+        let mut out = [0u8; 6];
+        let mut parts = s.split([':', '-']);
+        for byte in &mut out {
+            let p = parts.next().ok_or_else(bad)?;
+            if p.len() != 2 {
+                return Err(bad());
+            }
+            *byte = u8::from_str_radix(p, 16).map_err(|_| bad())?;
+        }
+        if parts.next().is_some() {
+            return Err(bad());
+        }
+        Ok(Mac(out))
+    }
+}
+
+impl fmt::Display for Mac {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let [a, b, c, d, e, g] = self.0;
+        write!(f, "{a:02x}:{b:02x}:{c:02x}:{d:02x}:{e:02x}:{g:02x}")
+    }
+}
+
+impl Mac {
+    /// The modified EUI-64 interface identifier (RFC 4291 appendix A): ff:fe inserted in the
+    /// middle and the universal/local bit flipped.
+    pub fn eui64(self) -> u64 {
+        let [a, b, c, d, e, g] = self.0;
+        u64::from_be_bytes([a ^ 0x02, b, c, 0xff, 0xfe, d, e, g])
+    }
+}
+
+/// The host part of an address built from a prefix (`[[host]] ipv6_suffix`, `ipv6_eui64`,
+/// `ipv6_neighbour`).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum HostPart {
+    /// A fixed interface identifier; config validation keeps it within the low 64 bits.
+    Suffix(Ipv6Addr),
+    /// The identifier derived from this MAC, the EUI-64 way.
+    Eui64(Mac),
+    /// Whatever address inside the prefix the machine with this MAC really uses, from the
+    /// neighbour table (privacy and stable-privacy addresses).
+    Neighbour(Mac),
+}
+
+impl HostPart {
+    /// The interface identifier (low 64 bits); None when the neighbour table decides.
+    fn iid(&self) -> Option<u64> {
+        match self {
+            // Truncation intended: validation refused anything above the low 64 bits.
+            HostPart::Suffix(s) => Some(u128::from(*s) as u64),
+            HostPart::Eui64(mac) => Some(mac.eui64()),
+            HostPart::Neighbour(_) => None,
+        }
+    }
+}
+
+impl fmt::Display for HostPart {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            HostPart::Suffix(s) => write!(f, "suffix {s}"),
+            HostPart::Eui64(mac) => write!(f, "EUI-64 of {mac}"),
+            HostPart::Neighbour(mac) => write!(f, "the address neighbour {mac} uses"),
+        }
+    }
+}
+
+/// Where one record's address comes from.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub enum AddressSource {
+    /// The `[wan]` interface (or the default route's), HTTP detection included: the behaviour
+    /// of a host that says nothing else.
+    #[default]
+    Wan,
+    /// That interface's own address (`[[host]] interface` / `interface6`).
+    Interface(String),
+    /// The global prefix seen on `interface` with `host` as the interface identifier
+    /// (`[[host]] ipv6_prefix_from`): a machine behind the router.
+    Prefix { interface: String, host: HostPart },
+}
+
+impl AddressSource {
+    /// The interface it reads, None for the `[wan]` one.
+    pub fn interface(&self) -> Option<&str> {
+        match self {
+            AddressSource::Wan => None,
+            AddressSource::Interface(i) | AddressSource::Prefix { interface: i, .. } => Some(i),
+        }
+    }
+}
+
+impl fmt::Display for AddressSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            AddressSource::Wan => f.write_str("the [wan] interface"),
+            AddressSource::Interface(i) => write!(f, "interface {i}"),
+            AddressSource::Prefix { interface, host } => {
+                write!(f, "the prefix on {interface} + {host}")
+            }
+        }
+    }
+}
+
+/// `prefix`'s /64 with `iid` as the interface identifier.
+pub fn with_iid(prefix: Ipv6Addr, iid: u64) -> Ipv6Addr {
+    let net = u128::from(prefix) & (u128::MAX << 64);
+    Ipv6Addr::from(net | u128::from(iid))
+}
+
+/// What `source` offers for `family` now, from the interface alone (the decider adds HTTP
+/// detection for the `[wan]` source). `current`: the address published now,
+/// kept while it stays valid unless something ranks strictly better (as [`choose`] does).
+pub fn resolve(
+    view: &NetView,
+    wan: Option<&str>,
+    source: &AddressSource,
+    family: Family,
+    policy: &AddressPolicy,
+    current: Option<IpAddr>,
+) -> WanChoice {
+    let link = match source.interface() {
+        None => view.wan_link(wan),
+        Some(name) => view.link_by_name(name),
+    };
+    let Some(link) = link else {
+        return WanChoice::Nothing;
+    };
+    let AddressSource::Prefix { host, .. } = source else {
+        return choose(view.addrs_on(link.index), family, policy, current);
+    };
+    if family != Family::V6 {
+        return WanChoice::Nothing;
+    }
+    // Only prefixes a /64 host part fits in; the interface's own address in the current /64
+    // keeps that prefix while it stays preferred.
+    let candidates: Vec<&WanAddress> = view
+        .addrs_on(link.index)
+        .filter(|a| a.prefix_len <= 64)
+        .collect();
+    let same_net = |a: &&&WanAddress| match (a.addr, current) {
+        (IpAddr::V6(a), Some(IpAddr::V6(c))) => with_iid(a, 0) == with_iid(c, 0),
+        _ => false,
+    };
+    let sticky = candidates.iter().find(same_net).map(|a| a.addr);
+    match choose(candidates.iter().copied(), family, policy, sticky) {
+        WanChoice::Public(IpAddr::V6(lan)) => {
+            let ip = match (host.iid(), host) {
+                (Some(iid), _) => Some(IpAddr::V6(with_iid(lan, iid))),
+                (None, HostPart::Neighbour(mac)) => {
+                    neighbour_address(view, link.index, *mac, lan, current, policy)
+                }
+                (None, _) => None,
+            };
+            match ip.map(|ip| (ip, judge_ip(ip, policy))) {
+                Some((ip, Ok(()))) => WanChoice::Public(ip),
+                _ => WanChoice::Nothing,
+            }
+        }
+        other => other,
+    }
+}
+
+/// The address the machine with `mac` uses inside `lan`'s /64, from a resolved neighbour
+/// entry: the published one while it stays, else the lowest (stable across event order).
+fn neighbour_address(
+    view: &NetView,
+    index: u32,
+    mac: Mac,
+    lan: Ipv6Addr,
+    current: Option<IpAddr>,
+    policy: &AddressPolicy,
+) -> Option<IpAddr> {
+    let net = with_iid(lan, 0);
+    let usable: Vec<IpAddr> = view
+        .neighbours_on(index)
+        .filter(|n| n.mac == Some(mac) && n.state.usable())
+        .filter(|n| matches!(n.addr, IpAddr::V6(a) if with_iid(a, 0) == net))
+        .filter(|n| judge_ip(n.addr, policy).is_ok())
+        .map(|n| n.addr)
+        .collect();
+    match current {
+        Some(c) if usable.contains(&c) => Some(c),
+        _ => usable.into_iter().min(),
+    }
+}
+
+/// The neighbour entries of a neighbour source's MAC on its interface, with their states, for
+/// `dynhostd detect`; None for other sources.
+pub fn neighbour_entries(view: &NetView, source: &AddressSource) -> Option<String> {
+    let AddressSource::Prefix {
+        interface,
+        host: HostPart::Neighbour(mac),
+    } = source
+    else {
+        return None;
+    };
+    let link = view.link_by_name(interface)?;
+    let entries: Vec<String> = view
+        .neighbours_on(link.index)
+        .filter(|n| n.mac == Some(*mac))
+        .map(|n| format!("{} ({:?})", n.addr, n.state).to_lowercase())
+        .collect();
+    Some(if entries.is_empty() {
+        format!("no neighbour entry for {mac} on {interface}")
+    } else {
+        format!("neighbour {mac} on {interface}: {}", entries.join(", "))
+    })
+}
+
+/// Why `source` offers nothing for `family` now, in a sentence for `dynhostd detect`.
+pub fn explain(
+    view: &NetView,
+    wan: Option<&str>,
+    source: &AddressSource,
+    family: Family,
+    policy: &AddressPolicy,
+) -> String {
+    let link = match source.interface() {
+        None => view.wan_link(wan),
+        Some(name) => view.link_by_name(name),
+    };
+    let Some(link) = link else {
+        return match source.interface().or(wan) {
+            Some(name) => format!("interface {name} is not present"),
+            None => "no default route names a WAN".into(),
+        };
+    };
+    let prefix = matches!(source, AddressSource::Prefix { .. });
+    if prefix && family != Family::V6 {
+        return "a prefix source only builds IPv6 addresses".into();
+    }
+    let seen: Vec<String> = view
+        .addrs_on(link.index)
+        .filter(|a| a.family() == family)
+        .map(|a| {
+            let why = match judge(a, policy) {
+                Err(r) => r.describe(),
+                Ok(()) if prefix && a.prefix_len > 64 => "longer than /64: no room for a host part",
+                Ok(()) => "counts",
+            };
+            format!("{}/{} ({why})", a.addr, a.prefix_len)
+        })
+        .collect();
+    let what = if prefix {
+        "global prefix"
+    } else {
+        "routable address"
+    };
+    if seen.is_empty() {
+        format!("no {family} address at all on {}", link.name)
+    } else {
+        format!(
+            "no {what} of {family} on {}: {}",
+            link.name,
+            seen.join(", ")
+        )
+    }
 }
 
 /// The stable part of the ranking: what makes one address better in kind, not just fresher.
@@ -680,5 +1002,293 @@ mod tests {
         let all: Prefix = "0.0.0.0/0".parse().unwrap();
         assert!(all.contains(&"8.8.8.8".parse().unwrap()));
         assert!(!all.contains(&"::1".parse().unwrap()));
+    }
+
+    #[test]
+    fn modified_eui64_flips_the_universal_local_bit_and_inserts_fffe() {
+        // RFC 4291 appendix A: cccccc0gcccccccc cccccccc mmmm... becomes
+        // cccccc1gcccccccc cccccccc11111111 11111110mmmmmmmm mmmmmmmmmmmmmmmm; RFC 2464 section
+        // 4 gives the worked case 34-56-78-9A-BC-DE -> 3656:78FF:FE9A:BCDE.
+        let mac: Mac = "34:56:78:9a:bc:de".parse().unwrap();
+        assert_eq!(mac.eui64(), 0x3656_78ff_fe9a_bcde);
+        // A locally administered address gets the bit cleared.
+        let local: Mac = "02:00:5e:10:00:01".parse().unwrap();
+        assert_eq!(local.eui64(), 0x0000_5eff_fe10_0001);
+        assert_eq!(mac.to_string(), "34:56:78:9a:bc:de");
+        for bad in [
+            "34:56:78:9a:bc",
+            "34:56:78:9a:bc:de:f0",
+            "3456789abcde",
+            "zz:56:78:9a:bc:de",
+        ] {
+            assert!(bad.parse::<Mac>().is_err(), "{bad}");
+        }
+    }
+
+    fn view(addrs: &[(u32, &str, u8, Lifetime)]) -> NetView {
+        let mut v = NetView::default();
+        v.apply(crate::wan::NetEvent::NewLink(crate::wan::Link {
+            index: 2,
+            name: "wan0".into(),
+            up: true,
+            point_to_point: false,
+        }));
+        v.apply(crate::wan::NetEvent::NewLink(crate::wan::Link {
+            index: 3,
+            name: "lan0".into(),
+            up: true,
+            point_to_point: false,
+        }));
+        for (index, a, len, preferred) in addrs {
+            let mut w = addr(a, *len);
+            w.index = *index;
+            w.preferred = *preferred;
+            v.apply(crate::wan::NetEvent::NewAddr(w));
+        }
+        v
+    }
+
+    #[test]
+    fn each_source_resolves_from_its_own_interface() {
+        let p = policy(&["2001:db8::/32", "203.0.113.0/24", "198.51.100.0/24"], &[]);
+        let f = Lifetime::Forever;
+        let z = Lifetime::Secs(0);
+        let suffix = AddressSource::Prefix {
+            interface: "lan0".into(),
+            host: HostPart::Suffix("::1:2:3:4".parse().unwrap()),
+        };
+        let eui = AddressSource::Prefix {
+            interface: "lan0".into(),
+            host: HostPart::Eui64("34:56:78:9a:bc:de".parse().unwrap()),
+        };
+        let lan = AddressSource::Interface("lan0".into());
+        let ip = |s: &str| WanChoice::Public(s.parse().unwrap());
+        type Case<'a> = (
+            &'a [(u32, &'a str, u8, Lifetime)],
+            &'a AddressSource,
+            Family,
+            Option<&'a str>,
+            WanChoice,
+        );
+        let cases: &[Case] = &[
+            // The [wan] and an interface follow their own addresses.
+            (
+                &[(2, "203.0.113.1", 24, f), (3, "198.51.100.1", 24, f)],
+                &AddressSource::Wan,
+                Family::V4,
+                None,
+                ip("203.0.113.1"),
+            ),
+            (
+                &[(2, "203.0.113.1", 24, f), (3, "198.51.100.1", 24, f)],
+                &lan,
+                Family::V4,
+                None,
+                ip("198.51.100.1"),
+            ),
+            // Prefix + suffix, prefix + EUI-64.
+            (
+                &[(3, "2001:db8:1:2::1", 64, f)],
+                &suffix,
+                Family::V6,
+                None,
+                ip("2001:db8:1:2:1:2:3:4"),
+            ),
+            (
+                &[(3, "2001:db8:1:2::1", 64, f)],
+                &eui,
+                Family::V6,
+                None,
+                ip("2001:db8:1:2:3656:78ff:fe9a:bcde"),
+            ),
+            // A /56 on the LAN: the address's own /64 is used.
+            (
+                &[(3, "2001:db8:1:2::1", 56, f)],
+                &suffix,
+                Family::V6,
+                None,
+                ip("2001:db8:1:2:1:2:3:4"),
+            ),
+            // Longer than /64: no room for an identifier.
+            (
+                &[(3, "2001:db8:1:2::1", 80, f)],
+                &suffix,
+                Family::V6,
+                None,
+                WanChoice::Nothing,
+            ),
+            // The deprecated prefix is not used while a preferred one exists, even if published.
+            (
+                &[(3, "2001:db8:1:2::1", 64, z), (3, "2001:db8:9:9::1", 64, f)],
+                &suffix,
+                Family::V6,
+                Some("2001:db8:1:2:1:2:3:4"),
+                ip("2001:db8:9:9:1:2:3:4"),
+            ),
+            // Both preferred: the published prefix stays.
+            (
+                &[(3, "2001:db8:1:2::1", 64, f), (3, "2001:db8:9:9::1", 64, f)],
+                &suffix,
+                Family::V6,
+                Some("2001:db8:9:9:1:2:3:4"),
+                ip("2001:db8:9:9:1:2:3:4"),
+            ),
+            // PD only: the WAN has link-local only, the LAN has the prefix.
+            (
+                &[(2, "fe80::1", 64, f), (3, "2001:db8:1:2::1", 64, f)],
+                &AddressSource::Wan,
+                Family::V6,
+                None,
+                WanChoice::Nothing,
+            ),
+            (
+                &[(2, "fe80::1", 64, f), (3, "2001:db8:1:2::1", 64, f)],
+                &suffix,
+                Family::V6,
+                None,
+                ip("2001:db8:1:2:1:2:3:4"),
+            ),
+            // Only a ULA on the LAN: nothing from the prefix.
+            (
+                &[(3, "fd00:1:2:3::1", 64, f)],
+                &suffix,
+                Family::V6,
+                None,
+                WanChoice::BehindNat,
+            ),
+            // A missing interface.
+            (&[], &suffix, Family::V6, None, WanChoice::Nothing),
+        ];
+        for (i, (addrs, source, family, current, want)) in cases.iter().enumerate() {
+            let v = view(addrs);
+            let current = current.map(|c| c.parse().unwrap());
+            assert_eq!(
+                resolve(&v, Some("wan0"), source, *family, &p, current),
+                *want,
+                "case {i}"
+            );
+        }
+        // ignore applies to the built address too.
+        let ignoring = policy(&["2001:db8::/32"], &["2001:db8:1:2:1:2:3:4/128"]);
+        let v = view(&[(3, "2001:db8:1:2::1", 64, f)]);
+        assert_eq!(
+            resolve(&v, Some("wan0"), &suffix, Family::V6, &ignoring, None),
+            WanChoice::Nothing
+        );
+    }
+
+    #[test]
+    fn the_signature_covers_every_followed_interface_and_only_those() {
+        let p = AddressPolicy::default();
+        let f = Lifetime::Forever;
+        let lan = AddressSource::Interface("lan0".into());
+        let before = view(&[(2, "81.56.1.2", 24, f), (3, "81.57.1.2", 24, f)]);
+        let after = view(&[(2, "81.56.1.2", 24, f), (3, "81.57.1.3", 24, f)]);
+        let wan_only = [AddressSource::Wan];
+        let both = [AddressSource::Wan, lan];
+        assert_eq!(
+            signature(&before, Some("wan0"), &wan_only, &p),
+            signature(&after, Some("wan0"), &wan_only, &p)
+        );
+        assert_ne!(
+            signature(&before, Some("wan0"), &both, &p),
+            signature(&after, Some("wan0"), &both, &p)
+        );
+    }
+
+    #[test]
+    fn a_neighbour_source_takes_the_address_its_mac_uses_in_the_prefix() {
+        use crate::wan::{Neighbour, NeighbourState as S};
+        let p = policy(&["2001:db8::/32"], &[]);
+        let mac: Mac = "34:56:78:9a:bc:de".parse().unwrap();
+        let other: Mac = "02:00:00:00:00:01".parse().unwrap();
+        let source = AddressSource::Prefix {
+            interface: "lan0".into(),
+            host: HostPart::Neighbour(mac),
+        };
+        let with = |entries: &[(&str, Mac, S)]| {
+            let mut v = view(&[(3, "2001:db8:1:2::1", 64, Lifetime::Forever)]);
+            for (a, m, state) in entries {
+                v.apply(crate::wan::NetEvent::NewNeighbour(Neighbour {
+                    index: 3,
+                    addr: a.parse().unwrap(),
+                    mac: Some(*m),
+                    state: *state,
+                }));
+            }
+            v
+        };
+        let pick = |v: &NetView, current: Option<&str>| {
+            resolve(
+                v,
+                None,
+                &source,
+                Family::V6,
+                &p,
+                current.map(|c| c.parse().unwrap()),
+            )
+        };
+        let ip = |s: &str| WanChoice::Public(s.parse().unwrap());
+        assert_eq!(pick(&with(&[]), None), WanChoice::Nothing);
+        assert_eq!(
+            pick(&with(&[("2001:db8:1:2::abcd", mac, S::Failed)]), None),
+            WanChoice::Nothing
+        );
+        assert_eq!(
+            pick(&with(&[("2001:db8:1:2::abcd", mac, S::Incomplete)]), None),
+            WanChoice::Nothing
+        );
+        assert_eq!(
+            pick(&with(&[("2001:db8:1:2::abcd", other, S::Reachable)]), None),
+            WanChoice::Nothing
+        );
+        // Outside the LAN prefix, or link-local: not that machine's address in the prefix.
+        assert_eq!(
+            pick(&with(&[("2001:db8:7:7::abcd", mac, S::Reachable)]), None),
+            WanChoice::Nothing
+        );
+        assert_eq!(
+            pick(
+                &with(&[("fe80::3656:78ff:fe9a:bcde", mac, S::Reachable)]),
+                None
+            ),
+            WanChoice::Nothing
+        );
+        assert_eq!(
+            pick(&with(&[("2001:db8:1:2::abcd", mac, S::Stale)]), None),
+            ip("2001:db8:1:2::abcd")
+        );
+        // Several (privacy addresses): the published one while it stays, else the lowest.
+        let two = with(&[
+            ("2001:db8:1:2::beef", mac, S::Reachable),
+            ("2001:db8:1:2::abcd", mac, S::Stale),
+        ]);
+        assert_eq!(pick(&two, None), ip("2001:db8:1:2::abcd"));
+        assert_eq!(
+            pick(&two, Some("2001:db8:1:2::beef")),
+            ip("2001:db8:1:2::beef")
+        );
+        assert!(
+            neighbour_entries(&two, &source)
+                .unwrap()
+                .contains("2001:db8:1:2::abcd (stale)")
+        );
+        assert_eq!(
+            neighbour_entries(&with(&[]), &source).unwrap(),
+            "no neighbour entry for 34:56:78:9a:bc:de on lan0"
+        );
+        // Only the followed MAC's usable/unusable flips are a change, not REACHABLE -> STALE.
+        let sig = |v: &NetView| signature(v, None, [&source], &p);
+        let reach = with(&[
+            ("2001:db8:1:2::abcd", mac, S::Reachable),
+            ("2001:db8:1:2::99", other, S::Reachable),
+        ]);
+        let stale = with(&[
+            ("2001:db8:1:2::abcd", mac, S::Stale),
+            ("2001:db8:1:2::99", other, S::Failed),
+        ]);
+        let failed = with(&[("2001:db8:1:2::abcd", mac, S::Failed)]);
+        assert_eq!(sig(&reach), sig(&stale));
+        assert_ne!(sig(&reach), sig(&failed));
     }
 }

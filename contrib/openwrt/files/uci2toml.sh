@@ -13,6 +13,16 @@
 # config_foreach, config_list_foreach). Off OpenWrt, DYNHOSTD_FUNCTIONS_SH names a replacement
 # (the tests use contrib/openwrt/test/uci-stub.sh).
 #
+# A host's `interface`, `interface6` and `ipv6_prefix_from` name a UCI network interface ('wan',
+# 'wan6', 'lan'), as everywhere else on OpenWrt; dynhostd follows Linux devices, so each is
+# resolved here, in this order:
+#   1. network_get_device from /lib/functions/network.sh: the interface's layer-3 device as netifd
+#      reports it now (br-lan, pppoe-wan), when the interface is up;
+#   2. /etc/config/network (`uci -q get`): pppoe/pppoa interfaces get netifd's pppoe-NAME /
+#      pppoa-NAME, others their `device` option, an @alias ('wan6' on '@wan') its target's;
+#   3. otherwise the value is taken as a device name as it is ('eth1').
+# Off OpenWrt, DYNHOSTD_NETWORK_SH and DYNHOSTD_UCI name replacements for (1) and the uci tool.
+#
 # What is checked here is only what TOML cannot carry or UCI spells differently (booleans,
 # options given where lists belong, line breaks). Everything else (hostnames, prefixes,
 # durations, families) is checked by `dynhostd check` on the result, which names the key and
@@ -122,6 +132,61 @@ main_section() {
     config_get state_dir "$1" state_dir
 }
 
+network_sh=${DYNHOSTD_NETWORK_SH:-/lib/functions/network.sh}
+uci_tool=${DYNHOSTD_UCI:-uci}
+
+# REPLY := the Linux device of the UCI network interface $1 (see the top of this file); $2 counts
+# @alias hops, so a looping alias ends.
+device_of() {
+    REPLY=''
+    hops=${2:-0}
+    if [ -r "$network_sh" ]; then
+        # A subshell: network.sh brings its own helpers and must not touch ours.
+        REPLY=$(
+            # shellcheck source=/dev/null
+            . "$network_sh" >/dev/null 2>&1 || exit 0
+            dev=''
+            network_get_device dev "$1" 2>/dev/null || exit 0
+            printf '%s' "$dev"
+        )
+    fi
+    [ -z "$REPLY" ] || return 0
+    if command -v "$uci_tool" >/dev/null 2>&1; then
+        proto=$("$uci_tool" -q get "network.$1.proto" 2>/dev/null) || proto=''
+        case $proto in
+            pppoe | pppoa)
+                REPLY="$proto-$1"
+                return 0
+                ;;
+        esac
+        dev=$("$uci_tool" -q get "network.$1.device" 2>/dev/null) || dev=''
+        case $dev in
+            '') ;;
+            @*)
+                if [ "$hops" -lt 4 ]; then
+                    device_of "${dev#@}" $((hops + 1))
+                    return 0
+                fi
+                ;;
+            *)
+                REPLY=$dev
+                return 0
+                ;;
+        esac
+    fi
+    REPLY=$1
+}
+
+# `key = "device"` for an option naming a UCI network interface (or a device).
+device_option() { # section option
+    value=''
+    config_get value "$1" "$2"
+    [ -n "$value" ] || return 0
+    device_of "$value"
+    toml_str "$package.$1.$2" "$REPLY" || return 0
+    emit "$2 = $REPLY"
+}
+
 hosts=0
 host_section() {
     hosts=$((hosts + 1))
@@ -129,6 +194,12 @@ host_section() {
     emit "# UCI $package.$1"
     emit "[[host]]"
     for opt in hostname login password password_file family provider server ca_file; do
+        str_option "$1" "$opt"
+    done
+    for opt in interface interface6 ipv6_prefix_from; do
+        device_option "$1" "$opt"
+    done
+    for opt in ipv6_suffix ipv6_eui64 ipv6_neighbour; do
         str_option "$1" "$opt"
     done
     value=''
