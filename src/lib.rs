@@ -14,6 +14,7 @@
 //!   client.
 //! - [`agent`]: the async shell that feeds the decider and performs its actions.
 //! - [`config`] (raw, then validated), [`state`] (written atomically), [`record`], [`secret`].
+//! - [`ovh`]: `dynhostd ovh`, the DynHost panel steps over the OVH API (not used by `run`).
 //! - [`report`]: what `status` and `detect` print; [`notify`] (systemd), [`hook`] (`exec`
 //!   scripts) and [`logging`] (journald-friendly output) at the edges.
 
@@ -24,6 +25,7 @@ pub mod dns;
 pub mod hook;
 pub mod logging;
 pub mod notify;
+pub mod ovh;
 pub mod provider;
 pub mod public_ip;
 pub mod record;
