@@ -90,8 +90,9 @@ enum Command {
     },
     /// Set up the DynHost side over the OVH API: a consumer key, logins, records, passwords.
     Ovh {
-        #[command(flatten)]
-        config: ConfigArg,
+        /// Configuration file (also after the subcommand: `ovh provision H --config F`).
+        #[arg(long, short = 'c', env = "DYNHOSTD_CONFIG", default_value = config::DEFAULT_PATH, global = true)]
+        config: PathBuf,
         #[command(subcommand)]
         command: dynhostd::ovh::cli::OvhCommand,
     },
@@ -201,7 +202,7 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
     match command {
         #[cfg(feature = "generate")]
         Command::Generate { what } => generate(what),
-        Command::Ovh { config, command } => Ok(dynhostd::ovh::cli::run(&config.config, command)),
+        Command::Ovh { config, command } => Ok(dynhostd::ovh::cli::run(&config, command)),
         Command::Run { config, dry_run } => {
             let config_path = config.config;
             let config = match load_config(&config_path).and_then(require_host) {

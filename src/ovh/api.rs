@@ -159,14 +159,19 @@ impl std::fmt::Debug for OvhClient {
 }
 
 impl OvhClient {
-    /// Reads the secrets (through the config's one secret path) and builds the HTTP client. A
-    /// missing consumer key is allowed: `ovh auth` is how one gets made.
-    pub fn new(cfg: &OvhApiConfig, opts: &ClientOptions) -> Result<OvhClient, OvhError> {
+    /// Reads the secrets (through the config's one secret path) and builds the HTTP client.
+    /// `ovh auth` makes the consumer key, so it passes `consumer_key: false`: the key is then
+    /// not read (its file may not exist yet).
+    pub fn new(
+        cfg: &OvhApiConfig,
+        opts: &ClientOptions,
+        consumer_key: bool,
+    ) -> Result<OvhClient, OvhError> {
         install_crypto_provider();
         let application_secret = cfg.application_secret.read()?;
         let consumer_key = match &cfg.consumer_key {
-            Some(source) => Some(source.read()?),
-            None => None,
+            Some(source) if consumer_key => Some(source.read()?),
+            _ => None,
         };
         let mut builder = reqwest::Client::builder()
             .user_agent(USER_AGENT)

@@ -142,7 +142,8 @@ async fn dispatch(
         connect_timeout: config.http.connect_timeout,
         timeout: config.http.timeout,
     };
-    let client = OvhClient::new(api, &opts)?;
+    let needs_key = !matches!(command, OvhCommand::Auth { .. });
+    let client = OvhClient::new(api, &opts, needs_key)?;
     match command {
         OvhCommand::Auth { zone } => {
             let zone = zone.map(|z| z.trim().trim_end_matches('.').to_ascii_lowercase());
