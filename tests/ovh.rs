@@ -653,3 +653,95 @@ fn the_fake_checks_signatures_and_time() {
     assert_eq!(status, 400);
     assert!(body.contains("QUERY_TIME_OUT"), "{body}");
 }
+
+/// What exists is reused or refused, never overwritten behind the user's back: a record of the
+/// family is kept, a login scoped elsewhere or whose password this machine lacks is refused
+/// (until --reset-password), and a rotation the API refuses leaves the old password in place.
+#[test]
+fn existing_things_are_reused_or_refused() {
+    let env = Env::new(FakeConfig::new());
+    let ck = env.wide_key();
+    env.write_config(None, ck, "");
+    // A record made in the panel for this name, with another address.
+    env.fake.add_record("example.com", "home", "198.51.100.1");
+    let (ok, out, err) = env.ovh(&[
+        "provision",
+        "home.example.com",
+        "--ip",
+        "203.0.113.10",
+        "--write-config",
+    ]);
+    assert!(ok, "{out}{err}");
+    assert!(
+        out.contains("holds 198.51.100.1: kept; the agent will publish 203.0.113.10"),
+        "{out}"
+    );
+    assert_eq!(env.fake.records().len(), 1);
+    assert_eq!(env.fake.refreshes("example.com"), 0);
+
+    // The same login asked for another name: its scope is not that name.
+    let (ok, _, err) = env.ovh(&[
+        "provision",
+        "other.example.com",
+        "--ip",
+        "203.0.113.10",
+        "--login-suffix",
+        "home",
+    ]);
+    assert!(
+        !ok && err.contains("exists with the scope \"home\""),
+        "{err}"
+    );
+
+    // A login this machine has no password for: refused, then reset on request.
+    let pw_file = env.dir.path().join("dynhost-home.example.com.password");
+    let before = first_line(&pw_file);
+    std::fs::write(
+        env.config_path(),
+        std::fs::read_to_string(env.config_path())
+            .unwrap()
+            .split("# Added by")
+            .next()
+            .unwrap(),
+    )
+    .unwrap();
+    std::fs::remove_file(&pw_file).unwrap();
+    let (ok, _, err) = env.ovh(&["provision", "home.example.com", "--ip", "203.0.113.10"]);
+    assert!(!ok && err.contains("--reset-password"), "{err}");
+    assert_eq!(env.fake.logins()[0].password, before);
+    let (ok, out, err) = env.ovh(&[
+        "provision",
+        "home.example.com",
+        "--ip",
+        "203.0.113.10",
+        "--reset-password",
+        "--write-config",
+    ]);
+    assert!(ok, "{out}{err}");
+    let reset = first_line(&pw_file);
+    assert_ne!(reset, before);
+    assert_eq!(env.fake.logins()[0].password, reset);
+
+    // A rotation the API refuses (this key may only read): the old password stays, no
+    // temporary file is left.
+    env.fake.add_consumer_key(
+        "ReadOnlyKey0123456789abcdefghijk",
+        &[("GET", "/domain/zone/*")],
+    );
+    std::fs::write(
+        env.dir.path().join("ovh-ck"),
+        "ReadOnlyKey0123456789abcdefghijk\n",
+    )
+    .unwrap();
+    let (ok, _, err) = env.ovh(&["rotate", "home.example.com"]);
+    assert!(!ok && err.contains("no right to POST"), "{err}");
+    assert_eq!(first_line(&pw_file), reset);
+    assert_eq!(env.fake.logins()[0].password, reset);
+    let leftovers: Vec<_> = std::fs::read_dir(env.dir.path())
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().contains(".tmp-"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+    env.assert_no_secret_seen();
+}

@@ -24,8 +24,9 @@ use std::path::{Path, PathBuf};
 pub const PASSWORD_CHARS: usize = 28;
 /// Where `ovh auth` puts a new consumer key unless `consumer_key_file` names a file.
 pub const CONSUMER_KEY_FILE: &str = "ovh-consumer-key";
-/// systemd's credential store: `LoadCredential=NAME` without a path looks here.
-pub const CREDSTORE: &str = "/etc/credstore";
+/// Where `--credential` puts a password: the directory the shipped unit loads credentials
+/// from (contrib/systemd/dynhostd.service: `LoadCredential=home:/etc/dynhostd/credentials/home`).
+pub const CREDSTORE: &str = "/etc/dynhostd/credentials";
 
 #[derive(Debug, thiserror::Error)]
 pub enum ProvisionError {
@@ -796,7 +797,7 @@ pub async fn provision(
             }
             if let PasswordPlace::Credential { name, .. } = place {
                 s.steps.say(format!(
-                    "systemd: add `LoadCredential={name}` to the unit (it reads {})",
+                    "systemd: add `LoadCredential={name}:{}` to the unit (systemctl edit dynhostd)",
                     place.path().display()
                 ));
             }
