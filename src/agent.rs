@@ -7,7 +7,7 @@
 
 use crate::config::{Config, HostConfig};
 use crate::decide::{
-    Action, Backoff, Decider, DeciderConfig, DetectPolicy, Event, Push, RecordSpec,
+    Action, Backoff, Decider, DeciderConfig, DetectPolicy, Event, Now, Push, RecordSpec,
 };
 use crate::provider::Reply;
 use crate::provider::client::{ClientError, ClientOptions, Clients, DynHostClient, UpdateRequest};
@@ -22,6 +22,7 @@ use std::future::Future;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::{Semaphore, mpsc};
 use tokio::task::JoinSet;
@@ -38,6 +39,8 @@ pub enum AgentError {
     Client(#[from] ClientError),
     #[error("the netlink watcher stopped")]
     WatcherGone,
+    #[error(transparent)]
+    Lock(#[from] crate::lock::LockError),
 }
 
 #[derive(Debug, Clone, Default)]
@@ -134,13 +137,7 @@ fn seed() -> u64 {
 fn new_decider(config: &Config) -> Decider {
     state::remove_stale_temps(&config.state_file());
     let state = load_state(&config.state_file());
-    Decider::new(
-        decider_config(config),
-        state,
-        Instant::now(),
-        now_unix(),
-        seed(),
-    )
+    Decider::new(decider_config(config), state, Now::system(), seed())
 }
 
 /// What a background task finished.
@@ -153,21 +150,12 @@ enum Done {
 impl Done {
     fn into_event(self) -> Event {
         match self {
-            Done::Push(key, ip, reply) => Event::Outcome {
-                key,
-                ip,
-                reply,
-                at: now_unix(),
-            },
+            Done::Push(key, ip, reply) => Event::Outcome { key, ip, reply },
             Done::Detect(found) => Event::Public {
                 family: found.family,
                 ip: found.address,
             },
-            Done::Verified(key, shows) => Event::Verified {
-                key,
-                shows,
-                at: now_unix(),
-            },
+            Done::Verified(key, shows) => Event::Verified { key, shows },
         }
     }
 }
@@ -175,8 +163,14 @@ impl Done {
 /// Performs the decider's pushes (at most `http.max_concurrent` at a time) and HTTP detections.
 struct Pusher {
     hosts: HashMap<RecordKey, (Arc<HostConfig>, DynHostClient)>,
+    /// One semaphore for the agent's life: a reload resizes it, so requests queued before and
+    /// after never exceed `max_concurrent` together.
     limit: Arc<Semaphore>,
+    max_concurrent: usize,
     tasks: JoinSet<Done>,
+    /// Pushes still waiting for a permit (nothing sent yet): a reload cancels them, since they
+    /// hold the entry as it was.
+    queued: HashMap<RecordKey, (tokio::task::AbortHandle, Arc<AtomicBool>)>,
     detector: PublicIpDetector,
     verifier: crate::dns::Verifier,
     /// Hook programs by record, and the ones running (never awaited by the event loop).
@@ -205,7 +199,9 @@ impl Pusher {
         Ok(Pusher {
             hosts,
             limit: Arc::new(Semaphore::new(config.http.max_concurrent)),
+            max_concurrent: config.http.max_concurrent,
             tasks: JoinSet::new(),
+            queued: HashMap::new(),
             detector: PublicIpDetector::new(&config.detect, config.wan.policy.clone()),
             verifier: verifier(config),
             hooks: config
@@ -219,16 +215,38 @@ impl Pusher {
         })
     }
 
-    /// A reloaded configuration: new hosts, clients and sources; requests already out carry on.
-    fn reconfigure(&mut self, config: &Config) -> Result<(), ClientError> {
+    /// A reloaded configuration: new hosts, clients and sources. Requests already sent carry
+    /// on; queued ones are cancelled and returned, for the decider to send again with the new
+    /// entry. The what's-my-IP sources keep their back-off.
+    fn reconfigure(&mut self, config: &Config) -> Result<Vec<RecordKey>, ClientError> {
         let fresh = Pusher::new(config, self.dry_run)?;
         self.hosts = fresh.hosts;
-        self.limit = fresh.limit;
-        self.detector = fresh.detector;
+        let (old, new) = (self.max_concurrent, fresh.max_concurrent);
+        if new > old {
+            self.limit.add_permits(new - old);
+        } else if new < old {
+            // Taken back as requests finish, never by interrupting one.
+            let limit = self.limit.clone();
+            let fewer = u32::try_from(old - new).unwrap_or(u32::MAX);
+            tokio::spawn(async move {
+                if let Ok(p) = limit.acquire_many_owned(fewer).await {
+                    p.forget();
+                }
+            });
+        }
+        self.max_concurrent = new;
+        self.detector = fresh.detector.with_health_of(&self.detector);
         self.verifier = fresh.verifier;
         self.hooks = fresh.hooks;
         self.hook_timeout = fresh.hook_timeout;
-        Ok(())
+        let mut cancelled = Vec::new();
+        for (key, (task, started)) in self.queued.drain() {
+            if !started.load(Ordering::Relaxed) && !task.is_finished() {
+                task.abort();
+                cancelled.push(key);
+            }
+        }
+        Ok(cancelled)
     }
 
     fn start(&mut self, push: Push) {
@@ -247,8 +265,12 @@ impl Pusher {
         }
         debug!(record = %push.key, server = %host.server, "sending {} → {}", previous, push.ip);
         let limit = self.limit.clone();
-        self.tasks.spawn(async move {
+        let started = Arc::new(AtomicBool::new(false));
+        let flag = started.clone();
+        let key = push.key.clone();
+        let task = self.tasks.spawn(async move {
             let _permit = limit.acquire_owned().await;
+            flag.store(true, Ordering::Relaxed);
             let req = UpdateRequest {
                 provider: host.provider,
                 server: &host.server,
@@ -260,6 +282,8 @@ impl Pusher {
             let reply = client.update(&req).await;
             Done::Push(push.key, push.ip, reply)
         });
+        self.queued.retain(|_, (t, _)| !t.is_finished());
+        self.queued.insert(key, (task, started));
     }
 
     /// Runs the record's hook, if it has one, in the background.
@@ -288,10 +312,18 @@ impl Pusher {
         let verifier = self.verifier.clone();
         debug!(record = %key, "checking at the authoritative name servers");
         self.tasks.spawn(async move {
-            let shows = verifier
-                .published(&key.hostname, key.family)
-                .await
-                .map_err(|e| e.to_string());
+            // Capped as a whole, so a zone with many silent servers cannot hold the first
+            // update back for long.
+            let cap = verifier.timeout.saturating_mul(2);
+            let shows = match tokio::time::timeout(
+                cap,
+                verifier.published(&key.hostname, key.family),
+            )
+            .await
+            {
+                Ok(r) => r.map_err(|e| e.to_string()),
+                Err(_) => Err(format!("no answer within {}s", cap.as_secs())),
+            };
             Done::Verified(key, shows)
         });
     }
@@ -309,6 +341,8 @@ impl Pusher {
         loop {
             match self.tasks.join_next().await? {
                 Ok(done) => return Some(done),
+                // Cancelled by a reload: the decider already knows.
+                Err(e) if e.is_cancelled() => {}
                 Err(e) => error!("an update task failed: {e}"),
             }
         }
@@ -345,18 +379,29 @@ fn save_state(decider: &Decider, dry_run: bool, path: &Path) {
     if dry_run {
         return;
     }
-    if let Err(e) = state::save(path, &decider.state()) {
+    if let Err(e) = state::save(path, &decider.state(Now::system())) {
         error!(path = %path.display(), "cannot write the state file: {e}");
     }
 }
 
-/// The agent: follows the WAN until `shutdown` resolves, then finishes or abandons the requests
-/// in flight within [`SHUTDOWN_GRACE`], saves the state and returns.
+/// The agent: follows the WAN until `shutdown` resolves (or the netlink watcher fails), then
+/// finishes or abandons the requests in flight within [`SHUTDOWN_GRACE`], saves the state and
+/// returns. Every way out of the loop takes that one path; a watcher failure is then returned
+/// as an error, so the service manager restarts the agent.
 pub async fn run(
     mut config: Config,
     opts: RunOptions,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), AgentError> {
+    // One writer per state dir, and the socket that lets other commands reach it. A dry run
+    // writes nothing, so it takes neither and can run beside the real agent.
+    let _lock = if opts.dry_run {
+        None
+    } else {
+        Some(crate::lock::acquire(&config.state_dir)?)
+    };
+    let mut control = (!opts.dry_run)
+        .then(|| crate::control::Control::start(&crate::control::socket_path(&config)));
     let mut state_path = config.state_file();
     let mut decider = new_decider(&config);
     let mut pusher = Pusher::new(&config, opts.dry_run)?;
@@ -391,10 +436,10 @@ pub async fn run(
     let mut usr1 = Signal::new(tokio::signal::unix::SignalKind::user_defined1());
 
     let mut save_at: Option<Instant> = None;
-    loop {
+    let ended: Result<(), AgentError> = loop {
         let wake = decider.next_wake();
         let actions = tokio::select! {
-            () = &mut shutdown => break,
+            () = &mut shutdown => break Ok(()),
             () = sleep_until(save_at), if save_at.is_some() => {
                 save_at = None;
                 save_state(&decider, opts.dry_run, &state_path);
@@ -407,12 +452,23 @@ pub async fn run(
                 Vec::new()
             }
             () = hup.recv() => match reload(opts.config_path.as_deref(), &mut pusher, notifier.as_ref()) {
-                Some(new) => {
-                    let actions = decider.reconfigure(decider_config(&new), Instant::now(), now_unix());
+                Some((new, cancelled)) => {
+                    let actions = decider.reconfigure(decider_config(&new), &cancelled, Now::system());
                     if new.wan.netlink_buffer != config.wan.netlink_buffer {
                         warn!("wan.netlink_buffer changes take effect at the next start");
                     }
-                    state_path = new.state_file();
+                    // The lock and the socket belong to the state dir the agent started with:
+                    // writing elsewhere would make a second, unlocked writer.
+                    if new.state_dir != config.state_dir
+                        || new.control_socket != config.control_socket
+                    {
+                        warn!(
+                            "[state] changes take effect at the next start; the state stays in {}",
+                            config.state_dir.display()
+                        );
+                    } else {
+                        state_path = new.state_file();
+                    }
                     config = new;
                     actions
                 }
@@ -420,12 +476,12 @@ pub async fn run(
             },
             () = usr1.recv() => {
                 info!("SIGUSR1: checking everything now");
-                decider.on_event(Event::CheckNow, Instant::now())
+                decider.on_event(Event::CheckNow, Now::system())
             }
             ev = rx.recv() => match ev {
                 Some(ev) => {
                     let snapshot = matches!(ev, NetEvent::Snapshot(_));
-                    let actions = decider.on_event(Event::Net(ev), Instant::now());
+                    let actions = decider.on_event(Event::Net(ev), Now::system());
                     // The first dump is decided at once: start-up is over.
                     if snapshot && !ready {
                         if let Some(n) = &notifier {
@@ -436,19 +492,22 @@ pub async fn run(
                     actions
                 }
                 None => {
-                    return Err(match (&mut watcher).await {
+                    let err = match (&mut watcher).await {
                         Ok(Err(e)) => AgentError::Netlink(e),
                         _ => AgentError::WatcherGone,
-                    });
+                    };
+                    error!("{err}: shutting down");
+                    break Err(err);
                 }
             },
-            Some(done) = pusher.next() => decider.on_event(done.into_event(), Instant::now()),
-            () = sleep_until(wake), if wake.is_some() => decider.on_event(Event::Timer, Instant::now()),
+            Some(done) = pusher.next() => decider.on_event(done.into_event(), Now::system()),
+            req = control_recv(&mut control) => crate::control::answer(&mut decider, req, &config, Now::system()),
+            () = sleep_until(wake), if wake.is_some() => decider.on_event(Event::Timer, Now::system()),
         };
         if perform(actions, &mut pusher) && save_at.is_none() {
             save_at = Some(Instant::now() + SAVE_DELAY);
         }
-    }
+    };
 
     if let Some(n) = &notifier {
         n.stopping();
@@ -460,7 +519,7 @@ pub async fn run(
         match tokio::time::timeout_at(deadline, pusher.next()).await {
             Ok(Some(done)) => {
                 // Record the outcome; anything it would start now is left for the next run.
-                let _ = decider.on_event(done.into_event(), Instant::now());
+                let _ = decider.on_event(done.into_event(), Now::system());
             }
             Ok(None) => break,
             Err(_) => {
@@ -475,7 +534,7 @@ pub async fn run(
         }
     }
     save_state(&decider, opts.dry_run, &state_path);
-    Ok(())
+    ended
 }
 
 /// A Unix signal stream that, if it cannot be installed, just never fires (with an error logged).
@@ -508,7 +567,7 @@ fn reload(
     path: Option<&Path>,
     pusher: &mut Pusher,
     notifier: Option<&crate::notify::Notifier>,
-) -> Option<Config> {
+) -> Option<(Config, Vec<RecordKey>)> {
     let Some(path) = path else {
         warn!("SIGHUP: no configuration file to reload");
         return None;
@@ -523,7 +582,7 @@ fn reload(
     new
 }
 
-fn load_for_reload(path: &Path, pusher: &mut Pusher) -> Option<Config> {
+fn load_for_reload(path: &Path, pusher: &mut Pusher) -> Option<(Config, Vec<RecordKey>)> {
     info!(path = %path.display(), "SIGHUP: reloading the configuration");
     let new = match crate::config::load(path) {
         Ok(c) => c,
@@ -532,15 +591,18 @@ fn load_for_reload(path: &Path, pusher: &mut Pusher) -> Option<Config> {
             return None;
         }
     };
-    if let Err(e) = pusher.reconfigure(&new) {
-        error!("reload failed, keeping the running configuration: {e}");
-        return None;
-    }
+    let cancelled = match pusher.reconfigure(&new) {
+        Ok(c) => c,
+        Err(e) => {
+            error!("reload failed, keeping the running configuration: {e}");
+            return None;
+        }
+    };
     info!(
         records = decider_config(&new).records.len(),
         "configuration reloaded"
     );
-    Some(new)
+    Some((new, cancelled))
 }
 
 async fn watchdog_tick(w: &mut Option<tokio::time::Interval>) {
@@ -548,6 +610,13 @@ async fn watchdog_tick(w: &mut Option<tokio::time::Interval>) {
         Some(i) => {
             i.tick().await;
         }
+        None => std::future::pending().await,
+    }
+}
+
+async fn control_recv(control: &mut Option<crate::control::Control>) -> crate::control::Incoming {
+    match control {
+        Some(c) => c.recv().await,
         None => std::future::pending().await,
     }
 }
@@ -587,32 +656,23 @@ pub async fn update_once(
     for ip in &opts.ips {
         decider.set_override(*ip);
     }
-    // One pass sends each record at most once, and asks each family's sources at most once.
-    let mut sent = std::collections::HashSet::new();
-    let mut asked = std::collections::HashSet::new();
-    let mut verified = std::collections::HashSet::new();
-    let mut actions = decider.decide_now(Instant::now(), opts.force);
+    // Every action the decider asks for is carried out; the pass ends when nothing is out (a
+    // failure backs off, and nothing here waits for a back-off to end).
+    let mut actions = decider.decide_now(Now::system(), opts.force);
     loop {
-        actions.retain(|a| match a {
-            Action::Push(p) => sent.insert(p.key.clone()),
-            Action::Detect { family, .. } => asked.insert(*family),
-            Action::Verify { key } => verified.insert(key.clone()),
-            Action::Hook(_) => true,
-            Action::Save => true,
-        });
         // One pass: the state is saved once, at the end.
         perform(actions, &mut pusher);
         let Some(done) = pusher.next().await else {
             break;
         };
-        actions = decider.on_event(done.into_event(), Instant::now());
+        actions = decider.on_event(done.into_event(), Now::system());
     }
     save_state(&decider, opts.dry_run, &state_path);
     pusher.wait_hooks().await;
 
     let mut all_current = true;
     for spec in &dc.records {
-        let rec = decider.record(&spec.key).cloned().unwrap_or_default();
+        let rec = decider.record(&spec.key).unwrap_or_default();
         match decider.current_choice(spec.key.family) {
             WanChoice::Public(ip) if rec.published == Some(ip) && rec.stopped.is_none() => {}
             WanChoice::Public(ip) => {

@@ -11,7 +11,7 @@ use reqwest::Url;
 use serde::Deserialize;
 use std::collections::BTreeSet;
 use std::fmt;
-use std::hash::{Hash, Hasher};
+use std::hash::Hash;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -63,6 +63,7 @@ pub struct RawWan {
 #[serde(deny_unknown_fields)]
 pub struct RawState {
     pub dir: Option<Spanned<String>>,
+    pub control: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -361,21 +362,34 @@ impl HostConfig {
 
     /// Changes whenever anything that could fix a stopped host changes (login, password,
     /// server, …). Kept in the state file so that a host stopped for bad credentials stays
-    /// stopped across restarts until its entry is edited. Truncated to 32 bits: enough to
-    /// notice an edit, too little to say much about the password it covers.
+    /// stopped across restarts until its entry is edited. A SHA-256 of a canonical rendering,
+    /// so it is the same on every build and toolchain (a std hasher is not: an upgrade would
+    /// lift every stop); truncated to 32 bits: enough to notice an edit, too little to say much
+    /// about the password it covers. The `v2-` prefix sets it apart from the old format, which
+    /// therefore counts as "changed" exactly once.
     pub fn fingerprint(&self) -> String {
-        let mut h = std::collections::hash_map::DefaultHasher::new();
-        (
-            &self.hostname,
-            &self.login,
+        let ca = self.ca_file.as_deref().map(|p| p.to_string_lossy());
+        let fields = [
+            self.hostname.as_str(),
+            self.login.as_str(),
             self.password.expose(),
-            self.family,
-            self.provider,
+            self.family.name(),
+            match self.provider {
+                Provider::Ovh => "ovh",
+                Provider::Dyndns2 => "dyndns2",
+            },
             self.server.as_str(),
-            &self.ca_file,
-        )
-            .hash(&mut h);
-        format!("{:08x}", h.finish() as u32)
+            ca.as_deref().unwrap_or(""),
+        ];
+        let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
+        for f in fields {
+            // Length-prefixed, so no two different entries render alike.
+            ctx.update(&(f.len() as u64).to_be_bytes());
+            ctx.update(f.as_bytes());
+        }
+        let d = ctx.finish();
+        let b = d.as_ref();
+        format!("v2-{:02x}{:02x}{:02x}{:02x}", b[0], b[1], b[2], b[3])
     }
 }
 
@@ -383,6 +397,8 @@ impl HostConfig {
 pub struct Config {
     pub wan: WanConfig,
     pub state_dir: PathBuf,
+    /// `[state] control`: the agent's control socket, instead of `crate::control::socket_path`'s default.
+    pub control_socket: Option<PathBuf>,
     pub http: HttpConfig,
     pub detect: DetectConfig,
     pub update: UpdateConfig,
@@ -444,6 +460,9 @@ impl Config {
             "\n[state]\ndir = {}\n",
             q(&self.state_dir.display().to_string())
         );
+        if let Some(c) = &self.control_socket {
+            out += &format!("control = {}\n", q(&c.display().to_string()));
+        }
         out += &format!(
             "\n[http]\ntimeout = {}\nconnect_timeout = {}\nmax_concurrent = {}\n",
             q(&format_duration(self.http.timeout)),
@@ -638,6 +657,13 @@ fn validate(raw: RawConfig, ctx: &Ctx<'_>, base: &Path) -> Result<Config, Config
         Some(d) => PathBuf::from(d.into_inner()),
         None => PathBuf::from(DEFAULT_STATE_DIR),
     };
+    let control_socket = match raw.state.control {
+        Some(c) if !Path::new(c.get_ref()).is_absolute() => {
+            return Err(ctx.err(&c, "state.control", "must be an absolute path"));
+        }
+        Some(c) => Some(PathBuf::from(c.into_inner())),
+        None => None,
+    };
     let http = validate_http(raw.http, ctx)?;
     let detect = validate_detect(raw.detect, ctx)?;
     let update = validate_update(raw.update, ctx)?;
@@ -693,6 +719,7 @@ fn validate(raw: RawConfig, ctx: &Ctx<'_>, base: &Path) -> Result<Config, Config
     Ok(Config {
         wan,
         state_dir,
+        control_socket,
         http,
         detect,
         update,
@@ -1550,5 +1577,8 @@ enabled = false
         let b = parse_str(&MINIMAL.replace("s3cret-pass", "other")).unwrap();
         assert_eq!(a.hosts[0].fingerprint(), a.hosts[0].fingerprint());
         assert_ne!(a.hosts[0].fingerprint(), b.hosts[0].fingerprint());
+        // A digest, not a std hasher: the same on every build and toolchain, so an upgrade
+        // never lifts a stop (checked by hand: SHA-256 of the length-prefixed fields).
+        assert_eq!(a.hosts[0].fingerprint(), "v2-2dea44e0");
     }
 }

@@ -43,6 +43,8 @@ pub enum DnsError {
     BadName(String),
     #[error("no resolver: none configured and none in /etc/resolv.conf")]
     NoResolver,
+    #[error("the system's random number generator failed")]
+    NoRandom,
 }
 
 /// The parts of a response we use.
@@ -221,13 +223,15 @@ fn rcode_name(rcode: u8) -> &'static str {
     }
 }
 
-fn query_id() -> u16 {
-    // Not a security boundary (we ask one server and check the question), just unpredictable
-    // enough not to match a stale answer.
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.subsec_nanos());
-    (nanos ^ (nanos >> 16) ^ std::process::id()) as u16
+/// A random query id from the OS generator: the answer decides whether an update is sent, so an
+/// off-path guess of the id must not be able to fake it (RFC 5452).
+fn query_id() -> Result<u16, DnsError> {
+    use ring::rand::SecureRandom;
+    let mut id = [0u8; 2];
+    ring::rand::SystemRandom::new()
+        .fill(&mut id)
+        .map_err(|_| DnsError::NoRandom)?;
+    Ok(u16::from_ne_bytes(id))
 }
 
 /// Asks `server` one question, over UDP, then TCP if the answer was truncated.
@@ -238,7 +242,7 @@ pub async fn query(
     recursion: bool,
     timeout: Duration,
 ) -> Result<Response, DnsError> {
-    let id = query_id();
+    let id = query_id()?;
     let packet = build_query(id, name, qtype, recursion)?;
     let io = |e: std::io::Error| DnsError::Io {
         server,
@@ -330,7 +334,10 @@ impl Verifier {
     /// then resolve those names.
     pub async fn authoritative_servers(&self, hostname: &str) -> Result<Vec<SocketAddr>, DnsError> {
         if !self.nameservers.is_empty() {
-            return Ok(self.nameservers.clone());
+            let mut servers = self.nameservers.clone();
+            let mut seen = std::collections::HashSet::new();
+            servers.retain(|s| seen.insert(*s));
+            return Ok(servers);
         }
         let resolver = self.resolver()?;
         let mut name = hostname.trim_end_matches('.').to_string();
@@ -351,6 +358,9 @@ impl Verifier {
                         }
                     }
                 }
+                // Name servers often share addresses (ns1/ns2 on one host): ask each once.
+                let mut seen = std::collections::HashSet::new();
+                servers.retain(|s| seen.insert(*s));
                 if servers.is_empty() {
                     return Err(DnsError::NoZone(hostname.to_string()));
                 }

@@ -13,16 +13,23 @@
 //! - [`provider`]: the DynHost/dyndns2 reply classifier, the one policy table, and the HTTPS
 //!   client.
 //! - [`agent`]: the async shell that feeds the decider and performs its actions.
+//! - [`clock`]: time as an input ([`clock::Now`]: both clocks at once) and saved times trusted
+//!   only within their rules.
 //! - [`config`] (raw, then validated), [`state`] (written atomically), [`record`], [`secret`].
+//! - [`lock`] (one writer per state dir) and [`control`] (the agent's socket: `status`,
+//!   `retry`, `update` from other processes, and their client side).
 //! - [`ovh`]: `dynhostd ovh`, the DynHost panel steps over the OVH API (not used by `run`).
 //! - [`report`]: what `status` and `detect` print; [`notify`] (systemd), [`hook`] (`exec`
 //!   scripts) and [`logging`] (journald-friendly output) at the edges.
 
 pub mod agent;
+pub mod clock;
 pub mod config;
+pub mod control;
 pub mod decide;
 pub mod dns;
 pub mod hook;
+pub mod lock;
 pub mod logging;
 pub mod notify;
 pub mod ovh;

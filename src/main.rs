@@ -5,6 +5,7 @@ use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use dynhostd::agent::{self, RunOptions, UpdateOptions};
 use dynhostd::config::{self, Config, DetectConfig};
+use dynhostd::control;
 use dynhostd::report;
 use dynhostd::wan::policy::AddressPolicy;
 use std::net::IpAddr;
@@ -45,6 +46,7 @@ enum Command {
     },
     /// One pass: publish the current address where it differs from the state file, then exit
     /// (0: every enabled record is current; 1: some update failed; 2: usage or config error).
+    /// With an agent running, hands the addresses to it instead and reports its answer.
     Update {
         #[command(flatten)]
         config: ConfigArg,
@@ -59,13 +61,30 @@ enum Command {
         #[arg(long)]
         dry_run: bool,
     },
+    /// Lift the stop of these hosts (all without names) after fixing its cause at the provider,
+    /// e.g. creating the DynHost login or resetting its password. With an agent running it sends
+    /// now (min_interval permitting); without, the next `run` or `update` sends.
+    Retry {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// Hostnames as in the [[host]] entries; none: every host.
+        #[arg(value_name = "HOSTNAME")]
+        hosts: Vec<String>,
+    },
+    /// Ask the running agent to check everything now, as SIGUSR1 does: the WAN, the
+    /// what's-my-IP sources when behind NAT, the records at their name servers.
+    CheckNow {
+        #[command(flatten)]
+        config: ConfigArg,
+    },
     /// Validate the configuration and print it as dynhostd understands it (secrets redacted).
     Check {
         #[command(flatten)]
         config: ConfigArg,
     },
     /// Show, per host and record, what is published, when, the last reply and whether the host
-    /// is stopped. Reads the state file only; no network.
+    /// is stopped. Asks the running agent (live: requests in flight, the next wake-up and why)
+    /// when there is one, else reads the state file; the output says which.
     Status {
         #[command(flatten)]
         config: ConfigArg,
@@ -198,6 +217,150 @@ fn main() -> ExitCode {
     }
 }
 
+/// Prints the agent's answer; exit 0 when it says every record is current or on its way.
+fn print_reply(from: &str, reply: &control::Response) -> ExitCode {
+    println!("{from}:");
+    for l in &reply.lines {
+        println!("  {l}");
+    }
+    if reply.ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
+}
+
+/// Where the agent would be, from the config file without its secrets.
+fn locations(config: &Path) -> Option<control::Locations> {
+    control::Locations::read(config)
+}
+
+/// The running agent, or the state dir's lock. Err(exit code) for a config that can't even say
+/// where its state dir is (the full load names the key and line).
+fn route(config: &Path) -> anyhow::Result<Result<control::Route, ExitCode>> {
+    let Some(at) = locations(config) else {
+        return Ok(Err(match load_config(config) {
+            Ok(c) => return Ok(Ok(control::route(&control::Locations::of(&c))?)),
+            Err(code) => code,
+        }));
+    };
+    Ok(Ok(control::route(&at)?))
+}
+
+fn agent_name(pid: Option<u32>) -> String {
+    format!(
+        "the running agent (pid {})",
+        pid.map_or_else(|| "unknown".to_string(), |p| p.to_string())
+    )
+}
+
+/// `update` while an agent runs: the addresses go to it; it sends, or says why not.
+fn hand_update(
+    config: &Path,
+    pid: Option<u32>,
+    stream: std::os::unix::net::UnixStream,
+    ips: Vec<IpAddr>,
+    force: bool,
+) -> anyhow::Result<ExitCode> {
+    let who = agent_name(pid);
+    if force {
+        eprintln!(
+            "dynhostd: --force is not handed to {who}: it sends only what changed; stop it first to force a re-send"
+        );
+        return Ok(ExitCode::from(2));
+    }
+    let at = locations(config).context("the config file changed")?;
+    let reply = control::ask(stream, &control::Request::Update { ips }, &at.socket)?;
+    Ok(print_reply(&who, &reply))
+}
+
+/// `dynhostd retry`: through the agent, or (none running) in the state file under the lock.
+fn retry(path: &Path, hosts: Vec<String>) -> anyhow::Result<ExitCode> {
+    match route(path)? {
+        Err(code) => Ok(code),
+        Ok(control::Route::Agent { pid, stream }) => {
+            let at = locations(path).context("the config file changed")?;
+            let reply = control::ask(stream, &control::Request::Retry { hosts }, &at.socket)?;
+            Ok(print_reply(&agent_name(pid), &reply))
+        }
+        Ok(control::Route::Alone(lock)) => {
+            let config = match load_config(path) {
+                Ok(c) => c,
+                Err(code) => return Ok(code),
+            };
+            match control::retry_offline(&config, &hosts, &lock)? {
+                Ok(lines) => {
+                    println!(
+                        "no agent running: changed the state file {}",
+                        config.state_file().display()
+                    );
+                    for l in lines {
+                        println!("  {l}");
+                    }
+                    Ok(ExitCode::SUCCESS)
+                }
+                Err(unknown) => {
+                    eprintln!(
+                        "dynhostd: no enabled [[host]] has the hostname {}",
+                        unknown.join(", ")
+                    );
+                    Ok(ExitCode::from(1))
+                }
+            }
+        }
+    }
+}
+
+/// `dynhostd check-now`: SIGUSR1 over the socket.
+fn check_now(path: &Path) -> anyhow::Result<ExitCode> {
+    let Some(at) = locations(path) else {
+        return Ok(load_config(path).err().unwrap_or(ExitCode::from(2)));
+    };
+    match control::connect_for_status(&at)? {
+        Some((pid, stream)) => {
+            let reply = control::ask(stream, &control::Request::CheckNow, &at.socket)?;
+            Ok(print_reply(&agent_name(pid), &reply))
+        }
+        None => {
+            eprintln!(
+                "dynhostd: no agent is running on {} (nobody holds its lock): nothing to check",
+                at.state_dir.display()
+            );
+            Ok(ExitCode::from(1))
+        }
+    }
+}
+
+/// `dynhostd status` from the running agent; None when there is none (or it does not answer:
+/// then said on stderr), and the state file is shown instead. Needs only where the agent is,
+/// not the secrets (see `control::Locations`).
+fn status_from_agent(path: &Path, json: bool) -> anyhow::Result<Option<ExitCode>> {
+    let Some(at) = locations(path) else {
+        return Ok(None);
+    };
+    let stream = match control::connect_for_status(&at) {
+        Ok(Some((_, stream))) => stream,
+        Ok(None) => return Ok(None),
+        Err(e) => {
+            eprintln!("dynhostd: {e}: showing the state file instead");
+            return Ok(None);
+        }
+    };
+    let reply = control::ask(stream, &control::Request::Status, &at.socket)?;
+    let live = reply
+        .status
+        .context("the agent's status reply holds no status")?;
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&control::live_json(&live))?
+        );
+    } else {
+        print!("{}", control::live_table(&live));
+    }
+    Ok(Some(ExitCode::SUCCESS))
+}
+
 fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
     match command {
         #[cfg(feature = "generate")]
@@ -217,15 +380,11 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Update {
-            config,
+            config: path,
             ips,
             force,
             dry_run,
         } => {
-            let config = match load_config(&config.config).and_then(require_host) {
-                Ok(c) => c,
-                Err(code) => return Ok(code),
-            };
             let mut families = std::collections::BTreeSet::new();
             for ip in &ips {
                 if !families.insert(ip.is_ipv4()) {
@@ -233,18 +392,38 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
                     return Ok(ExitCode::from(2));
                 }
             }
+            // One writer: hand the work to the running agent, or hold the lock while doing it.
+            // A dry run writes nothing and needs neither.
+            let lock = if dry_run {
+                None
+            } else {
+                match route(&path.config)? {
+                    Ok(control::Route::Alone(lock)) => Some(lock),
+                    Ok(control::Route::Agent { pid, stream }) => {
+                        return hand_update(&path.config, pid, stream, ips, force);
+                    }
+                    Err(code) => return Ok(code),
+                }
+            };
+            let config = match load_config(&path.config).and_then(require_host) {
+                Ok(c) => c,
+                Err(code) => return Ok(code),
+            };
             let opts = UpdateOptions {
                 ips,
                 force,
                 dry_run,
             };
             let report = runtime()?.block_on(agent::update_once(&config, &opts))?;
+            drop(lock);
             Ok(if report.all_current {
                 ExitCode::SUCCESS
             } else {
                 ExitCode::from(1)
             })
         }
+        Command::Retry { config, hosts } => retry(&config.config, hosts),
+        Command::CheckNow { config } => check_now(&config.config),
         Command::Check { config: path } => {
             let config = match load_config(&path.config) {
                 Ok(c) => c,
@@ -255,14 +434,25 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Status {
-            config,
+            config: path,
             json,
             verify,
         } => {
-            let config = match load_config(&config.config) {
+            if !verify && let Some(code) = status_from_agent(&path.config, json)? {
+                return Ok(code);
+            }
+            let config = match load_config(&path.config) {
                 Ok(c) => c,
                 Err(code) => return Ok(code),
             };
+            let source = format!(
+                "source: the state file {} (no agent answered)",
+                config.state_file().display()
+            );
+            // With --json, each row says it ("source": "state-file").
+            if !json {
+                println!("{source}");
+            }
             let state = agent::load_state(&config.state_file());
             let mut rows = report::status(&config, &state);
             if verify {
@@ -270,7 +460,10 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
                 report::add_dns(&mut rows, &found);
             }
             if json {
-                println!("{}", serde_json::to_string_pretty(&rows)?);
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&control::state_rows_json(&rows))?
+                );
             } else {
                 print!("{}", report::status_table(&rows));
             }

@@ -93,6 +93,13 @@ impl PublicIpDetector {
         }
     }
 
+    /// Takes over `old`'s per-source back-off (a reload must not make a failing source be asked
+    /// again at once).
+    pub fn with_health_of(mut self, old: &PublicIpDetector) -> PublicIpDetector {
+        self.health = old.health.clone();
+        self
+    }
+
     fn sources(&self, family: Family) -> &[Url] {
         match family {
             Family::V4 => &self.ipv4,

@@ -128,8 +128,8 @@ pub fn status_table(rows: &[RecordStatus]) -> String {
         if let (Some(reason), Some(fix)) = (&r.stopped, &r.fix) {
             let _ = writeln!(
                 out,
-                "\n{}/{} is stopped after \"{reason}\": {fix}.\nEdit its [[host]] entry, then restart or reload dynhostd to try again.",
-                r.hostname, r.record
+                "\n{}/{} is stopped after \"{reason}\": {fix}.\nOnce that is fixed (at the provider or in its [[host]] entry), run `dynhostd retry {}`.",
+                r.hostname, r.record, r.hostname
             );
         }
     }
@@ -161,23 +161,7 @@ fn render_columns<const N: usize>(rows: &[[String; N]]) -> String {
 
 /// `2026-11-23 06:44:40 UTC` from Unix seconds (civil-from-days, proleptic Gregorian).
 pub fn format_unix(secs: u64) -> String {
-    let days = (secs / 86_400) as i64;
-    let rem = secs % 86_400;
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02} UTC",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
+    crate::clock::UnixTime(secs).to_string()
 }
 
 /// One address as `dynhostd detect` shows it.

@@ -49,6 +49,10 @@ pub struct PublishedRecord {
     /// by an entry that has since been edited is dropped.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub attempt_config: Option<String>,
+    /// `retry_at` is a wait the server asked for (Retry-After, capped at a day), not our own
+    /// back-off (capped at `retry_max`): the cap applied when it is read back.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub retry_asked: bool,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

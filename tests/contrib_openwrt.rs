@@ -129,6 +129,11 @@ fn a_full_config_translates_and_checks() {
             .collect();
         assert_eq!(ignore, ["2001:db8:ffff::/48"]);
         assert_eq!(config.state_dir, Path::new("/tmp/dynhostd-state"));
+        assert_eq!(
+            config.control_socket.as_deref(),
+            Some(Path::new("/var/run/dynhostd/control")),
+            "OpenWrt has no /run"
+        );
 
         assert_eq!(config.hosts.len(), 3, "{sh:?}");
         let [home, old, relay] = &config.hosts[..] else {

@@ -2,7 +2,8 @@
 //! speed, local address, remote address, ipparam), an environment holding only pppd's own
 //! variables plus the PPP_* ones Debian's /etc/ppp/ip-up exports, and (where available)
 //! through Debian's `run-parts --arg=…`. A fake `dynhostd`, `logger` and `systemctl` on PATH
-//! record what the hooks asked for.
+//! record what the hooks asked for (systemctl: that the hook no longer asks it). The real
+//! binary behind the hook, with and without a running agent: tests/control.rs.
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
@@ -174,19 +175,18 @@ fn pppoe(iface: &str) -> [&str; 6] {
 }
 
 #[test]
-fn without_the_daemon_ip_up_publishes_the_local_address() {
+fn ip_up_runs_update_with_the_local_address() {
     let w = World::new();
     w.up(&pppoe("ppp0"));
     assert_eq!(w.wait_argv(), ["update", "--ip", LOCAL]);
-    let log = w.wait_log("published");
+    let log = w.wait_log("current (dynhostd update exited 0)");
     assert!(log.contains("fake dynhostd: done"), "{log}");
     assert!(
         log.contains("[-t dynhostd"),
         "logs under the dynhostd tag: {log}"
     );
-    // It asked systemd first, about the right unit.
-    let asked = fs::read_to_string(w.path("systemctl")).unwrap();
-    assert_eq!(asked.trim(), "is-active --quiet dynhostd.service");
+    // `update` itself finds a running agent (its lock and socket): systemd is not asked.
+    assert!(!w.path("systemctl").exists(), "systemctl was run");
 }
 
 #[test]
@@ -237,18 +237,13 @@ fn a_failed_update_is_logged_with_its_exit_code() {
     w.wait_log("dynhostd update failed (exit 1)");
 }
 
+/// The hook no longer decides whether a daemon runs (`dynhostd update` hands the address to a
+/// running agent itself): systemd saying "active" and a leftover DYNHOSTD_PIDFILE setting from
+/// an older settings file change nothing.
 #[test]
-fn with_the_daemon_active_under_systemd_ip_up_does_nothing() {
+fn a_running_daemon_is_update_s_business_not_the_hook_s() {
     let w = World::new();
     fs::write(w.path("active"), "").unwrap();
-    w.up(&pppoe("ppp0"));
-    w.assert_not_run();
-    assert!(w.log().contains("follows it itself"), "{}", w.log());
-}
-
-#[test]
-fn with_a_live_pid_file_ip_up_does_nothing_and_a_stale_one_is_ignored() {
-    let w = World::new();
     let pidfile = w.path("dynhostd.pid");
     fs::write(
         w.defaults(),
@@ -258,15 +253,9 @@ fn with_a_live_pid_file_ip_up_does_nothing_and_a_stale_one_is_ignored() {
     // This test process stands in for a live daemon.
     fs::write(&pidfile, format!("{}\n", std::process::id())).unwrap();
     w.up(&pppoe("ppp0"));
-    w.assert_not_run();
-
-    // A pid that no longer exists (a reaped child's): the daemon is gone, so publish.
-    let mut child = Command::new("/bin/true").spawn().unwrap();
-    let dead = child.id();
-    child.wait().unwrap();
-    fs::write(&pidfile, format!("{dead}\n")).unwrap();
-    w.up(&pppoe("ppp0"));
     assert_eq!(w.wait_argv(), ["update", "--ip", LOCAL]);
+    w.wait_log("exited 0");
+    assert!(!w.path("systemctl").exists(), "systemctl was run");
 }
 
 #[test]
@@ -301,7 +290,7 @@ fn hostile_values_are_passed_verbatim_and_run_nothing() {
         "$(touch /nonexistent)",
     ]);
     assert_eq!(w.wait_argv(), ["update", "--ip", hostile.as_str()]);
-    w.wait_log("published");
+    w.wait_log("exited 0");
     assert!(!marker.exists(), "a value was executed");
 
     // Same for a hostile interface pattern in the settings: a glob, never a command.

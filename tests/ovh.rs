@@ -263,11 +263,12 @@ fn auth_provision_run_rotate_end_to_end() {
             "{reqs:?}"
         );
 
-        // 4. Rotate. This branch's agent does not take its lock yet (contract 3, issue 11):
-        // if nobody holds <state.dir>/lock, the test holds it with the agent's pid, as the agent
-        // will.
-        let lock_path = env.dir.path().join("state").join("lock");
-        let _held = hold_lock_for(&lock_path, agent.0.id());
+        // 4. Rotate: the agent holds <state.dir>/lock with its pid (contract 3), so rotate
+        // knows whom to send SIGHUP.
+        assert_eq!(
+            dynhostd::lock::holder(&env.dir.path().join("state")).unwrap(),
+            Some(Some(agent.0.id()))
+        );
         let old_password = login.password.clone();
         let (ok, out, err) = env.ovh(&["rotate", "home.example.com"]);
         assert!(ok, "{out}{err}");
@@ -340,24 +341,6 @@ impl Drop for Killed {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
-}
-
-/// Holds a shared flock on `path` with `pid` written in it, unless someone (the agent) already
-/// holds it. The returned file keeps the lock.
-fn hold_lock_for(path: &Path, pid: u32) -> Option<std::fs::File> {
-    use std::os::fd::AsRawFd;
-    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-    if let Ok(f) = std::fs::File::open(path) {
-        // SAFETY: flock on our own descriptor.
-        if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_SH | libc::LOCK_NB) } != 0 {
-            return None;
-        }
-    }
-    std::fs::write(path, format!("{pid}\n")).unwrap();
-    let f = std::fs::File::open(path).unwrap();
-    // SAFETY: as above.
-    assert_eq!(unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) }, 0);
-    Some(f)
 }
 
 /// `--dry-run` shows the calls that would change something, with no password, and changes

@@ -25,7 +25,7 @@
 mod rng;
 use dynhostd::config::DetectMode;
 use dynhostd::decide::{
-    Action, Backoff, Decider, DeciderConfig, DetectPolicy, Event, Push, RecordSpec,
+    Action, Backoff, Decider, DeciderConfig, DetectPolicy, Event, Now, Push, RecordSpec, UnixTime,
 };
 use dynhostd::provider::{Reply, TransportKind};
 use dynhostd::record::{Family, RecordKey};
@@ -243,6 +243,9 @@ struct Run {
     cfg: DeciderConfig,
     t0: Instant,
     now: Instant,
+    /// The wall clock: it moves with `now`, but also steps by years either way (a router
+    /// without a real-time clock, then NTP), independently of the monotonic clock.
+    wall: u64,
     /// The view folded from the same Net events, independently of the decider.
     view: NetView,
     /// Last address each record's provider confirmed (good/nochg), from the Outcomes fed in.
@@ -276,12 +279,22 @@ impl Run {
         (self.now - self.t0).as_secs_f64()
     }
 
-    fn unix(&self) -> u64 {
-        UNIX_START + (self.now - self.t0).as_secs()
+    fn at(&self) -> Now {
+        Now {
+            mono: self.now,
+            wall: UnixTime(self.wall),
+        }
+    }
+
+    /// Moves both clocks to `t` on the monotonic one.
+    fn move_to(&mut self, t: Instant) {
+        let d = t.saturating_duration_since(self.now);
+        self.wall = self.wall.saturating_add(d.as_secs());
+        self.now = self.now.max(t);
     }
 
     fn advance(&mut self, d: Duration) {
-        self.now += d;
+        self.move_to(self.now + d);
     }
 
     /// Feeds one event and checks every property that must hold after it.
@@ -302,7 +315,7 @@ impl Run {
         }
         let is_timer = ev == Event::Timer;
         let wake_before = self.decider.next_wake();
-        let actions = self.decider.on_event(ev, self.now);
+        let actions = self.decider.on_event(ev, self.at());
         for a in &actions {
             self.log.push(format!("             -> {a:?}"));
             match a {
@@ -331,6 +344,16 @@ impl Run {
                     self.now.duration_since(w)
                 ));
             }
+        }
+        // (f) whatever the wall clock or the state file said, nothing is parked for longer than
+        // the longest wait any rule allows.
+        if let Some(w) = self.decider.next_wake()
+            && w.saturating_duration_since(self.now) > LONGEST_WAIT
+        {
+            self.fail(&format!(
+                "next_wake is {:?} away: longer than any rule allows",
+                w.saturating_duration_since(self.now)
+            ));
         }
         if self.decider.view() != &self.view {
             self.fail("the decider's view differs from the same events folded into a NetView");
@@ -385,12 +408,10 @@ impl Run {
             }
             Meaning::Retry => {}
         }
-        let at = self.unix();
         self.feed(Event::Outcome {
             key: key.clone(),
             ip,
             reply,
-            at,
         })
     }
 
@@ -476,11 +497,25 @@ fn initial_state(rng: &mut Rng, cfg: &DeciderConfig) -> State {
             Family::V6 => &V6_ADDRS[..2],
         };
         let mut rec = PublishedRecord::default();
+        // Saved times as a clock that was wrong, or a tampered file, leave them: far in the
+        // past, in the future, at the end of time.
+        let saved_time = |rng: &mut Rng| match rng.below(6) {
+            0 => 0,
+            1 => UNIX_START + 3600,
+            2 => UNIX_START + 40 * 365 * 86_400,
+            3 => u64::MAX,
+            _ => UNIX_START - 3600,
+        };
         match rng.below(10) {
             0..=3 => {}
             4..=8 => {
                 rec.published = Some(ip(rng.pick(pool)));
-                rec.published_at = Some(UNIX_START - 3600);
+                rec.published_at = Some(saved_time(rng));
+                if rng.chance(30) {
+                    rec.failures = 1 + rng.below(5) as u32;
+                    rec.retry_at = Some(saved_time(rng));
+                    rec.retry_asked = rng.chance(50);
+                }
             }
             _ => {
                 rec.stopped = Some(Stopped {
@@ -501,13 +536,18 @@ fn run(seed: u64, verbose: bool) {
     let cfg = config(&mut rng);
     let state = initial_state(&mut rng, &cfg);
     let t0 = Instant::now();
-    let decider = Decider::new(cfg.clone(), state.clone(), t0, UNIX_START, seed);
+    let start = Now {
+        mono: t0,
+        wall: UnixTime(UNIX_START),
+    };
+    let decider = Decider::new(cfg.clone(), state.clone(), start, seed);
     let mut r = Run {
         seed,
         decider,
         cfg: cfg.clone(),
         t0,
         now: t0,
+        wall: UNIX_START,
         view: NetView::default(),
         published: state
             .records
@@ -549,7 +589,7 @@ fn run(seed: u64, verbose: bool) {
                 if let Some(w) = r.decider.next_wake()
                     && rng.chance(70)
                 {
-                    r.now = r.now.max(w);
+                    r.move_to(w);
                 }
                 r.feed(Event::Timer);
             }
@@ -573,8 +613,23 @@ fn run(seed: u64, verbose: bool) {
                     r.answer_detect(family, answer);
                 }
             }
-            _ => {
+            95..=97 => {
                 r.feed(Event::CheckNow);
+            }
+            _ => {
+                // The wall clock steps (NTP answers at last, or a bad RTC): the monotonic one
+                // doesn't. Deadlines must not care.
+                r.wall = match rng.below(4) {
+                    0 => 0,
+                    1 => r.wall.saturating_sub(5 * 365 * 86_400),
+                    2 => r.wall.saturating_add(5 * 365 * 86_400),
+                    _ => u64::MAX - rng.below(1000),
+                };
+                r.log.push(format!(
+                    "{:>10.3}s wall clock steps to {}",
+                    r.secs(),
+                    r.wall
+                ));
             }
         }
     }
@@ -623,7 +678,7 @@ fn run(seed: u64, verbose: bool) {
                 wake.saturating_duration_since(r.now)
             ));
         }
-        r.now = r.now.max(wake);
+        r.move_to(wake);
         let a = r.feed(Event::Timer);
         if a.iter().any(|a| matches!(a, Action::Push(_))) {
             quiet_since = r.now;
@@ -661,6 +716,14 @@ fn run(seed: u64, verbose: bool) {
         for line in &r.log {
             println!("{line}");
         }
+    }
+}
+
+/// `t` on both clocks, the wall clock having read `UNIX_START` at `t0`.
+fn both(t0: Instant, t: Instant) -> Now {
+    Now {
+        mono: t,
+        wall: UnixTime(UNIX_START + t.duration_since(t0).as_secs()),
     }
 }
 
@@ -704,7 +767,7 @@ fn a_deadline_passing_while_an_unrelated_event_is_handled_is_not_lost() {
         verify: None,
     };
     let t0 = Instant::now();
-    let mut d = Decider::new(cfg, State::default(), t0, UNIX_START, 1);
+    let mut d = Decider::new(cfg, State::default(), both(t0, t0), 1);
     let wan = |index, a: &str, name: &str| {
         (
             Link {
@@ -733,7 +796,7 @@ fn a_deadline_passing_while_an_unrelated_event_is_handled_is_not_lost() {
             addrs: vec![public],
             routes: vec![],
         })),
-        t0,
+        both(t0, t0),
     );
     assert!(a.iter().any(|a| matches!(a, Action::Push(_))));
     d.on_event(
@@ -741,21 +804,20 @@ fn a_deadline_passing_while_an_unrelated_event_is_handled_is_not_lost() {
             key: key.clone(),
             ip: ip("203.0.113.7"),
             reply: Reply::ServerTrouble,
-            at: UNIX_START,
         },
-        t0,
+        both(t0, t0),
     );
     let retry = d.next_wake().expect("a retry is planned");
     // The retry is due; the shell handles an address change on the LAN before its timer.
     let now = retry + Duration::from_millis(1);
-    let a = d.on_event(Event::Net(NetEvent::NewAddr(lan)), now);
+    let a = d.on_event(Event::Net(NetEvent::NewAddr(lan)), both(t0, now));
     if a.iter().any(|a| matches!(a, Action::Push(_))) {
         return;
     }
     let wake = d
         .next_wake()
         .expect("the retry is lost: it is due, nothing was sent, and no timer is left");
-    let a = d.on_event(Event::Timer, wake.max(now));
+    let a = d.on_event(Event::Timer, both(t0, wake.max(now)));
     assert!(
         a.iter().any(|a| matches!(a, Action::Push(_))),
         "the retry is lost: {a:?}"
@@ -809,7 +871,7 @@ fn durations_the_config_accepts_never_overflow_the_decider() {
         let key = cfg.records[0].key.clone();
         let t0 = Instant::now();
         let ran = catch_unwind(AssertUnwindSafe(|| {
-            let mut d = Decider::new(cfg, State::default(), t0, UNIX_START, 1);
+            let mut d = Decider::new(cfg, State::default(), both(t0, t0), 1);
             let snap = NetSnapshot {
                 links: vec![Link {
                     index: 3,
@@ -829,15 +891,14 @@ fn durations_the_config_accepts_never_overflow_the_decider() {
                 }],
                 routes: vec![],
             };
-            d.on_event(Event::Net(NetEvent::Snapshot(snap)), t0);
+            d.on_event(Event::Net(NetEvent::Snapshot(snap)), both(t0, t0));
             d.on_event(
                 Event::Outcome {
                     key,
                     ip: ip("203.0.113.7"),
                     reply,
-                    at: UNIX_START,
                 },
-                t0 + Duration::from_secs(1),
+                both(t0, t0 + Duration::from_secs(1)),
             );
             d.next_wake()
         }));

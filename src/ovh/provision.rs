@@ -1035,34 +1035,22 @@ pub async fn rotate(
     Ok(reload)
 }
 
-/// Tells the running agent to read its config again. The agent holds an exclusive `flock` on
-/// `<state.dir>/lock` with its pid inside (contract 3): a shared attempt that fails means it
-/// runs.
+/// Tells the running agent to read its config again. The agent holds `<state.dir>/lock` with
+/// its pid inside (contract 3); [`crate::lock::holder`] says whether anyone holds it, and who.
 pub fn reload_agent(state_dir: &Path) -> Result<Reload, ProvisionError> {
-    use std::os::fd::AsRawFd;
-    let path = state_dir.join("lock");
-    let file = match std::fs::File::open(&path) {
-        Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Reload::NoAgent),
-        Err(e) => return Err(io_err("cannot open", &path)(e)),
-    };
-    // SAFETY: flock on a descriptor we own; no memory is passed.
-    let locked = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_SH | libc::LOCK_NB) };
-    if locked == 0 {
-        // Nobody holds it: no agent. Our shared lock goes with the file.
-        return Ok(Reload::NoAgent);
-    }
-    let text = std::fs::read_to_string(&path).map_err(io_err("cannot read", &path))?;
-    let pid: u32 =
-        text.trim()
-            .parse()
-            .ok()
-            .filter(|p| *p > 1)
-            .ok_or_else(|| ProvisionError::Io {
-                what: "no agent pid in",
+    let path = state_dir.join(crate::lock::FILE_NAME);
+    let pid = match crate::lock::holder(state_dir) {
+        Ok(None) => return Ok(Reload::NoAgent),
+        Ok(Some(Some(pid))) if pid > 1 => pid,
+        Ok(Some(_)) => {
+            return Err(ProvisionError::Io {
+                what: "an agent holds, with no pid in it,",
                 path: path.display().to_string(),
-                message: "send the agent SIGHUP by hand (systemctl reload dynhostd)".into(),
-            })?;
+                message: "send it SIGHUP by hand (systemctl reload dynhostd)".into(),
+            });
+        }
+        Err(e) => return Err(io_err("cannot read", &path)(e)),
+    };
     // SAFETY: kill with a positive pid read from the lock file and a constant signal.
     if unsafe { libc::kill(pid as libc::pid_t, libc::SIGHUP) } != 0 {
         return Err(ProvisionError::Io {

@@ -6,7 +6,7 @@
 //! ranked as ddclient does: skip tentative/deprecated/temporary/dadfailed, prefer an infinite
 //! lifetime, then the longest prefix, then the longest remaining lifetime.
 
-use super::{Lifetime, Scope, WanAddress};
+use super::{Lifetime, NetView, Scope, WanAddress};
 use crate::record::Family;
 use serde::Serialize;
 use std::fmt;
@@ -178,6 +178,16 @@ pub enum WanChoice {
     Nothing,
 }
 
+impl WanChoice {
+    /// The address to publish, if any.
+    pub fn public(self) -> Option<IpAddr> {
+        match self {
+            WanChoice::Public(ip) => Some(ip),
+            WanChoice::BehindNat | WanChoice::Nothing => None,
+        }
+    }
+}
+
 /// Judges a bare IP by range alone (also used for `--ip` and for what-is-my-IP answers).
 pub fn judge_ip(ip: IpAddr, policy: &AddressPolicy) -> Result<(), Rejection> {
     if policy.ignore.iter().any(|p| p.contains(&ip)) {
@@ -256,6 +266,58 @@ pub fn choose<'a>(
         (None, _) if nat => WanChoice::BehindNat,
         (None, _) => WanChoice::Nothing,
     }
+}
+
+/// What the WAN looks like to the address policy, lifetimes left out: two views with the same
+/// signature choose the same addresses, so an event that leaves it alone is no change (a router
+/// advertisement refreshing a SLAAC address's lifetimes, a duplicate from a re-dump, a
+/// link-local address finishing DAD).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct WanSignature {
+    link: Option<(u32, bool)>,
+    /// (address, prefix length, counts, valid for ever): the candidates, and the NAT-side
+    /// addresses (a new CGNAT address after a redial usually means a new public one).
+    addrs: Vec<(IpAddr, u8, bool, bool)>,
+}
+
+/// The signature of the WAN (`wan`: the configured interface, or None for the default route's).
+pub fn signature(view: &NetView, wan: Option<&str>, policy: &AddressPolicy) -> WanSignature {
+    let Some(link) = view.wan_link(wan) else {
+        return WanSignature::default();
+    };
+    let mut addrs: Vec<_> = view
+        .addrs_on(link.index)
+        .filter_map(|a| {
+            let counts = match judge(a, policy) {
+                Ok(()) => true,
+                Err(r) if r.means_nat() => false,
+                Err(_) => return None,
+            };
+            Some((a.addr, a.prefix_len, counts, a.valid == Lifetime::Forever))
+        })
+        .collect();
+    addrs.sort_unstable_by_key(|a| (a.0, a.1));
+    WanSignature {
+        link: Some((link.index, link.up)),
+        addrs,
+    }
+}
+
+/// The WAN's own address of `family` to send detection requests from, so the question is asked
+/// over the WAN (not over another uplink or the other family).
+pub fn bind_address(view: &NetView, wan: Option<&str>, family: Family) -> Option<IpAddr> {
+    let link = view.wan_link(wan)?;
+    view.addrs_on(link.index)
+        .filter(|a| a.family() == family && a.scope == Scope::Universe)
+        .filter(|a| !a.flags.tentative && !a.flags.dadfailed)
+        .min_by_key(|a| {
+            (
+                a.flags.deprecated,
+                a.flags.secondary && a.addr.is_ipv4(),
+                a.addr,
+            )
+        })
+        .map(|a| a.addr)
 }
 
 /// The stable part of the ranking: what makes one address better in kind, not just fresher.

@@ -54,6 +54,12 @@ impl Setup {
         self.dir.path().join("config.toml")
     }
 
+    /// The agent's control socket (`[state] control`): in the test's own directory, never the
+    /// host's /run.
+    pub fn control_path(&self) -> PathBuf {
+        self.dir.path().join("control")
+    }
+
     pub fn state_path(&self) -> PathBuf {
         self.dir.path().join("state").join("state.json")
     }
@@ -227,8 +233,9 @@ impl Setup {
             text += &format!("interface = \"{i}\"\n");
         }
         text += &format!(
-            "debounce = \"{debounce}\"\naccept = [\"203.0.113.0/24\", \"198.51.100.0/24\", \"2001:db8::/32\"]\n{wan}\n\n[state]\ndir = \"{}\"\n\n[http]\ntimeout = \"3s\"\nconnect_timeout = \"2s\"\n",
-            self.state_path().parent().unwrap().display()
+            "debounce = \"{debounce}\"\naccept = [\"203.0.113.0/24\", \"198.51.100.0/24\", \"2001:db8::/32\"]\n{wan}\n\n[state]\ndir = \"{}\"\ncontrol = \"{}\"\n\n[http]\ntimeout = \"3s\"\nconnect_timeout = \"2s\"\n",
+            self.state_path().parent().unwrap().display(),
+            self.control_path().display()
         );
         if !extra.contains("[update]") {
             text += "\n[update]\nmin_interval = \"0s\"\n";

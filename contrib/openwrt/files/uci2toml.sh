@@ -146,10 +146,14 @@ fi
 emit "# Generated from /etc/config/$package by uci2toml.sh at each start and reload of"
 emit "# /etc/init.d/dynhostd: edit the UCI config (uci set/commit, LuCI), not this file."
 config_foreach main_section dynhostd
+emit ""
+emit "[state]"
 if [ -n "$state_dir" ]; then
-    emit ""
-    toml_str "$package.main.state_dir" "$state_dir" && emit "[state]" && emit "dir = $REPLY"
+    toml_str "$package.main.state_dir" "$state_dir" && emit "dir = $REPLY"
 fi
+# The agent's control socket (dynhostd status, retry, update): OpenWrt has /var/run, in RAM,
+# and no /run. The init script creates the directory.
+emit "control = \"/var/run/dynhostd/control\""
 config_foreach host_section host
 if [ "$hosts" -eq 0 ]; then
     fail "$package: no 'config host' section: add one (hostname, login, password)"

@@ -1,0 +1,460 @@
+//! The decider's side of the control socket: what a person (or pppd's hook) asks the running
+//! agent. Lift the stops of named hosts (`dynhostd retry`), take addresses a client hands over
+//! (`dynhostd update --ip` while an agent runs) and decide now, and a live snapshot of every
+//! record for `dynhostd status`: its phase, the request in flight, the next wake-up and why.
+//!
+//! One `impl Decider` block over the core's own fields, so it moves with the core as one file.
+
+use super::record::Phase as RecordPhase;
+use super::{Action, Decider, Now};
+use crate::record::{Family, RecordKey};
+use crate::wan::policy;
+use serde::{Deserialize, Serialize};
+use std::net::IpAddr;
+use std::time::Instant;
+
+/// Where a record is in its life, as `status` shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Phase {
+    /// Published and current, or nothing to publish.
+    Idle,
+    /// A change waits for `min_interval` to pass since the last success.
+    Held,
+    /// Being checked at its authoritative name servers (or waiting for that first check).
+    Verifying,
+    /// A request is out.
+    Pushing,
+    /// Waiting after server trouble.
+    BackingOff,
+    /// Stopped after a reply only a person can fix; `dynhostd retry` lifts it.
+    Stopped,
+}
+
+/// Why the agent will next wake up for a record (or at all).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum WakeReason {
+    /// The WAN changed; the quiet period before deciding.
+    Debounce,
+    /// A change held back by `min_interval`.
+    MinInterval,
+    /// The back-off after server trouble.
+    Backoff,
+    /// The wait the server asked for (`Retry-After`).
+    RetryAfter,
+    /// The next check at the authoritative name servers.
+    Verify,
+    /// The re-send of an unchanged address (`refresh`).
+    Refresh,
+    /// The next ask of the what's-my-IP sources (behind NAT).
+    Detect,
+}
+
+/// A wake-up: why, and in how long from the snapshot's moment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Wake {
+    pub reason: WakeReason,
+    pub in_ms: u64,
+}
+
+/// Why a record is stopped and what the person must fix first.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StopInfo {
+    pub reason: String,
+    pub fix: String,
+}
+
+/// One record as the running agent sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LiveRecord {
+    pub hostname: String,
+    /// `A` or `AAAA`.
+    pub record: String,
+    pub phase: Phase,
+    /// What the provider last confirmed.
+    pub published: Option<IpAddr>,
+    /// What the WAN offers for this family now (None: nothing that counts).
+    pub wan: Option<IpAddr>,
+    /// The address of the request out now.
+    pub in_flight: Option<IpAddr>,
+    pub failures: u32,
+    pub last_reply: Option<String>,
+    /// When this record is next looked at, and why: its own deadlines, the debounce (every
+    /// record) and the what's-my-IP re-check (its family, behind NAT). None while a request is
+    /// out or it is stopped.
+    pub next: Option<Wake>,
+    pub stopped: Option<StopInfo>,
+}
+
+/// Everything `status` shows of the running agent.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LiveStatus {
+    pub records: Vec<LiveRecord>,
+    /// The agent's next wake-up of all, with its reason; None: it sleeps until an event.
+    pub next_wake: Option<Wake>,
+}
+
+/// `retry` named hostnames no enabled `[[host]]` keeps.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("no enabled [[host]] has the hostname {}", .0.join(", "))]
+pub struct UnknownHosts(pub Vec<String>);
+
+/// What `retry` did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Retried {
+    /// Records whose stop (or back-off) was lifted.
+    pub lifted: Vec<RecordKey>,
+    pub actions: Vec<Action>,
+}
+
+/// `update --ip` handed the agent an address its WAN does not show.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("the WAN shows {}, not {given}: the running agent publishes what the WAN holds", wan.map_or_else(|| "no address that counts".to_string(), |a| a.to_string()))]
+pub struct NotOnWan {
+    pub given: IpAddr,
+    pub wan: Option<IpAddr>,
+}
+
+fn wake(reason: WakeReason, at: Instant, now: Instant) -> Wake {
+    Wake {
+        reason,
+        in_ms: u64::try_from(at.saturating_duration_since(now).as_millis()).unwrap_or(u64::MAX),
+    }
+}
+
+impl Decider {
+    /// `dynhostd retry [HOSTNAME...]`: lifts the stop and any back-off of the named hosts' records
+    /// (every record's with no names) and decides at once; `min_interval` still holds. Nothing
+    /// changes when a name is unknown.
+    pub fn retry(&mut self, hostnames: &[String], now: Now) -> Result<Retried, UnknownHosts> {
+        let unknown: Vec<String> = hostnames
+            .iter()
+            .filter(|h| !self.records.keys().any(|k| k.hostname == **h))
+            .cloned()
+            .collect();
+        if !unknown.is_empty() {
+            return Err(UnknownHosts(unknown));
+        }
+        self.last_now = now;
+        let named = |k: &RecordKey| hostnames.is_empty() || hostnames.contains(&k.hostname);
+        let mut lifted = Vec::new();
+        for (key, rec) in self.records.iter_mut() {
+            if named(key) && rec.lift() {
+                lifted.push(key.clone());
+            }
+        }
+        let mut actions = Vec::new();
+        if !lifted.is_empty() {
+            actions.push(Action::Save);
+        }
+        actions.extend(self.decide(false, now));
+        Ok(Retried { lifted, actions })
+    }
+
+    /// `dynhostd update --ip ADDR...` handed to the running agent (pppd's ip-up): the addresses
+    /// must be what the WAN shows (the agent keeps following the kernel, it takes no override);
+    /// then the quiet period is cut short and everything is decided now, back-off and
+    /// `min_interval` still applying. An address that does not count by the policy (private,
+    /// CGNAT…) is not a mismatch: there is nothing to send from it. A request already out for
+    /// the same address is not sent again.
+    pub fn update_from(&mut self, ips: &[IpAddr], now: Now) -> Result<Vec<Action>, NotOnWan> {
+        for ip in ips {
+            let family = Family::of(ip);
+            if !self.records.keys().any(|k| k.family == family)
+                || policy::judge_ip(*ip, &self.cfg.policy).is_err()
+            {
+                continue;
+            }
+            let wan = self.wan_choice(family).public();
+            if wan != Some(*ip) {
+                return Err(NotOnWan { given: *ip, wan });
+            }
+        }
+        self.last_now = now;
+        self.debounce_until = None;
+        self.burst_start = None;
+        Ok(self.decide(false, now))
+    }
+
+    /// The live picture of every kept record, and the agent's next wake-up with its reason.
+    pub fn live_status(&self, now: Now) -> LiveStatus {
+        let debounce = self.debounce_until.map(|t| (t, WakeReason::Debounce));
+        let detect = |f: &Family| {
+            let d = self.nat.get(f)?.deadline()?;
+            Some((d, WakeReason::Detect))
+        };
+        let mut soonest = [debounce]
+            .into_iter()
+            .chain(self.nat.keys().map(detect))
+            .flatten()
+            .min();
+        let mut records = Vec::new();
+        for (key, rec) in &self.records {
+            let (phase, own) = match &rec.phase {
+                RecordPhase::Idle => {
+                    let refresh = rec.refresh_at(&self.cfg).map(|t| (t, WakeReason::Refresh));
+                    let verify = rec.verify_at(&self.cfg).map(|t| (t, WakeReason::Verify));
+                    (Phase::Idle, refresh.into_iter().chain(verify).min())
+                }
+                RecordPhase::Held => (
+                    Phase::Held,
+                    rec.hold_end(&self.cfg)
+                        .map(|t| (t, WakeReason::MinInterval)),
+                ),
+                RecordPhase::Verifying => (Phase::Verifying, None),
+                RecordPhase::Pushing(_) => (Phase::Pushing, None),
+                RecordPhase::BackingOff { until, asked } => {
+                    let why = if *asked {
+                        WakeReason::RetryAfter
+                    } else {
+                        WakeReason::Backoff
+                    };
+                    (Phase::BackingOff, Some((*until, why)))
+                }
+                RecordPhase::Stopped(_) => (Phase::Stopped, None),
+            };
+            // Nothing but an outcome or a person wakes a record that is out or stopped.
+            let next = match phase {
+                Phase::Pushing | Phase::Stopped => None,
+                _ => [own, debounce, detect(&key.family)]
+                    .into_iter()
+                    .flatten()
+                    .min(),
+            };
+            soonest = soonest.into_iter().chain(next).min();
+            let stopped = match &rec.phase {
+                RecordPhase::Stopped(s) => Some(StopInfo {
+                    reason: s.reason.clone(),
+                    fix: s.fix.clone(),
+                }),
+                _ => None,
+            };
+            records.push(LiveRecord {
+                hostname: key.hostname.clone(),
+                record: key.family.record_type().to_string(),
+                phase,
+                published: rec.facts.published,
+                wan: self.current_choice(key.family).public(),
+                in_flight: rec.in_flight().map(|f| f.ip),
+                failures: rec.facts.failures,
+                last_reply: rec.facts.last_reply.clone(),
+                next: next.map(|(t, r)| wake(r, t, now.mono)),
+                stopped,
+            });
+        }
+        LiveStatus {
+            records,
+            next_wake: soonest.map(|(t, r)| wake(r, t, now.mono)),
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::arithmetic_side_effects)]
+mod tests {
+    use super::*;
+    use crate::decide::{Backoff, DeciderConfig, DetectPolicy, Event, RecordSpec};
+    use crate::provider::Reply;
+    use crate::state::State;
+    use crate::wan::policy::AddressPolicy;
+    use crate::wan::{
+        AddrFlags, DefaultRoute, Lifetime, Link, NetEvent, NetSnapshot, Scope, WanAddress,
+    };
+    use std::time::Duration;
+    use std::time::Instant;
+
+    fn home() -> RecordKey {
+        RecordKey::new("home.example.com", Family::V4)
+    }
+
+    /// `secs` after `t0` on both clocks.
+    fn at(t0: Instant, secs: u64) -> Now {
+        Now {
+            mono: t0 + Duration::from_secs(secs),
+            wall: crate::clock::UnixTime(1_000_000 + secs),
+        }
+    }
+
+    fn decider(min_interval: Duration, now: Now) -> Decider {
+        let cfg = DeciderConfig {
+            wan_interface: Some("ppp0".into()),
+            debounce: Duration::from_secs(2),
+            policy: AddressPolicy {
+                accept: vec!["203.0.113.0/24".parse().unwrap()],
+                ignore: vec![],
+            },
+            records: vec![RecordSpec {
+                key: home(),
+                fingerprint: "f1".into(),
+            }],
+            backoff: Backoff::default(),
+            detect: DetectPolicy::default(),
+            min_interval,
+            refresh: Duration::ZERO,
+            verify: None,
+        };
+        Decider::new(cfg, State::default(), now, 7)
+    }
+
+    fn wan(ip: &str) -> WanAddress {
+        WanAddress {
+            index: 2,
+            addr: ip.parse().unwrap(),
+            prefix_len: 32,
+            peer: None,
+            scope: Scope::Universe,
+            flags: AddrFlags::default(),
+            preferred: Lifetime::Forever,
+            valid: Lifetime::Forever,
+        }
+    }
+
+    fn snapshot(ip: &str) -> Event {
+        Event::Net(NetEvent::Snapshot(NetSnapshot {
+            links: vec![Link {
+                index: 2,
+                name: "ppp0".into(),
+                up: true,
+                point_to_point: true,
+            }],
+            addrs: vec![wan(ip)],
+            routes: vec![DefaultRoute {
+                family: Family::V4,
+                index: 2,
+                metric: 0,
+            }],
+        }))
+    }
+
+    fn pushes(actions: &[Action]) -> Vec<IpAddr> {
+        actions
+            .iter()
+            .filter_map(|a| match a {
+                Action::Push(p) => Some(p.ip),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn outcome(ip: &str, reply: Reply) -> Event {
+        Event::Outcome {
+            key: home(),
+            ip: ip.parse().unwrap(),
+            reply,
+        }
+    }
+
+    #[test]
+    fn retry_lifts_a_stop_and_sends_now_and_an_unknown_name_changes_nothing() {
+        let t0 = Instant::now();
+        let n0 = at(t0, 0);
+        let mut d = decider(Duration::ZERO, n0);
+        assert_eq!(pushes(&d.on_event(snapshot("203.0.113.5"), n0)).len(), 1);
+        d.on_event(outcome("203.0.113.5", Reply::Unauthorized), n0);
+        let live = d.live_status(n0);
+        assert_eq!(live.records[0].phase, Phase::Stopped);
+        assert_eq!(live.records[0].next, None, "nothing wakes a stopped record");
+
+        let err = d.retry(&["nowhere.example.com".into()], n0).unwrap_err();
+        assert_eq!(err.0, ["nowhere.example.com"]);
+        assert_eq!(d.live_status(n0).records[0].phase, Phase::Stopped);
+
+        let done = d.retry(&["home.example.com".into()], n0).unwrap();
+        assert_eq!(done.lifted, [home()]);
+        assert_eq!(pushes(&done.actions), [ip("203.0.113.5")]);
+        assert!(done.actions.contains(&Action::Save));
+        assert_eq!(d.live_status(n0).records[0].phase, Phase::Pushing);
+        // Asked again while the request is out: nothing is sent twice.
+        let again = d.retry(&[], n0).unwrap();
+        assert!(pushes(&again.actions).is_empty());
+    }
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn a_held_change_shows_its_hold_and_end() {
+        let t0 = Instant::now();
+        let n0 = at(t0, 0);
+        let min = Duration::from_secs(30);
+        let mut d = decider(min, n0);
+        d.on_event(snapshot("203.0.113.5"), n0);
+        d.on_event(
+            outcome("203.0.113.5", Reply::Good(Some(ip("203.0.113.5")))),
+            n0,
+        );
+        let t1 = at(t0, 10);
+        d.on_event(snapshot("203.0.113.6"), t1);
+        // Debounce first…
+        assert_eq!(
+            d.live_status(t1).next_wake.unwrap().reason,
+            WakeReason::Debounce
+        );
+        let t2 = at(t0, 12);
+        assert!(pushes(&d.on_event(Event::Timer, t2)).is_empty());
+        // …then the hold, ending 30 s after the success.
+        let live = d.live_status(t2);
+        let rec = &live.records[0];
+        assert_eq!(rec.phase, Phase::Held);
+        assert_eq!(rec.wan, Some(ip("203.0.113.6")));
+        let next = rec.next.unwrap();
+        assert_eq!(next.reason, WakeReason::MinInterval);
+        assert_eq!(next.in_ms, 18_000);
+        assert_eq!(live.next_wake, Some(next));
+        // update --ip of the held address: still held, nothing sent.
+        assert!(pushes(&d.update_from(&[ip("203.0.113.6")], t2).unwrap()).is_empty());
+        let t3 = at(t0, 30);
+        assert_eq!(pushes(&d.on_event(Event::Timer, t3)), [ip("203.0.113.6")]);
+    }
+
+    #[test]
+    fn update_from_cuts_the_debounce_and_refuses_an_address_the_wan_lacks() {
+        let t0 = Instant::now();
+        let n0 = at(t0, 0);
+        let mut d = decider(Duration::ZERO, n0);
+        d.on_event(snapshot("203.0.113.5"), n0);
+        d.on_event(
+            outcome("203.0.113.5", Reply::Good(Some(ip("203.0.113.5")))),
+            n0,
+        );
+        d.on_event(snapshot("203.0.113.7"), n0);
+        let err = d.update_from(&[ip("203.0.113.8")], n0).unwrap_err();
+        assert_eq!(err.wan, Some(ip("203.0.113.7")));
+        assert!(err.to_string().contains("203.0.113.8"), "{err}");
+        // A private address is no mismatch: nothing to send from it, the WAN's is decided.
+        let sent = d.update_from(&[ip("192.168.1.2")], n0).unwrap();
+        assert_eq!(pushes(&sent), [ip("203.0.113.7")]);
+        // The same address again while it is out: not sent twice.
+        assert!(pushes(&d.update_from(&[ip("203.0.113.7")], n0).unwrap()).is_empty());
+        assert_eq!(
+            d.live_status(n0).records[0].in_flight,
+            Some(ip("203.0.113.7"))
+        );
+    }
+
+    #[test]
+    fn a_wait_the_server_asked_for_is_told_from_back_off() {
+        let t0 = Instant::now();
+        let n0 = at(t0, 0);
+        let mut d = decider(Duration::ZERO, n0);
+        d.on_event(snapshot("203.0.113.5"), n0);
+        d.on_event(
+            outcome(
+                "203.0.113.5",
+                Reply::RateLimited(Some(Duration::from_secs(3600))),
+            ),
+            n0,
+        );
+        let rec = &d.live_status(n0).records[0];
+        assert_eq!(rec.phase, Phase::BackingOff);
+        let next = rec.next.unwrap();
+        assert_eq!(next.reason, WakeReason::RetryAfter);
+        assert_eq!(next.in_ms, 3_600_000);
+        // retry lifts a back-off too.
+        let done = d.retry(&[], n0).unwrap();
+        assert_eq!(done.lifted, [home()]);
+        assert_eq!(pushes(&done.actions), [ip("203.0.113.5")]);
+    }
+}

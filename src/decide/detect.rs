@@ -1,0 +1,99 @@
+//! HTTP detection of one family's public address, as a small state machine beside the records.
+//! A round of what's-my-IP questions is started only by a real WAN change, the re-check interval
+//! (or back-off after a failed round), or "check now"; never more than one is out at a time, and
+//! never more than one starts per [`MIN_SPACING`], whatever storm of events or signals asks.
+
+use crate::clock::{Now, later};
+use crate::decide::Backoff;
+use std::net::IpAddr;
+use std::time::{Duration, Instant};
+use tracing::warn;
+
+/// Least time between the starts of two rounds.
+pub const MIN_SPACING: Duration = Duration::from_secs(1);
+
+#[derive(Debug, Clone)]
+pub struct Detection {
+    /// The address the sources agreed on last.
+    pub public: Option<IpAddr>,
+    asking: bool,
+    /// Something asked for a round (start, a WAN change, check-now) that has not started yet.
+    wanted: bool,
+    last_start: Option<Instant>,
+    /// When the interval (or the back-off after a failed round) asks again.
+    next_check: Option<Instant>,
+    failures: u32,
+}
+
+impl Detection {
+    /// A family that just came to depend on detection: ask at once.
+    pub fn new() -> Detection {
+        Detection {
+            public: None,
+            asking: false,
+            wanted: true,
+            last_start: None,
+            next_check: None,
+            failures: 0,
+        }
+    }
+
+    /// A real WAN change or "check now": the last answer may be stale.
+    pub fn want(&mut self) {
+        self.wanted = true;
+    }
+
+    /// Whether a round starts now.
+    pub fn start(&mut self, now: Now) -> bool {
+        let due = self.wanted || self.next_check.is_some_and(|t| t <= now.mono);
+        let spaced = self
+            .last_start
+            .is_none_or(|t| later(t, MIN_SPACING) <= now.mono);
+        if self.asking || !due || !spaced {
+            return false;
+        }
+        self.asking = true;
+        self.wanted = false;
+        self.next_check = None;
+        self.last_start = Some(now.mono);
+        true
+    }
+
+    /// A round finished; None when no two sources agreed.
+    pub fn answer(
+        &mut self,
+        ip: Option<IpAddr>,
+        interval: Duration,
+        backoff: &Backoff,
+        now: Now,
+        unit: f64,
+    ) {
+        self.asking = false;
+        let wait = match ip {
+            Some(ip) => {
+                self.public = Some(ip);
+                self.failures = 0;
+                interval
+            }
+            None => {
+                self.failures = self.failures.saturating_add(1);
+                let delay = backoff.delay(self.failures, unit);
+                warn!(
+                    "no public address from the what's-my-IP sources; asking again in {}s",
+                    delay.as_secs()
+                );
+                delay
+            }
+        };
+        self.next_check = Some(now.after(wait));
+    }
+
+    /// When this machine needs a wake-up.
+    pub fn deadline(&self) -> Option<Instant> {
+        match (self.asking, self.wanted) {
+            (true, _) => None,
+            (false, true) => self.last_start.map(|t| later(t, MIN_SPACING)),
+            (false, false) => self.next_check,
+        }
+    }
+}
