@@ -728,3 +728,48 @@ fn existing_things_are_reused_or_refused() {
     assert!(leftovers.is_empty(), "{leftovers:?}");
     env.assert_no_secret_seen();
 }
+
+/// `--credential NAME`: the password goes to the credential store the systemd unit loads from,
+/// the entry says `password_credential`, and `--write-config` still validates it (as the file
+/// the unit will load) although no CREDENTIALS_DIRECTORY is set here.
+#[test]
+fn the_password_can_go_to_the_credential_store() {
+    let env = Env::new(FakeConfig::new());
+    let ck = env.wide_key();
+    env.write_config(None, ck, "");
+    let store = env.dir.path().join("credentials");
+    let (ok, out, err) = env.ovh(&[
+        "provision",
+        "home.example.com",
+        "--ip",
+        "203.0.113.10",
+        "--credential",
+        "home",
+        "--credstore",
+        store.to_str().unwrap(),
+        "--write-config",
+    ]);
+    assert!(ok, "{out}{err}");
+    let pw = store.join("home");
+    assert_eq!(mode_of(&pw), 0o600);
+    assert_eq!(first_line(&pw), env.fake.logins()[0].password);
+    let text = std::fs::read_to_string(env.config_path()).unwrap();
+    assert!(text.contains("password_credential = \"home\""), "{text}");
+    assert!(
+        out.contains(&format!("LoadCredential=home:{}", pw.display())),
+        "{out}"
+    );
+    // Under systemd, the entry reads it.
+    let out = Command::new(BIN)
+        .args(["check", "--config"])
+        .arg(env.config_path())
+        .env("CREDENTIALS_DIRECTORY", &store)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    env.assert_no_secret_seen();
+}

@@ -24,6 +24,7 @@ pub enum OvhCommand {
     /// Create (or reuse) the DynHost login and record(s) for HOSTNAME with the address the
     /// agent would publish now, and print (or append) its [[host]] entry.
     Provision {
+        /// The DynHost name, e.g. home.example.com.
         hostname: String,
         /// The zone holding HOSTNAME (default: the longest suffix the account holds).
         #[arg(long)]
@@ -66,6 +67,7 @@ pub enum OvhCommand {
     /// Give HOSTNAME's login a new random password, write it to the host's password_file (or
     /// credential), and tell the running agent to reload.
     Rotate {
+        /// A hostname of the config's [[host]] entries.
         hostname: String,
         #[arg(long)]
         zone: Option<String>,
@@ -75,6 +77,7 @@ pub enum OvhCommand {
     },
     /// Delete HOSTNAME's DynHost login (and with --record its records).
     Remove {
+        /// The DynHost name whose login (and records) to delete.
         hostname: String,
         #[arg(long)]
         zone: Option<String>,

@@ -321,8 +321,14 @@ pub fn write_secret_file(path: &Path, secret: &Secret) -> Result<(), ProvisionEr
 
 /// Appends `entry` to the config at `path`: the old text kept as it is (comments included),
 /// the result validated as `check` does, then put in place atomically with the file's mode.
-/// On any failure the old file stays.
-pub fn append_to_config(path: &Path, entry: &str) -> Result<(), ProvisionError> {
+/// On any failure the old file stays. `check_as`, if given, is validated in place of `entry`:
+/// a `password_credential` can only be read under systemd, so it is checked as the file the
+/// unit will load.
+pub fn append_to_config(
+    path: &Path,
+    entry: &str,
+    check_as: Option<&str>,
+) -> Result<(), ProvisionError> {
     use std::os::unix::fs::PermissionsExt;
     let old = std::fs::read_to_string(path).map_err(io_err("cannot read", path))?;
     let mode = std::fs::metadata(path)
@@ -333,11 +339,14 @@ pub fn append_to_config(path: &Path, entry: &str) -> Result<(), ProvisionError> 
         new.push('\n');
     }
     new.push('\n');
+    let checked = format!("{new}{}", check_as.unwrap_or(entry));
     new.push_str(entry);
     let base = path.parent().unwrap_or(Path::new("."));
-    crate::config::parse(&new, Some(path), base).map_err(|e| ProvisionError::ConfigRewrite {
-        path: path.display().to_string(),
-        message: e.to_string(),
+    crate::config::parse(&checked, Some(path), base).map_err(|e| {
+        ProvisionError::ConfigRewrite {
+            path: path.display().to_string(),
+            message: e.to_string(),
+        }
     })?;
     let tmp = write_temp(path, new.as_bytes(), mode)?;
     commit(&tmp, path)
@@ -771,7 +780,20 @@ pub async fn provision(
         (None, Some(place)) => {
             let entry = host_entry(&hostname, &login, place, req.family, req.server.as_deref());
             if req.write_config && !s.steps.dry_run {
-                append_to_config(config_path, &entry)?;
+                let check_as = match place {
+                    PasswordPlace::Credential { path, .. } => Some(host_entry(
+                        &hostname,
+                        &login,
+                        &PasswordPlace::File {
+                            path: path.clone(),
+                            in_config: path.display().to_string(),
+                        },
+                        req.family,
+                        req.server.as_deref(),
+                    )),
+                    PasswordPlace::File { .. } => None,
+                };
+                append_to_config(config_path, &entry, check_as.as_deref())?;
                 s.steps.changed = true;
                 s.steps.say(format!(
                     "config: [[host]] {hostname} appended to {}",
@@ -1189,11 +1211,11 @@ mod tests {
         std::fs::write(&path, old).unwrap();
         // A password file that does not exist: the result would not validate.
         let bad = "[[host]]\nhostname = \"h.example.com\"\nlogin = \"example.com-h\"\npassword_file = \"nope\"\n";
-        let e = append_to_config(&path, bad).unwrap_err();
+        let e = append_to_config(&path, bad, None).unwrap_err();
         assert!(matches!(e, ProvisionError::ConfigRewrite { .. }), "{e}");
         assert_eq!(std::fs::read_to_string(&path).unwrap(), old);
         std::fs::write(dir.join("pw"), "secret\n").unwrap();
-        append_to_config(&path, &bad.replace("nope", "pw")).unwrap();
+        append_to_config(&path, &bad.replace("nope", "pw"), None).unwrap();
         let new = std::fs::read_to_string(&path).unwrap();
         assert!(
             new.starts_with(old) && new.contains("# my comment"),
