@@ -406,6 +406,7 @@ fn provision_list_and_remove() {
         "office-router",
     ]);
     assert!(ok, "{out}{err}");
+    assert!(!out.contains("nothing"), "{out}");
     assert!(out.contains("[[host]]\nhostname = \"office.example.com\"\nlogin = \"example.com-office-router\"\npassword_file = \"dynhost-office.example.com.password\"\nfamily = \"both\""), "{out}");
     assert!(out.contains("--write-config"), "{out}");
     let mut ips: Vec<String> = env
@@ -418,6 +419,24 @@ fn provision_list_and_remove() {
     ips.sort();
     assert_eq!(ips, ["198.51.100.7", "2001:db8::7"]);
 
+    // Again, still without --write-config: OVH's side is done, the entry is not.
+    let (ok, out, err) = env.ovh(&[
+        "provision",
+        "office.example.com",
+        "--ip",
+        "198.51.100.7",
+        "--ip",
+        "2001:db8::7",
+        "--family",
+        "both",
+        "--login-suffix",
+        "office-router",
+    ]);
+    assert!(ok, "{out}{err}");
+    assert!(
+        out.contains("nothing changed at OVH") && out.contains("still to be added"),
+        "{out}"
+    );
     let (ok, out, err) = env.ovh(&["list", "--zone", "example.com"]);
     assert!(ok, "{out}{err}");
     assert!(out.contains("example.com-office-router"), "{out}");

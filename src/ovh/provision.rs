@@ -827,9 +827,15 @@ pub async fn provision(
         (None, None) => {}
     }
     if !s.steps.changed && !s.steps.dry_run {
-        s.steps.say(format!(
-            "nothing to do: {hostname}'s login, record(s) and config entry are already in place"
-        ));
+        s.steps.say(if existing.is_some() {
+            format!(
+                "nothing to do: {hostname}'s login, record(s) and config entry are already in place"
+            )
+        } else {
+            format!(
+                "nothing changed at OVH: {hostname}'s login and record(s) were already in place; the config entry above is still to be added"
+            )
+        });
     }
     Ok(())
 }
