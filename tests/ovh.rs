@@ -304,6 +304,16 @@ fn auth_provision_run_rotate_end_to_end() {
             "{:?}",
             standin.requests()
         );
+        // A reload to a config without hosts (valid for the ovh commands) is refused by the
+        // agent, which keeps running with the one it has.
+        let full = std::fs::read_to_string(env.config_path()).unwrap();
+        std::fs::write(env.config_path(), &original).unwrap();
+        sh(&format!("kill -HUP {}", agent.0.id()));
+        netns::wait_for("the refused reload", cli::LONG, || {
+            agent_log().contains("reload failed, keeping the running configuration")
+                && agent_log().contains("no [[host]] entry yet")
+        });
+        std::fs::write(env.config_path(), &full).unwrap();
         drop(agent);
 
         // 5. A second provision changes nothing and says so.
