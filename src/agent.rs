@@ -173,10 +173,11 @@ struct Pusher {
     queued: HashMap<RecordKey, (tokio::task::AbortHandle, Arc<AtomicBool>)>,
     detector: PublicIpDetector,
     verifier: crate::dns::Verifier,
-    /// Hook programs by record, and the ones running (never awaited by the event loop).
+    /// Hook programs by record, and the ones running (never awaited by the event loop; at most
+    /// a few at once, killed with their process groups when the agent stops).
     hooks: HashMap<RecordKey, PathBuf>,
     hook_timeout: Duration,
-    running_hooks: JoinSet<()>,
+    running_hooks: crate::hook::HookQueue,
     dry_run: bool,
 }
 
@@ -210,7 +211,7 @@ impl Pusher {
                 .flat_map(|(h, e)| h.records().map(move |k| (k, e.clone())))
                 .collect(),
             hook_timeout: config.hook_timeout,
-            running_hooks: JoinSet::new(),
+            running_hooks: crate::hook::HookQueue::new(),
             dry_run,
         })
     }
@@ -292,19 +293,16 @@ impl Pusher {
         let Some(path) = self.hooks.get(&key).cloned() else {
             return;
         };
-        let timeout = self.hook_timeout;
-        self.running_hooks.spawn(async move {
-            if let Err(e) = crate::hook::run_hook(&path, &ev, timeout).await {
-                warn!(record = %key, "hook: {e}");
-            }
+        self.running_hooks.submit(crate::hook::HookJob {
+            path,
+            event: ev,
+            timeout: self.hook_timeout,
         });
-        // Reap finished ones so the set does not grow.
-        while self.running_hooks.try_join_next().is_some() {}
     }
 
-    /// Waits for the hooks still running (each is bounded by its timeout).
+    /// Waits for the hooks queued and running (each is bounded by its timeout).
     async fn wait_hooks(&mut self) {
-        while self.running_hooks.join_next().await.is_some() {}
+        self.running_hooks.finish().await;
     }
 
     /// Asks the record's authoritative name servers what it holds.

@@ -611,11 +611,15 @@ impl Ctx<'_> {
 
 /// Reads and validates the file at `path`.
 pub fn load(path: &Path) -> Result<Config, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
-        file: Some(path.to_path_buf()),
-        line: None,
-        key: String::new(),
-        message: format!("cannot read the configuration: {e}"),
+    // Bounded: a config pointed at a FIFO or /dev/zero is refused, never read (SIGHUP reads it
+    // on the agent's one thread).
+    let text = crate::fsread::read_to_string(path, crate::fsread::CONFIG_CAP).map_err(|e| {
+        ConfigError {
+            file: Some(path.to_path_buf()),
+            line: None,
+            key: String::new(),
+            message: format!("cannot read the configuration: {}", e.problem),
+        }
     })?;
     let base = path.parent().unwrap_or(Path::new("."));
     let config = parse(&text, Some(path), base)?;
@@ -1056,13 +1060,8 @@ fn validate_host(
         None => None,
         Some(c) => {
             let path = base.join(c.get_ref());
-            let text = std::fs::read_to_string(&path).map_err(|e| {
-                ctx.err(
-                    c,
-                    &key("ca_file"),
-                    format!("cannot read {}: {e}", path.display()),
-                )
-            })?;
+            let text = crate::fsread::read_to_string(&path, crate::fsread::CA_CAP)
+                .map_err(|e| ctx.err(c, &key("ca_file"), e.to_string()))?;
             if !text.contains("-----BEGIN CERTIFICATE-----") {
                 return Err(ctx.err(
                     c,
@@ -1205,32 +1204,24 @@ impl SecretSource {
             key: self.key.clone(),
             message,
         };
+        // Read through crate::secret (bounded: a FIFO, a device or a giant file is refused).
         let from_file = |path: PathBuf| -> Result<Secret, ConfigError> {
-            let text = std::fs::read_to_string(&path)
-                .map_err(|e| err(format!("cannot read {}: {e}", path.display())))?;
-            let first = text.lines().next().unwrap_or("").trim().to_string();
-            check_password(&first).map_err(|m| err(format!("{}: {m}", path.display())))?;
-            Ok(Secret::new(first))
+            let secret = crate::secret::from_file(&path).map_err(|e| err(e.to_string()))?;
+            check_password(secret.expose()).map_err(|m| err(format!("{}: {m}", path.display())))?;
+            Ok(secret)
         };
         match &self.form {
             SecretForm::Inline(s) => Ok(s.clone()),
             SecretForm::File(path) => from_file(path.clone()),
             SecretForm::Env(var) => {
-                let v = std::env::var(var)
-                    .map_err(|_| err(format!("the environment variable {var} is not set")))?;
-                let v = v.trim().to_string();
-                check_password(&v).map_err(|m| err(format!("${var}: {m}")))?;
-                Ok(Secret::new(v))
+                let v = crate::secret::from_env(var)
+                    .ok_or_else(|| err(format!("the environment variable {var} is not set")))?;
+                check_password(v.expose()).map_err(|m| err(format!("${var}: {m}")))?;
+                Ok(v)
             }
             SecretForm::Credential(name) => {
-                // systemd's LoadCredential=NAME:PATH makes it $CREDENTIALS_DIRECTORY/NAME.
-                let dir = std::env::var_os("CREDENTIALS_DIRECTORY").ok_or_else(|| {
-                    err(
-                        "CREDENTIALS_DIRECTORY is not set (run under systemd with LoadCredential=)"
-                            .to_string(),
-                    )
-                })?;
-                from_file(PathBuf::from(dir).join(name))
+                let path = crate::secret::credential_path(name).map_err(|m| err(m.to_string()))?;
+                from_file(path)
             }
         }
     }

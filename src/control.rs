@@ -18,7 +18,6 @@
 //!   state dir's lock (`crate::lock`) instead, so there is only ever one writer.
 
 use crate::config::Config;
-use crate::decide::control::{LiveRecord, LiveStatus, Phase, Wake, WakeReason};
 use crate::decide::{Action, Decider, Event, Now};
 use crate::lock::{self, LockError, StateLock};
 use crate::report::format_unix;
@@ -579,9 +578,6 @@ pub struct Locations {
     pub socket: PathBuf,
 }
 
-/// Longest config file read by [`Locations::read`] (a config is a few KiB).
-const MAX_CONFIG: u64 = 4 * 1024 * 1024;
-
 impl Locations {
     pub fn of(config: &Config) -> Locations {
         Locations {
@@ -603,19 +599,8 @@ impl Locations {
             dir: Option<String>,
             control: Option<String>,
         }
-        use std::io::Read as _;
-        use std::os::unix::fs::OpenOptionsExt;
-        // Regular files only, and never a blocking open (a FIFO in its place).
-        let file = std::fs::OpenOptions::new()
-            .read(true)
-            .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
-            .open(path)
-            .ok()?;
-        if !file.metadata().ok()?.is_file() {
-            return None;
-        }
-        let mut text = String::new();
-        file.take(MAX_CONFIG).read_to_string(&mut text).ok()?;
+        // Regular files only, bounded, and never a blocking open (a FIFO in its place).
+        let text = crate::fsread::read_to_string(path, crate::fsread::CONFIG_CAP).ok()?;
         let parsed: File = toml::from_str(&text).ok()?;
         let control = match parsed.state.control {
             Some(c) if !Path::new(&c).is_absolute() => return None,
@@ -867,6 +852,90 @@ fn reason(r: WakeReason) -> &'static str {
 /// `status --json` from the agent: the rows, as from the state file plus the live fields.
 pub fn live_json(s: &AgentStatus) -> serde_json::Value {
     serde_json::Value::Array(s.rows.clone())
+}
+
+// --- What `status` shows of the running agent (the decider fills it in: decide/control.rs).
+
+/// Where a record is in its life, as `status` shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Phase {
+    /// Published and current, or nothing to publish.
+    Idle,
+    /// A change waits for `min_interval` to pass since the last success.
+    Held,
+    /// Being checked at its authoritative name servers (or waiting for that first check).
+    Verifying,
+    /// A request is out.
+    Pushing,
+    /// Waiting after server trouble.
+    BackingOff,
+    /// Stopped after a reply only a person can fix; `dynhostd retry` lifts it.
+    Stopped,
+}
+
+/// Why the agent will next wake up for a record (or at all).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum WakeReason {
+    /// The WAN changed; the quiet period before deciding.
+    Debounce,
+    /// A change held back by `min_interval`.
+    MinInterval,
+    /// The back-off after server trouble.
+    Backoff,
+    /// The wait the server asked for (`Retry-After`).
+    RetryAfter,
+    /// The next check at the authoritative name servers.
+    Verify,
+    /// The re-send of an unchanged address (`refresh`).
+    Refresh,
+    /// The next ask of the what's-my-IP sources (behind NAT).
+    Detect,
+}
+
+/// A wake-up: why, and in how long from the snapshot's moment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Wake {
+    pub reason: WakeReason,
+    pub in_ms: u64,
+}
+
+/// Why a record is stopped and what the person must fix first.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StopInfo {
+    pub reason: String,
+    pub fix: String,
+}
+
+/// One record as the running agent sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LiveRecord {
+    pub hostname: String,
+    /// `A` or `AAAA`.
+    pub record: String,
+    pub phase: Phase,
+    /// What the provider last confirmed.
+    pub published: Option<IpAddr>,
+    /// What the WAN offers for this family now (None: nothing that counts).
+    pub wan: Option<IpAddr>,
+    /// The address of the request out now.
+    pub in_flight: Option<IpAddr>,
+    pub failures: u32,
+    pub last_reply: Option<String>,
+    /// When this record is next looked at, and why: its own deadlines, the debounce (every
+    /// record) and the what's-my-IP re-check (its family, behind NAT). None while a request is
+    /// out or it is stopped.
+    pub next: Option<Wake>,
+    pub stopped: Option<StopInfo>,
+}
+
+/// Everything `status` shows of the running agent.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LiveStatus {
+    pub records: Vec<LiveRecord>,
+    /// The agent's next wake-up of all, with its reason; None: it sleeps until an event.
+    pub next_wake: Option<Wake>,
 }
 
 #[cfg(test)]

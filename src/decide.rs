@@ -470,6 +470,9 @@ impl Decider {
             return Vec::new();
         }
         // No change; but a deadline that passed while this event was read must be acted on.
+        if self.debounce_until.is_none() {
+            debug!("WAN unchanged: deciding");
+        }
         self.decide(false, now)
     }
 

@@ -323,7 +323,8 @@ impl Verifier {
     fn resolver(&self) -> Result<SocketAddr, DnsError> {
         self.resolver
             .or_else(|| {
-                std::fs::read_to_string("/etc/resolv.conf")
+                // Bounded like every file dynhostd reads (a resolv.conf is a few lines).
+                crate::fsread::read_to_string(std::path::Path::new("/etc/resolv.conf"), 64 << 10)
                     .ok()
                     .and_then(|t| resolver_from_resolv_conf(&t))
             })

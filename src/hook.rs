@@ -5,16 +5,29 @@
 //! The program is executed directly, never through a shell: every value travels as an
 //! environment variable, verbatim, so an error text such as `$(reboot)` from a provider's reply is
 //! only ever data. It gets no stdin, shares the agent's stdout/stderr (the journal under
-//! systemd), runs in a process group of its own and is killed, group and all, at the timeout, so a
-//! stuck script cannot pile up behind the next change.
+//! systemd) and runs in a process group of its own. The whole group is killed at the timeout,
+//! as soon as the hook itself exits (a background job it left behind would otherwise outlive
+//! it, unbounded), and when the agent stops; a hook that wants a lasting process must start it
+//! through the service manager.
+//!
+//! [`HookQueue`] bounds them: at most [`MAX_RUNNING`] hooks at once, one per record; further
+//! events wait, and a newer event for a record replaces the one still waiting (logged), so 300
+//! failing hosts cannot make thousands of processes.
 
-use crate::record::Family;
+use crate::record::{Family, RecordKey};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::ffi::OsString;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Stdio};
 use std::time::Duration;
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
 use tracing::{debug, warn};
+
+/// Hooks running at once, across all records. A few are enough for the usual one or two hosts;
+/// more would only let a misbehaving script multiply.
+pub const MAX_RUNNING: usize = 4;
 
 /// What the update attempt came to, as `DYNHOSTD_EVENT` names it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -108,9 +121,15 @@ pub async fn run_hook(
 ) -> Result<ExitStatus, HookError> {
     let mut cmd = command(path, ev);
     let mut child = spawn(&mut cmd, path).await?;
+    // From here on, however this future ends (done, timeout, or dropped at shutdown), the
+    // hook's whole process group is killed.
+    let group = Group(child.id());
     debug!(hook = %path.display(), host = %ev.host, event = ev.event.as_str(), "hook started");
     match tokio::time::timeout(timeout, child.wait()).await {
         Ok(Ok(status)) => {
+            if group.kill() {
+                debug!(hook = %path.display(), host = %ev.host, "the hook left processes behind: killed");
+            }
             if !status.success() {
                 warn!(hook = %path.display(), host = %ev.host, event = ev.event.as_str(), "the hook failed: {status}");
             }
@@ -122,10 +141,7 @@ pub async fn run_hook(
         }),
         Err(_) => {
             // The leader is not reaped yet, so its pid (the group id) cannot have been reused.
-            if let Some(pid) = child.id() {
-                // SAFETY: kill(2) with a negative pid signals that process group; no memory involved.
-                unsafe { libc::kill(-(pid as libc::pid_t), libc::SIGKILL) };
-            }
+            group.kill();
             let _ = child.start_kill();
             let _ = child.wait().await;
             warn!(hook = %path.display(), host = %ev.host, "the hook was still running after {timeout:?}: killed");
@@ -133,6 +149,138 @@ pub async fn run_hook(
                 path: path.to_path_buf(),
                 timeout,
             })
+        }
+    }
+}
+
+/// A hook's process group (its id is the leader's pid), killed with SIGKILL when dropped.
+///
+/// After the leader has been reaped the id stays reserved while any member lives (Linux does not
+/// hand out a pid still in use as a process group id), so the kill reaches only the hook's
+/// leftovers; with none left it finds nothing (ESRCH).
+struct Group(Option<u32>);
+
+impl Group {
+    /// Kills the group now; true if anything was there to kill.
+    fn kill(&self) -> bool {
+        match self.0.and_then(|pid| libc::pid_t::try_from(pid).ok()) {
+            // SAFETY: kill(2) with a negative pid signals that process group; no memory involved.
+            Some(pgid) if pgid > 1 => unsafe { libc::kill(-pgid, libc::SIGKILL) == 0 },
+            _ => false,
+        }
+    }
+}
+
+impl Drop for Group {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// One hook to run: the program, the event, its time limit.
+#[derive(Debug, Clone)]
+pub struct HookJob {
+    pub path: PathBuf,
+    pub event: HookEvent,
+    pub timeout: Duration,
+}
+
+/// Runs hooks in the background, at most [`MAX_RUNNING`] at once and one at a time per record;
+/// while they are busy, the latest event of each record waits and an older waiting one is
+/// dropped (and logged). Dropping the queue (the agent stopping) kills every running hook's
+/// process group.
+pub struct HookQueue {
+    tx: Option<mpsc::UnboundedSender<HookJob>>,
+    supervisor: JoinSet<()>,
+}
+
+impl HookQueue {
+    /// Starts the queue's task; call inside the runtime.
+    pub fn new() -> HookQueue {
+        HookQueue::with_limit(MAX_RUNNING)
+    }
+
+    fn with_limit(limit: usize) -> HookQueue {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let mut supervisor = JoinSet::new();
+        supervisor.spawn(supervise(rx, limit.max(1)));
+        HookQueue {
+            tx: Some(tx),
+            supervisor,
+        }
+    }
+
+    /// Queues `job`; never waits.
+    pub fn submit(&self, job: HookJob) {
+        if let Some(tx) = &self.tx {
+            // Fails only if the supervisor is gone (the agent is stopping): nothing to run then.
+            let _ = tx.send(job);
+        }
+    }
+
+    /// Takes no more jobs and waits for the queued and running ones (each bounded by its
+    /// timeout): for the one-shot `dynhostd update`.
+    pub async fn finish(&mut self) {
+        self.tx = None;
+        while self.supervisor.join_next().await.is_some() {}
+    }
+}
+
+impl Default for HookQueue {
+    fn default() -> Self {
+        HookQueue::new()
+    }
+}
+
+/// The queue's task: takes jobs as they come, starts them as room allows.
+async fn supervise(mut rx: mpsc::UnboundedReceiver<HookJob>, limit: usize) {
+    let mut waiting: HashMap<RecordKey, HookJob> = HashMap::new();
+    let mut order: VecDeque<RecordKey> = VecDeque::new();
+    let mut busy: HashSet<RecordKey> = HashSet::new();
+    let mut running: JoinSet<RecordKey> = JoinSet::new();
+    let mut open = true;
+    loop {
+        // Start what may start: the oldest waiting records whose hook is not already running.
+        while running.len() < limit {
+            let Some(pos) = order.iter().position(|k| !busy.contains(k)) else {
+                break;
+            };
+            let key = order.remove(pos).expect("position is in range");
+            let job = waiting.remove(&key).expect("every queued key has a job");
+            busy.insert(key.clone());
+            running.spawn(async move {
+                if let Err(e) = run_hook(&job.path, &job.event, job.timeout).await {
+                    warn!(record = %key, "hook: {e}");
+                }
+                key
+            });
+        }
+        if !open && running.is_empty() && waiting.is_empty() {
+            return;
+        }
+        tokio::select! {
+            job = rx.recv(), if open => match job {
+                Some(job) => {
+                    let key = RecordKey::new(job.event.host.clone(), job.event.family);
+                    match waiting.insert(key.clone(), job) {
+                        Some(old) => warn!(
+                            record = %key,
+                            "hook: the \"{}\" event for {key} is dropped, superseded by a newer one before its turn (at most {limit} hooks run at once)",
+                            old.event.event.as_str()
+                        ),
+                        None => order.push_back(key),
+                    }
+                }
+                None => open = false,
+            },
+            Some(done) = running.join_next(), if !running.is_empty() => {
+                if let Ok(key) = done {
+                    busy.remove(&key);
+                }
+            }
+            // Only reachable if a hook task panicked with its record marked busy: give up
+            // rather than spin.
+            else => return,
         }
     }
 }
@@ -385,5 +533,125 @@ mod tests {
         }
         assert!(!alive(shell), "the hook's shell {shell} survived");
         assert!(!alive(sleep), "the hook's child {sleep} survived");
+    }
+
+    /// Waits (boundedly) until `pid` is gone.
+    async fn wait_gone(pid: i32, what: &str) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while alive(pid) && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert!(!alive(pid), "{what} {pid} survived");
+    }
+
+    async fn wait_file(path: &Path) -> i32 {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Ok(t) = std::fs::read_to_string(path)
+                && let Ok(pid) = t.trim().parse()
+            {
+                return pid;
+            }
+            assert!(Instant::now() < deadline, "no {}", path.display());
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// `sleep 1000` in the background, its pid written (atomically) to `name`.
+    fn leaves_a_sleep(dir: &Path, name: &str, then: &str) -> PathBuf {
+        let d = dir.display();
+        script(
+            dir,
+            &format!("{name}.sh"),
+            &format!(
+                "sleep 1000 &\necho $! > '{d}/{name}.tmp'\nmv '{d}/{name}.tmp' '{d}/{name}'\n{then}"
+            ),
+        )
+    }
+
+    #[tokio::test]
+    async fn a_hook_that_exits_at_once_takes_its_background_children_with_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let hook = leaves_a_sleep(dir.path(), "bg", "exit 0");
+        let status = run_hook(&hook, &event(), Duration::from_secs(30))
+            .await
+            .unwrap();
+        assert!(status.success());
+        let sleep = wait_file(&dir.path().join("bg")).await;
+        wait_gone(sleep, "the hook's background sleep").await;
+    }
+
+    #[tokio::test]
+    async fn dropping_the_queue_kills_running_hooks_with_their_children() {
+        let dir = tempfile::tempdir().unwrap();
+        let hook = leaves_a_sleep(dir.path(), "fg", "wait");
+        let queue = HookQueue::new();
+        queue.submit(HookJob {
+            path: hook,
+            event: event(),
+            timeout: Duration::from_secs(300),
+        });
+        let sleep = wait_file(&dir.path().join("fg")).await;
+        assert!(alive(sleep));
+        drop(queue);
+        // The aborted tasks are dropped when the runtime next runs them.
+        wait_gone(sleep, "the hook's child after shutdown").await;
+    }
+
+    #[tokio::test]
+    async fn the_queue_runs_a_few_at_once_and_keeps_the_latest_event_per_record() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().display();
+        // Each run notes itself in `running/`, records how many it saw, waits for `go`.
+        std::fs::create_dir(dir.path().join("running")).unwrap();
+        let hook = script(
+            dir.path(),
+            "count",
+            &format!(
+                "touch '{d}/running/'$$\nls '{d}/running' | wc -l >> '{d}/seen'\necho \"$DYNHOSTD_HOST $DYNHOSTD_EVENT\" >> '{d}/ran'\nwhile [ ! -e '{d}/go' ]; do sleep 0.05; done\nrm '{d}/running/'$$"
+            ),
+        );
+        let mut queue = HookQueue::with_limit(2);
+        let job = |host: &str, kind: HookKind| {
+            let mut ev = event();
+            ev.host = host.into();
+            ev.event = kind;
+            HookJob {
+                path: hook.clone(),
+                event: ev,
+                timeout: Duration::from_secs(60),
+            }
+        };
+        for h in ["a", "b", "c", "d"] {
+            queue.submit(job(h, HookKind::Error));
+        }
+        // Two run; c and d wait. Newer events for c replace the waiting one; a's waits for a.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::fs::read_to_string(dir.path().join("ran")).map_or(0, |t| t.lines().count()) < 2 {
+            assert!(Instant::now() < deadline);
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        queue.submit(job("c", HookKind::Stopped));
+        queue.submit(job("c", HookKind::Updated));
+        queue.submit(job("a", HookKind::Updated));
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        std::fs::write(dir.path().join("go"), "").unwrap();
+        tokio::time::timeout(Duration::from_secs(30), queue.finish())
+            .await
+            .expect("the queue finishes");
+        let ran = std::fs::read_to_string(dir.path().join("ran")).unwrap();
+        let mut lines: Vec<&str> = ran.lines().collect();
+        lines.sort();
+        assert_eq!(
+            lines,
+            ["a error", "a updated", "b error", "c updated", "d error"],
+            "{ran}"
+        );
+        let seen = std::fs::read_to_string(dir.path().join("seen")).unwrap();
+        assert!(
+            seen.lines()
+                .all(|n| n.trim().parse::<usize>().unwrap() <= 2),
+            "more than 2 at once: {seen}"
+        );
     }
 }

@@ -28,6 +28,7 @@ pub mod config;
 pub mod control;
 pub mod decide;
 pub mod dns;
+pub mod fsread;
 pub mod hook;
 pub mod lock;
 pub mod logging;

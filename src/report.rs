@@ -44,17 +44,28 @@ pub fn status(config: &Config, state: &State) -> Vec<RecordStatus> {
                 enabled: h.enabled,
                 published: rec.published,
                 published_at: rec.published_at,
-                last_reply: rec.last_reply,
+                last_reply: rec.last_reply.as_deref().map(from_state_file),
                 last_attempt_at: rec.last_attempt_at,
                 failures: rec.failures,
                 retry_at: rec.retry_at,
-                stopped: stop.as_ref().map(|s| s.reason.clone()),
-                fix: stop.map(|s| s.fix),
+                stopped: stop.as_ref().map(|s| from_state_file(&s.reason)),
+                fix: stop.map(|s| from_state_file(&s.fix)),
                 dns: None,
             });
         }
     }
     out
+}
+
+/// Longest text shown from one field of the state file; the agent writes far less.
+const STATE_TEXT_MAX_CHARS: usize = 300;
+
+/// A text field of the state file, as `status` shows it. The agent only writes clean text, but
+/// the file can be edited by anyone who can write it: control, format and bidi characters and
+/// line separators are shown as `?` (as at the provider border) and the length is cut, so a
+/// tampered file can't rewrite the terminal or forge a line.
+fn from_state_file(s: &str) -> String {
+    crate::provider::server_text::clean(s, STATE_TEXT_MAX_CHARS)
 }
 
 /// Fills in the `dns` column from `dynhostd status --verify`'s answers.
@@ -405,6 +416,44 @@ mod tests {
             crate::config::parse(&text.replace("pw-not-shown", "new"), None, Path::new("/"))
                 .unwrap();
         assert!(status(&edited, &state).iter().all(|r| r.stopped.is_none()));
+    }
+
+    #[test]
+    fn text_from_a_tampered_state_file_is_escaped() {
+        let text = "[[host]]\nhostname = \"home.example.com\"\nlogin = \"l\"\npassword = \"pw\"\n";
+        let config = crate::config::parse(text, None, Path::new("/")).unwrap();
+        let mut state = State::default();
+        state.records.insert(
+            RecordKey::new("home.example.com", Family::V4),
+            PublishedRecord {
+                last_reply: Some(format!(
+                    "good\u{1b}[2J\u{202E}lmth.exe\nforged line\u{2028}{}",
+                    "x".repeat(5000)
+                )),
+                stopped: Some(Stopped {
+                    reason: "\u{2066}abuse\u{2069}\r".into(),
+                    fix: "\u{200B}call\u{FEFF}".into(),
+                    at: 0,
+                    config: config.hosts[0].fingerprint(),
+                }),
+                ..Default::default()
+            },
+        );
+        let rows = status(&config, &state);
+        let reply = rows[0].last_reply.as_deref().unwrap();
+        assert!(
+            reply.starts_with("good?[2J?lmth.exe?forged line?xxx"),
+            "{reply}"
+        );
+        assert_eq!(reply.chars().count(), STATE_TEXT_MAX_CHARS);
+        assert_eq!(rows[0].stopped.as_deref(), Some("?abuse??"));
+        assert_eq!(rows[0].fix.as_deref(), Some("?call?"));
+        let table = status_table(&rows);
+        assert_eq!(table.lines().filter(|l| l.contains("forged")).count(), 1);
+        assert!(
+            !table.contains('\u{1b}') && !table.contains('\u{202E}'),
+            "{table:?}"
+        );
     }
 
     #[test]

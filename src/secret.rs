@@ -1,7 +1,14 @@
 //! A password that never reaches a log line: `Debug` and `Display` print a placeholder, and the
 //! only way to the text is the explicit [`Secret::expose`].
+//!
+//! Also the one code path that reads a secret from outside the config text: a password file or
+//! systemd credential (through the bounded reader, [`crate::fsread`]: regular file only, at most
+//! [`fsread::PASSWORD_CAP`]) or an environment variable. The config layer validates the text and
+//! names the key in errors.
 
+use crate::fsread::{self, ReadError};
 use std::fmt;
+use std::path::{Path, PathBuf};
 
 #[derive(Clone, PartialEq, Eq, Hash)]
 pub struct Secret(String);
@@ -29,9 +36,49 @@ impl fmt::Display for Secret {
     }
 }
 
+/// The first line (trimmed) of the password file at `path`. A FIFO, a device or anything over
+/// [`fsread::PASSWORD_CAP`] is refused, never read; the error names the file, never its text.
+pub fn from_file(path: &Path) -> Result<Secret, ReadError> {
+    let text = fsread::read_to_string(path, fsread::PASSWORD_CAP)?;
+    Ok(Secret::new(text.lines().next().unwrap_or("").trim()))
+}
+
+/// The (trimmed) value of the environment variable `name`, if set.
+pub fn from_env(name: &str) -> Option<Secret> {
+    std::env::var(name).ok().map(|v| Secret::new(v.trim()))
+}
+
+/// Where systemd put the credential `name` (`LoadCredential=NAME:PATH` makes it
+/// `$CREDENTIALS_DIRECTORY/NAME`); read it with [`from_file`].
+pub fn credential_path(name: &str) -> Result<PathBuf, &'static str> {
+    if name.is_empty() || name.contains('/') {
+        return Err("a credential name, without '/'");
+    }
+    let dir = std::env::var_os("CREDENTIALS_DIRECTORY")
+        .ok_or("CREDENTIALS_DIRECTORY is not set (run under systemd with LoadCredential=)")?;
+    Ok(PathBuf::from(dir).join(name))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_password_file_gives_its_first_line_and_refuses_devices_and_giants() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("pw");
+        std::fs::write(&p, "  hunter2  \nsecond\n").unwrap();
+        assert_eq!(from_file(&p).unwrap().expose(), "hunter2");
+        let e = from_file(Path::new("/dev/zero")).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "/dev/zero: not a regular file (a character device)"
+        );
+        std::fs::write(&p, vec![b'x'; fsread::PASSWORD_CAP as usize + 1]).unwrap();
+        let e = from_file(&p).unwrap_err().to_string();
+        assert!(e.ends_with("too large (the limit is 4 KiB)"), "{e}");
+        assert!(!e.contains("xxx"));
+    }
 
     #[test]
     fn formatting_never_shows_the_password() {

@@ -4,6 +4,7 @@
 //! new one, never half of one. A missing or corrupt file means "unknown", never a crash: the
 //! worst case is one repeated update.
 
+use crate::fsread;
 use crate::record::RecordKey;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -111,14 +112,16 @@ impl State {
 }
 
 /// Reads the state file at `path`. Never fails: a missing or corrupt file gives an empty state.
+/// Read through [`crate::fsread`]: a FIFO, a device or a file over [`fsread::STATE_CAP`] counts as
+/// corrupt ("unknown") without being read, so neither `run` nor `status` can hang or balloon.
 pub fn load(path: &Path) -> (State, Loaded) {
-    match std::fs::read_to_string(path) {
+    match fsread::read_to_string(path, fsread::STATE_CAP) {
         Ok(text) => match State::from_json(&text) {
             Ok(state) => (state, Loaded::Read),
             Err(e) => (State::default(), Loaded::Corrupt(e)),
         },
-        Err(e) if e.kind() == io::ErrorKind::NotFound => (State::default(), Loaded::Missing),
-        Err(e) => (State::default(), Loaded::Corrupt(e.to_string())),
+        Err(e) if e.is_not_found() => (State::default(), Loaded::Missing),
+        Err(e) => (State::default(), Loaded::Corrupt(e.problem.to_string())),
     }
 }
 
@@ -258,6 +261,34 @@ mod tests {
         }
         std::fs::write(&path, r#"{"version":1,"records":{"bad-key":{}}}"#).unwrap();
         assert!(matches!(load(&path).1, Loaded::Corrupt(_)));
+    }
+
+    #[test]
+    fn a_fifo_or_an_oversize_state_file_means_unknown_without_reading_it() {
+        use std::os::unix::ffi::OsStrExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(FILE_NAME);
+        let c = std::ffi::CString::new(path.as_os_str().as_bytes()).unwrap();
+        // SAFETY: a valid NUL-terminated path; mkfifo(3) touches no memory of ours.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        // Without a writer, a blocking open would never return.
+        assert_eq!(
+            load(&path),
+            (
+                State::default(),
+                Loaded::Corrupt("not a regular file (a FIFO)".into())
+            )
+        );
+        std::fs::remove_file(&path).unwrap();
+        let f = std::fs::File::create(&path).unwrap();
+        f.set_len(fsread::STATE_CAP + 1).unwrap();
+        assert_eq!(
+            load(&path),
+            (
+                State::default(),
+                Loaded::Corrupt("too large (the limit is 16 MiB)".into())
+            )
+        );
     }
 
     #[test]

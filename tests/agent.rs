@@ -10,8 +10,11 @@ mod standin;
 
 #[path = "support/cli.rs"]
 mod cli;
+#[path = "support/ipsource.rs"]
+mod ipsource;
 
 use cli::*;
+use ipsource::{Answer, IpSource};
 use netns::{in_netns, sh};
 use standin::{Fault, Standin, StandinConfig};
 use std::io::Read;
@@ -55,16 +58,23 @@ fn pppoe_wan_end_to_end() {
                 i % 250 + 1
             ));
         }
+        let mark = agent.mark();
         netns::ip_batch(&lines);
-        quiet_period();
+        // A poke after the storm: the agent has decided on all of it once it settles after it.
+        agent.quiet_on("ppp0");
+        agent.assert_nothing_sent_since(mark);
         assert_eq!(s.request_count(), 1, "{:?}", updates(&s));
 
         // PPPoE redial with the same address: ppp0 destroyed and created again (new ifindex).
         let old_index = netns::ifindex("ppp0");
+        let mark = agent.mark();
         sh("ip link del ppp0");
         ppp0("203.0.113.10", "10.64.0.1");
         assert_ne!(netns::ifindex("ppp0"), old_index);
-        quiet_period();
+        // The redial may settle in steps; a poke of the new ppp0 makes sure the agent has
+        // decided on the end of it.
+        agent.quiet_on("ppp0");
+        agent.assert_nothing_sent_since(mark);
         assert_eq!(s.request_count(), 1, "{:?}", updates(&s));
 
         // Redial with a new address: exactly one update.
@@ -73,12 +83,13 @@ fn pppoe_wan_end_to_end() {
         let reqs = s.wait_for_requests_blocking(2, LONG).unwrap();
         assert_eq!(reqs[1].param("myip"), Some("203.0.113.77"));
         agent.wait_log("updated home.example.com/A: 203.0.113.10 → 203.0.113.77");
-        quiet_period();
+        agent.quiet_on_without_sending("ppp0");
         assert_eq!(s.request_count(), 2, "{:?}", updates(&s));
 
         // The link going away entirely sends nothing.
+        let mark = agent.mark();
         sh("ip link del ppp0");
-        quiet_period();
+        agent.settled_without_sending(mark);
         assert_eq!(s.request_count(), 2);
 
         let (status, log) = agent.stop();
@@ -111,7 +122,7 @@ fn restart_sends_nothing_when_already_published_and_one_update_when_changed() {
             // Same address at the next start: nothing is sent.
             let agent = setup.start_agent(&[]);
             agent.wait_log("WAN address is 203.0.113.10");
-            quiet_period();
+            agent.quiet_on_without_sending("ppp0");
             assert_eq!(s.request_count(), 1);
             assert!(agent.stop().0.success());
 
@@ -127,7 +138,7 @@ fn restart_sends_nothing_when_already_published_and_one_update_when_changed() {
             let agent = setup.start_agent(&[]);
             let reqs = s.wait_for_requests_blocking(2, LONG).unwrap();
             assert_eq!(reqs[1].param("myip"), Some("203.0.113.11"));
-            quiet_period();
+            agent.quiet_on_without_sending("ppp0");
             assert_eq!(s.request_count(), 2);
             assert!(agent.stop().0.success());
         },
@@ -151,7 +162,7 @@ fn a_corrupt_state_file_costs_one_update_not_a_crash() {
         agent.wait_log("state file unreadable");
         s.wait_for_requests_blocking(1, LONG).unwrap();
         agent.wait_log("updated");
-        quiet_period();
+        agent.quiet_on_without_sending("ppp0");
         assert_eq!(s.request_count(), 1);
         assert!(agent.stop().0.success());
         assert_eq!(
@@ -182,8 +193,10 @@ fn dhcp_style_wan_follows_the_default_route_on_veth() {
         let reqs = s.wait_for_requests_blocking(2, LONG).unwrap();
         assert_eq!(reqs[1].param("myip"), Some("198.51.100.30"));
         // A new secondary on the WAN does not move the record.
+        let mark = agent.mark();
         sh("ip addr add 198.51.100.31/24 dev wwan0");
-        quiet_period();
+        agent.quiet_on("wwan0");
+        agent.assert_nothing_sent_since(mark);
         assert_eq!(s.request_count(), 2);
         assert!(agent.stop().0.success());
     });
@@ -209,7 +222,7 @@ fn a_host_with_bad_credentials_stops_and_the_others_carry_on() {
                 "ip addr del 203.0.113.10 peer 10.64.0.1 dev ppp0 && ip addr add 203.0.113.12 peer 10.64.0.1 dev ppp0",
             );
             s.wait_for_requests_blocking(3, LONG).unwrap();
-            quiet_period();
+            agent.quiet_on_without_sending("ppp0");
             let sent = updates(&s);
             assert_eq!(sent.len(), 3, "{sent:?}");
             assert_eq!(
@@ -256,7 +269,7 @@ fn server_trouble_is_retried_later_not_hammered() {
         let agent = setup.start_agent(&[]);
         s.wait_for_requests_blocking(1, LONG).unwrap();
         agent.wait_log("next try in");
-        quiet_period();
+        agent.quiet_on_without_sending("ppp0");
         assert_eq!(s.request_count(), 1, "no immediate retry");
         let (status, log) = agent.stop();
         assert!(status.success(), "{log}");
@@ -268,7 +281,7 @@ fn server_trouble_is_retried_later_not_hammered() {
         // The back-off survives a restart: the agent does not send at start.
         let agent = setup.start_agent(&[]);
         agent.wait_log("WAN address is 203.0.113.10");
-        quiet_period();
+        agent.quiet_on_without_sending("ppp0");
         assert_eq!(s.request_count(), 1);
         drop(agent);
         // `update` is the user asking: it goes now.
@@ -414,7 +427,8 @@ fn secrets_never_reach_the_log_even_at_trace() {
         s.wait_for_requests_blocking(2, LONG).unwrap();
         agent.wait_log("stopped after");
         sh("ip addr add 203.0.113.11 peer 10.64.0.1 dev ppp0");
-        quiet_period();
+        // Something to log at trace after the failures: the agent deciding on this change.
+        agent.quiet_on("ppp0");
         let (status, log) = agent.stop();
         assert!(status.success());
         assert!(log.contains("TRACE"), "really at trace level");
@@ -453,6 +467,10 @@ fn secrets_never_reach_the_log_even_at_trace() {
     });
 }
 
+/// `detect` explains the WAN's addresses, with and without a config, and shows what the
+/// what's-my-IP sources answered. Every source is local: without a config the built-in ones are
+/// asked, and the namespace's resolver (127.0.0.1, where nothing listens) makes each fail at
+/// once, on loopback; with a config, two local sources answer.
 #[test]
 fn detect_shows_the_wan_and_why_addresses_do_not_count() {
     in_netns(
@@ -460,6 +478,27 @@ fn detect_shows_the_wan_and_why_addresses_do_not_count() {
         || {
             ppp0("100.64.9.9", "10.64.0.1");
             sh("ip -6 addr add 2001:db8:7::1/64 dev ppp0 nodad preferred_lft 0");
+            // Names of public hosts go nowhere: this mount namespace gets its own resolver
+            // config, the name server on loopback (where nothing listens), and names are looked
+            // up in files and DNS only (no NSS module that would ask a resolver outside). Where
+            // a file is missing, glibc's default is that already.
+            let dir = tempfile::tempdir().unwrap();
+            for (file, text) in [
+                ("resolv.conf", "nameserver 127.0.0.1\n"),
+                ("nsswitch.conf", "hosts: files dns\n"),
+            ] {
+                let etc = std::path::Path::new("/etc").join(file);
+                if etc.exists() {
+                    let ours = dir.path().join(file);
+                    std::fs::write(&ours, text).unwrap();
+                    sh(&format!(
+                        "mount --bind {} {}",
+                        ours.display(),
+                        etc.display()
+                    ));
+                }
+            }
+
             // No config at all.
             let out = Command::new(BIN)
                 .args(["detect", "--config", "/nonexistent/config.toml"])
@@ -479,6 +518,26 @@ fn detect_shows_the_wan_and_why_addresses_do_not_count() {
             assert!(text.contains("carrier-grade NAT"), "{text}");
             assert!(text.contains("behind NAT"), "{text}");
             assert!(text.contains("deprecated"), "{text}");
+            // Behind NAT, so the built-in sources were asked, each in turn, and none answered.
+            assert!(
+                text.contains("HTTP detection (ipv4, [detect] mode = auto):"),
+                "{text}"
+            );
+            for url in dynhostd::config::DEFAULT_IPV4_SOURCES {
+                let said = text
+                    .lines()
+                    .find_map(|l| l.strip_prefix(&format!("  {url}: ")))
+                    .unwrap_or_else(|| panic!("{url} not shown as asked:\n{text}"));
+                assert!(
+                    said.parse::<std::net::IpAddr>().is_err() && !said.is_empty(),
+                    "{url} answered {said:?} with no way out:\n{text}"
+                );
+            }
+            assert!(text.contains("→ no source gave a usable answer"), "{text}");
+            assert!(
+                text.contains("ipv4: behind NAT"),
+                "no answer, still behind NAT:\n{text}"
+            );
             // JSON form.
             let out = Command::new(BIN)
                 .args(["detect", "--json", "--config", "/nonexistent/config.toml"])
@@ -487,22 +546,76 @@ fn detect_shows_the_wan_and_why_addresses_do_not_count() {
             let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
             assert_eq!(v["wan"], "ppp0");
             assert_eq!(v["ipv4"]["kind"], "behind-nat");
-            // With an accept list that includes it, the address counts.
-            let dir = tempfile::tempdir().unwrap();
+            let v4 = v["http"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|h| h["family"] == "ipv4")
+                .unwrap_or_else(|| panic!("no ipv4 detection in {v}"));
+            assert!(v4["address"].is_null(), "{v4}");
+            let asked: Vec<&str> = v4["sources"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|src| src["url"].as_str().unwrap())
+                .collect();
+            assert_eq!(asked, dynhostd::config::DEFAULT_IPV4_SOURCES, "{v4}");
+
+            // A config with two local sources: behind NAT, they are asked and agree.
+            let first = IpSource::start(Answer::Body("198.51.100.7\n".into()), false);
+            let second = IpSource::start(Answer::Body("198.51.100.7\n".into()), false);
             let cfg = dir.path().join("c.toml");
-            std::fs::write(
-            &cfg,
-            "[wan]\ninterface = \"ppp0\"\naccept = [\"100.64.0.0/10\"]\n[[host]]\nhostname = \"h.example.com\"\nlogin = \"l\"\npassword = \"p\"\n",
-        )
-        .unwrap();
-            let out = Command::new(BIN)
-                .arg("detect")
-                .arg("--config")
-                .arg(&cfg)
-                .output()
+            let write = |accept: &str| {
+                std::fs::write(
+                    &cfg,
+                    format!(
+                        "[wan]\ninterface = \"ppp0\"\naccept = [{accept}]\n[detect]\nipv4 = [\"{}\", \"{}\"]\ntimeout = \"5s\"\n[[host]]\nhostname = \"h.example.com\"\nlogin = \"l\"\npassword = \"p\"\n",
+                        first.url("127.0.0.1"),
+                        second.url("127.0.0.1")
+                    ),
+                )
                 .unwrap();
-            let text = String::from_utf8_lossy(&out.stdout);
+            };
+            write("\"198.51.100.0/24\"");
+            let detect = |args: &[&str]| {
+                let out = Command::new(BIN)
+                    .arg("detect")
+                    .args(args)
+                    .arg("--config")
+                    .arg(&cfg)
+                    .output()
+                    .unwrap();
+                let text = String::from_utf8_lossy(&out.stdout).into_owned();
+                assert!(
+                    out.status.success(),
+                    "{text}{}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
+                text
+            };
+            let text = detect(&[]);
+            assert!(text.contains("ipv4: 198.51.100.7 (counts)"), "{text}");
+            for src in [&first, &second] {
+                assert!(
+                    text.contains(&format!("  {}: 198.51.100.7\n", src.url("127.0.0.1"))),
+                    "{text}"
+                );
+            }
+            assert!(text.contains("→ 198.51.100.7: two sources agree"), "{text}");
+            assert_eq!((first.count(), second.count()), (1, 1));
+
+            // With an accept list that includes it, the address counts; `--http` still asks
+            // the sources, and what they said is shown without replacing it.
+            write("\"100.64.0.0/10\", \"198.51.100.0/24\"");
+            let text = detect(&["--http"]);
             assert!(text.contains("ipv4: 100.64.9.9 (counts)"), "{text}");
+            assert!(text.contains("→ 198.51.100.7: two sources agree"), "{text}");
+            assert_eq!((first.count(), second.count()), (2, 2));
+            // And without --http they are left alone.
+            let text = detect(&[]);
+            assert!(text.contains("ipv4: 100.64.9.9 (counts)"), "{text}");
+            assert!(!text.contains("HTTP detection (ipv4"), "{text}");
+            assert_eq!((first.count(), second.count()), (2, 2));
         },
     );
 }

@@ -4,6 +4,9 @@
 //! built binary's `dynhostd check` and by the library's own config parser, so a value that
 //! survives the trip changed (a password's quotes and backslashes) fails here.
 
+#[path = "support/netns.rs"]
+mod netns;
+
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -13,18 +16,19 @@ fn repo(rel: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(rel)
 }
 
-/// The shells to run the translation with: /bin/sh always, busybox's ash (OpenWrt's shell)
-/// when installed.
-fn shells() -> Vec<Vec<String>> {
+/// The shells to run `test`'s translation with: /bin/sh, and busybox's ash (OpenWrt's shell).
+/// Without busybox only /bin/sh is left: a [`netns::prerequisite`] (a failure under CI).
+fn shells(test: &str) -> Vec<Vec<String>> {
     let mut v = vec![vec!["/bin/sh".to_string()]];
-    for bb in ["/usr/bin/busybox", "/bin/busybox"] {
-        if Path::new(bb).exists() {
-            v.push(vec![bb.to_string(), "sh".to_string()]);
-            break;
-        }
-    }
-    if v.len() == 1 {
-        eprintln!("busybox not installed: translating with /bin/sh only");
+    let busybox = ["/usr/bin/busybox", "/bin/busybox"]
+        .into_iter()
+        .find(|bb| Path::new(bb).exists());
+    if netns::prerequisite(
+        test,
+        busybox.is_some(),
+        "busybox is not installed (apt-get install busybox): translated with /bin/sh only, not with OpenWrt's ash",
+    ) {
+        v.push(vec![busybox.unwrap().to_string(), "sh".to_string()]);
     }
     v
 }
@@ -104,7 +108,7 @@ fn ok_check(t: &Translated) -> (PathBuf, String) {
 
 #[test]
 fn a_full_config_translates_and_checks() {
-    for sh in shells() {
+    for sh in shells("a_full_config_translates_and_checks") {
         let t = translate(&sh, "contrib/openwrt/test/full.uci");
         let (path, rendered) = ok_check(&t);
 
@@ -173,7 +177,7 @@ fn a_full_config_translates_and_checks() {
 
 #[test]
 fn the_shipped_uci_config_is_valid() {
-    for sh in shells() {
+    for sh in shells("the_shipped_uci_config_is_valid") {
         let t = translate(&sh, "contrib/openwrt/files/dynhostd.config");
         let (path, _) = ok_check(&t);
         let config = dynhostd::config::load(&path).unwrap();
@@ -185,7 +189,7 @@ fn the_shipped_uci_config_is_valid() {
 
 #[test]
 fn a_bad_boolean_is_refused_by_name() {
-    for sh in shells() {
+    for sh in shells("a_bad_boolean_is_refused_by_name") {
         let t = translate(&sh, "contrib/openwrt/test/bad-bool.uci");
         assert_eq!(t.out.status.code(), Some(1), "{sh:?}: {}", t.stderr());
         assert!(
@@ -201,7 +205,7 @@ fn a_bad_boolean_is_refused_by_name() {
 
 #[test]
 fn an_option_where_a_list_belongs_is_refused() {
-    for sh in shells() {
+    for sh in shells("an_option_where_a_list_belongs_is_refused") {
         let t = translate(&sh, "contrib/openwrt/test/option-for-list.uci");
         assert_eq!(t.out.status.code(), Some(1), "{sh:?}");
         assert!(
@@ -219,7 +223,7 @@ fn values_only_dynhostd_can_judge_are_named_by_check() {
         ("contrib/openwrt/test/bad-family.uci", "host[0].family"),
         ("contrib/openwrt/test/bad-prefix.uci", "wan.accept"),
     ] {
-        for sh in shells() {
+        for sh in shells("values_only_dynhostd_can_judge_are_named_by_check") {
             let t = translate(&sh, sample);
             assert!(t.out.status.success(), "{sample}: {}", t.stderr());
             let out = check(&t.write_toml());
@@ -234,7 +238,7 @@ fn values_only_dynhostd_can_judge_are_named_by_check() {
 fn a_control_character_in_a_value_is_refused() {
     // A tab (or a line break) pasted into a password: dynhostd would refuse it, so say so here.
     let uci = "config host 'home'\n\toption hostname 'home.example.com'\n\toption login 'l'\n\toption password 'two\tparts'\n";
-    for sh in shells() {
+    for sh in shells("a_control_character_in_a_value_is_refused") {
         let t = translate_text(&sh, uci);
         assert_eq!(t.out.status.code(), Some(1), "{sh:?}: {}", t.stdout());
         assert!(
@@ -248,7 +252,7 @@ fn a_control_character_in_a_value_is_refused() {
 
 #[test]
 fn no_host_section_is_refused() {
-    for sh in shells() {
+    for sh in shells("no_host_section_is_refused") {
         let t = translate_text(&sh, "config dynhostd 'main'\n\toption enabled '1'\n");
         assert_eq!(t.out.status.code(), Some(1));
         assert!(

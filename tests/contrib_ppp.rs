@@ -5,8 +5,15 @@
 //! record what the hooks asked for (systemctl: that the hook no longer asks it). The real
 //! binary behind the hook, with and without a running agent: tests/control.rs.
 
+#[path = "support/netns.rs"]
+mod netns;
+
+use std::cell::RefCell;
 use std::fs;
+use std::io::{PipeReader, Read};
+use std::os::fd::AsRawFd;
 use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
@@ -28,12 +35,15 @@ fn write_exe(path: &Path, body: &str) {
 /// A scratch world: fake tools in `bin` (the hook's whole PATH), their records beside.
 struct World {
     dir: tempfile::TempDir,
+    /// The read end of a pipe whose write end the last hook run inherited (see [`World::run`]).
+    jobs: RefCell<Option<PipeReader>>,
 }
 
 impl World {
     fn new() -> World {
         let w = World {
             dir: tempfile::tempdir().unwrap(),
+            jobs: RefCell::new(None),
         };
         let d = w.dir.path().display().to_string();
         fs::create_dir(w.bin()).unwrap();
@@ -97,8 +107,31 @@ impl World {
         c
     }
 
+    /// Runs the hook to its end. It also gets the write end of a pipe as fd 3, which a job it
+    /// starts in the background inherits (the hooks redirect only 0-2): the read end sees EOF
+    /// once the hook and everything it started have ended, see [`World::assert_not_run`].
     fn run(&self, script: &Path, args: &[&str]) -> Output {
-        let out = self.command(script, args).output().unwrap();
+        let (reader, writer) = std::io::pipe().unwrap();
+        let fd = writer.as_raw_fd();
+        let mut c = self.command(script, args);
+        // SAFETY: only dup2/fcntl between fork and exec, which are async-signal-safe.
+        unsafe {
+            c.pre_exec(move || {
+                // dup2 leaves the new fd open across exec; if it is 3 already, clear the flag.
+                let r = if fd == 3 {
+                    libc::fcntl(3, libc::F_SETFD, 0)
+                } else {
+                    libc::dup2(fd, 3)
+                };
+                if r == -1 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let out = c.output().unwrap();
+        drop(writer);
+        *self.jobs.borrow_mut() = Some(reader);
         assert!(
             out.status.success(),
             "{} exited {:?}: {}",
@@ -152,9 +185,24 @@ impl World {
         }
     }
 
-    /// Asserts dynhostd stays unrun, leaving time for a background job to show up.
+    /// Asserts dynhostd was not run by the last hook run: once the hook and any job it left in
+    /// the background have ended (EOF on the pipe they inherited), there is no argv.
     fn assert_not_run(&self) {
-        std::thread::sleep(Duration::from_millis(300));
+        let mut reader = self
+            .jobs
+            .borrow_mut()
+            .take()
+            .expect("assert_not_run after running a hook");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = reader.read_to_end(&mut Vec::new());
+            let _ = tx.send(());
+        });
+        assert!(
+            rx.recv_timeout(Duration::from_secs(20)).is_ok(),
+            "the hook's background jobs never ended; log: {}",
+            self.log()
+        );
         assert!(
             !self.path("argv").exists(),
             "dynhostd ran: {:?}; log: {}",
@@ -350,14 +398,18 @@ fn ip_down_publishes_nothing() {
 /// the ip-up.d directory.
 #[test]
 fn debian_run_parts_runs_the_hook() {
-    let Some(run_parts) = ["/usr/bin/run-parts", "/bin/run-parts"]
+    let found = ["/usr/bin/run-parts", "/bin/run-parts"]
         .into_iter()
         .map(Path::new)
-        .find(|p| p.exists())
-    else {
-        eprintln!("run-parts not installed (not Debian?): skipped");
+        .find(|p| p.exists());
+    if !netns::prerequisite(
+        "debian_run_parts_runs_the_hook",
+        found.is_some(),
+        "run-parts is not installed (Debian package debianutils)",
+    ) {
         return;
-    };
+    }
+    let run_parts = found.unwrap();
     let w = World::new();
     let d = w.path("ip-up.d");
     fs::create_dir(&d).unwrap();

@@ -97,7 +97,7 @@ fn a_second_run_is_refused_and_a_change_is_sent_once() {
 
         readdress("203.0.113.10", "203.0.113.11");
         s.wait_for_requests_blocking(2, LONG).unwrap();
-        quiet_period();
+        agent.quiet_on("ppp0");
         assert_eq!(
             updates(&s),
             [
@@ -197,7 +197,7 @@ fn the_ip_up_hook_hands_the_address_to_the_running_agent() {
 
             s.wait_for_requests_blocking(2, LONG).unwrap();
             agent.wait_log("updated home.example.com/A: 203.0.113.10 → 203.0.113.20");
-            quiet_period();
+            agent.quiet_on("ppp0");
             assert_eq!(
                 updates(&s),
                 [
@@ -207,7 +207,10 @@ fn the_ip_up_hook_hands_the_address_to_the_running_agent() {
                 "the new address is sent exactly once"
             );
             // Only the agent wrote the state: the lock is its, and the file it last renamed
-            // into place holds the new address.
+            // into place holds the new address (saved within a moment of the reply).
+            setup.wait_state("the new address", |v| {
+                v["records"]["home.example.com/A"]["published"] == "203.0.113.20"
+            });
             let lock = std::fs::read_to_string(state.with_file_name("lock")).unwrap();
             assert_eq!(lock.trim(), agent.child.id().to_string());
             assert_ne!(std::fs::metadata(&state).unwrap().ino(), written_before);
@@ -394,7 +397,7 @@ fn status_shows_a_change_held_by_min_interval_and_its_end() {
                 out.contains("203.0.113.11") && out.contains("203.0.113.99"),
                 "{out}"
             );
-            quiet_period();
+            agent.quiet_on("ppp0");
             assert_eq!(s.request_count(), 1, "{:?}", updates(&s));
             assert!(agent.stop().0.success());
         },

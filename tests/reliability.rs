@@ -6,9 +6,10 @@
 //!
 //! Real kernel devices in a fresh user+network namespace, the local DynHost stand-in over HTTPS
 //! with a test CA, what's-my-IP stand-ins for NAT. Waits have generous deadlines that only bound
-//! a hang; "nothing was sent" checks are made well inside the interval the agent must wait, and
-//! the only timing assertions are lower bounds (a request must not come *before* its time),
-//! which load can't make fail.
+//! a hang, and wait for events (the agent settling, a log line, a request at the stand-in, the
+//! state file). Nothing asserts how long the test took: a rule about time is checked by what the
+//! agent did, a request that must not come *before* its time is a lower bound on when the
+//! stand-in saw it, which load can't make fail.
 
 #[path = "support/cli.rs"]
 mod cli;
@@ -31,6 +32,40 @@ fn readdress(old: &str, new: &str) {
     sh(&format!(
         "ip addr del {old} peer 10.64.0.1 dev ppp0 && ip addr add {new} peer 10.64.0.1 dev ppp0"
     ));
+}
+
+/// Checks that every request in the agent's log carried the WAN address it had last logged
+/// (`WAN address is …`) when it started it (`sending <old> → <new>`): what it sent is what it
+/// knew, however the test's changes fell in time. Returns the addresses sent, in order.
+fn sent_what_it_knew(log: &str) -> Vec<String> {
+    let mut latest: Option<&str> = None;
+    let mut sent = Vec::new();
+    for line in log.lines() {
+        if let Some(ip) = line
+            .split("WAN address is ")
+            .nth(1)
+            .and_then(|rest| rest.split_whitespace().next())
+            .filter(|ip| ip.parse::<std::net::IpAddr>().is_ok())
+        {
+            latest = Some(ip);
+        }
+        if line.contains("DEBUG") && line.contains("sending ") {
+            let Some(new) = line
+                .split(" → ")
+                .nth(1)
+                .and_then(|r| r.split_whitespace().next())
+            else {
+                continue;
+            };
+            assert_eq!(
+                Some(new),
+                latest,
+                "sent {new}, but the WAN address it knew was {latest:?}:\n{log}"
+            );
+            sent.push(new.to_string());
+        }
+    }
+    sent
 }
 
 /// The `next try in Ns` of the agent's log lines about `record`.
@@ -71,37 +106,43 @@ fn min_interval_holds_changes_and_survives_a_restart() {
         assert_eq!(first.param("myip"), Some("203.0.113.10"));
         agent.wait_log("updated home.example.com/A: unknown → 203.0.113.10");
 
-        // Two changes 1 s apart, both well inside the interval: nothing goes out yet.
-        std::thread::sleep(Duration::from_secs(1));
+        // Two changes, each settled on, inside the interval: nothing goes out yet. (Whether
+        // they really were inside it is read from the agent's log below, not from a clock.)
+        let mark = agent.mark();
         readdress("203.0.113.10", "203.0.113.11");
         agent.wait_log("WAN address is 203.0.113.11");
-        quiet_period();
-        assert_eq!(updates(&s).len(), 1, "sent inside min_interval");
+        agent.wait_settled(mark);
+        let mark = agent.mark();
         readdress("203.0.113.11", "203.0.113.12");
         agent.wait_log("WAN address is 203.0.113.12");
-        quiet_period();
-        assert!(
-            first.at.elapsed() < MIN,
-            "the test itself was too slow to check the hold ({:?})",
-            first.at.elapsed()
-        );
-        assert_eq!(updates(&s).len(), 1, "sent inside min_interval");
+        agent.wait_settled(mark);
 
-        // When the interval is over, the latest address (only) is sent.
+        // When the interval is over, the latest address the agent knows is sent, and never
+        // before: a lower bound on when the stand-in saw it, which load can't break.
         let reqs = s.wait_for_requests_blocking(2, LONG).unwrap();
-        assert_eq!(
-            reqs[1].param("myip"),
-            Some("203.0.113.12"),
-            "{:?}",
-            updates(&s)
-        );
         assert!(
             reqs[1].at.duration_since(first.at) >= MIN - Duration::from_millis(200),
             "sent {:?} after the previous success, min_interval is {MIN:?}",
             reqs[1].at.duration_since(first.at)
         );
-        agent.wait_log("updated home.example.com/A: 203.0.113.10 → 203.0.113.12");
-        let second = reqs[1].clone();
+        // The usual case: the agent knew .12 by then, and .11 is never sent. A runner so slow
+        // that the second change came after the hold was over sees .11 go out, then .12 after
+        // its own interval.
+        agent.wait_log("updated home.example.com/A: 203.0.113.10 → ");
+        let sent = sent_what_it_knew(&agent.log());
+        assert_eq!(reqs[1].param("myip"), Some(sent[1].as_str()));
+        if sent[1] == "203.0.113.11" {
+            let reqs = s.wait_for_requests_blocking(3, LONG).unwrap();
+            assert_eq!(reqs[2].param("myip"), Some("203.0.113.12"));
+            assert!(
+                reqs[2].at.duration_since(reqs[1].at) >= MIN - Duration::from_millis(200),
+                "sent {:?} after the previous success, min_interval is {MIN:?}",
+                reqs[2].at.duration_since(reqs[1].at)
+            );
+        }
+        agent.wait_log("→ 203.0.113.12 (");
+        let second = s.requests().last().unwrap().clone();
+        let sent_before_restart = s.request_count();
 
         // Restart right after that success, with a new address: still held.
         let (status, log) = agent.stop();
@@ -109,37 +150,57 @@ fn min_interval_holds_changes_and_survives_a_restart() {
         readdress("203.0.113.12", "203.0.113.13");
         let agent = setup.start_agent(&[]);
         agent.wait_log("WAN address is 203.0.113.13");
-        quiet_period();
-        assert!(
-            second.at.elapsed() < MIN - Duration::from_secs(1),
-            "the test itself was too slow to check the hold across a restart ({:?})",
-            second.at.elapsed()
-        );
-        assert_eq!(
-            updates(&s).len(),
-            2,
-            "min_interval forgotten by a restart: {:?}",
-            updates(&s)
-        );
-        let reqs = s.wait_for_requests_blocking(3, LONG).unwrap();
-        assert_eq!(reqs[2].param("myip"), Some("203.0.113.13"));
+        // Held across the restart: the first request after it keeps the interval from the
+        // success before it (a restart that forgot it would send at once).
+        let reqs = s
+            .wait_for_requests_blocking(sent_before_restart + 1, LONG)
+            .unwrap();
+        let third = reqs[sent_before_restart].clone();
+        assert_eq!(third.param("myip"), Some("203.0.113.13"));
         // The state file keeps the time in whole seconds: allow that much earlier.
         assert!(
-            reqs[2].at.duration_since(second.at) >= MIN - Duration::from_millis(1200),
-            "sent {:?} after the previous success, min_interval is {MIN:?}",
-            reqs[2].at.duration_since(second.at)
+            third.at.duration_since(second.at) >= MIN - Duration::from_millis(1200),
+            "min_interval forgotten by a restart: sent {:?} after the previous success, \
+             min_interval is {MIN:?}",
+            third.at.duration_since(second.at)
         );
         agent.wait_log("updated home.example.com/A: 203.0.113.12 → 203.0.113.13");
-        let third = reqs[2].clone();
 
         // A change and back again inside the interval: nothing to send, then or later.
+        let sent = s.request_count();
         readdress("203.0.113.13", "203.0.113.14");
         agent.wait_log("WAN address is 203.0.113.14");
         readdress("203.0.113.14", "203.0.113.13");
+        agent.wait_log_count("WAN address is 203.0.113.13", 2);
+        // "Later" is when the hold is over: the agent has a timer for it (it held .14). Past
+        // that moment, one more settle (a poke) shows what it decided.
         let until = third.at + MIN + Duration::from_secs(2);
         std::thread::sleep(until.saturating_duration_since(std::time::Instant::now()));
-        quiet_period();
-        assert_eq!(updates(&s).len(), 3, "{:?}", updates(&s));
+        agent.quiet_on("ppp0");
+        // What was sent is what the agent knew, and none of it before the interval was over.
+        // Usually that is nothing at all: it knew .14 only while the hold was on, and .13 is
+        // published. (Only a runner that made the change after the hold was over sees .14 and
+        // then .13 go out, each after its own interval.)
+        let after = sent_what_it_knew(&agent.log());
+        let mut published = "203.0.113.13";
+        let mut success_at = third.at;
+        for (r, knew) in s.requests()[sent..].iter().zip(&after[1..]) {
+            let ip = r.param("myip").unwrap();
+            assert_eq!(ip, knew);
+            assert_ne!(ip, published, "re-sent: {:?}", updates(&s));
+            assert!(
+                r.at.duration_since(success_at) >= MIN - Duration::from_millis(200),
+                "sent inside min_interval: {:?}",
+                updates(&s)
+            );
+            (published, success_at) = (knew, r.at);
+        }
+        assert_eq!(
+            s.request_count() - sent,
+            after.len() - 1,
+            "{:?}",
+            updates(&s)
+        );
         assert!(agent.stop().0.success());
     });
 }
@@ -182,9 +243,8 @@ fn retry_after_is_honoured_and_the_wait_survives_a_restart() {
                     tries[0]
                 );
             }
-            // The configured back-off alone (≤ 2.4 s) would have retried by now.
-            std::thread::sleep(Duration::from_secs(3));
-            assert_eq!(s.request_count(), 2, "{:?}", updates(&s));
+            // The configured back-off alone (≤ 2.4 s) would retry long before ASKED: the
+            // lower bound on the retries below shows it did not.
 
             // Across a restart: the wait is in the state file and honoured.
             let (status, log) = agent.stop();
@@ -200,20 +260,10 @@ fn retry_after_is_honoured_and_the_wait_survives_a_restart() {
             }
             let agent = setup.start_agent(&[]);
             agent.wait_log("WAN address is 203.0.113.10");
-            quiet_period();
-            assert!(
-                failed_at.elapsed() < Duration::from_secs(ASKED - 2),
-                "the test itself was too slow ({:?})",
-                failed_at.elapsed()
-            );
-            assert_eq!(
-                s.request_count(),
-                2,
-                "Retry-After forgotten by a restart: {:?}",
-                updates(&s)
-            );
 
-            // Then both go through.
+            // Then both go through, and not before the server's time: neither the configured
+            // back-off nor the restart (which would send at once if it forgot) brought them
+            // earlier. A lower bound on when the stand-in saw them, which load can't break.
             let reqs = s.wait_for_requests_blocking(4, LONG).unwrap();
             for r in &reqs[2..] {
                 assert!(r.answer.contains("good 203.0.113.10"), "{}", r.answer);
@@ -221,7 +271,8 @@ fn retry_after_is_honoured_and_the_wait_survives_a_restart() {
                 assert!(
                     r.at.duration_since(failed_at)
                         >= Duration::from_secs(ASKED - 1) - Duration::from_millis(300),
-                    "retried {:?} after the failure; the server asked for {ASKED}s",
+                    "retried {:?} after the failure (Retry-After forgotten, by the back-off or \
+                     by the restart?); the server asked for {ASKED}s",
                     r.at.duration_since(failed_at)
                 );
             }
@@ -265,14 +316,9 @@ fn backoff_survives_a_restart_then_retries_by_itself() {
 
         let agent = setup.start_agent(&[]);
         agent.wait_log("WAN address is 203.0.113.10");
-        quiet_period();
-        assert!(
-            failed_at.elapsed() < Duration::from_secs(6),
-            "the test itself was too slow ({:?})",
-            failed_at.elapsed()
-        );
-        assert_eq!(s.request_count(), 1, "back-off forgotten by a restart");
-        // No address change, no signal: the agent retries when the back-off is over.
+        // No address change, no signal: the agent retries when the back-off is over, and not
+        // before (a restart that forgot it would send at once): a lower bound on when the
+        // stand-in saw the retry, which load can't break.
         let reqs = s.wait_for_requests_blocking(2, LONG).unwrap();
         assert!(
             reqs[1].answer.contains("good 203.0.113.10"),
@@ -281,7 +327,7 @@ fn backoff_survives_a_restart_then_retries_by_itself() {
         );
         assert!(
             reqs[1].at.duration_since(failed_at) >= Duration::from_secs(6),
-            "retried after {:?}",
+            "back-off forgotten by a restart: retried after {:?}",
             reqs[1].at.duration_since(failed_at)
         );
         agent.wait_log("updated home.example.com/A");
@@ -371,7 +417,7 @@ fn refresh_resends_an_old_unchanged_address_once_and_zero_turns_it_off() {
             published_days_ago(24);
             let agent = setup.start_agent(&[]);
             agent.wait_log("WAN address is 203.0.113.10");
-            quiet_period();
+            agent.quiet_on_without_sending("ppp0");
             assert_eq!(s.request_count(), 0, "{:?}", updates(&s));
             assert!(agent.stop().0.success());
 
@@ -380,7 +426,7 @@ fn refresh_resends_an_old_unchanged_address_once_and_zero_turns_it_off() {
             published_days_ago(400);
             let agent = setup.start_agent(&[]);
             agent.wait_log("WAN address is 203.0.113.10");
-            quiet_period();
+            agent.quiet_on_without_sending("ppp0");
             assert_eq!(s.request_count(), 0, "{:?}", updates(&s));
             assert!(agent.stop().0.success());
 
@@ -393,7 +439,7 @@ fn refresh_resends_an_old_unchanged_address_once_and_zero_turns_it_off() {
             assert!(reqs[0].answer.contains("nochg"), "{}", reqs[0].answer);
             agent.wait_log("refreshing 203.0.113.10");
             agent.wait_log("updated home.example.com/A");
-            quiet_period();
+            agent.quiet_on_without_sending("ppp0");
             assert_eq!(s.request_count(), 1, "{:?}", updates(&s));
             let (status, log) = agent.stop();
             assert!(status.success(), "{log}");
@@ -408,7 +454,7 @@ fn refresh_resends_an_old_unchanged_address_once_and_zero_turns_it_off() {
             // And the refresh counts from then: a restart sends nothing.
             let agent = setup.start_agent(&[]);
             agent.wait_log("WAN address is 203.0.113.10");
-            quiet_period();
+            agent.quiet_on_without_sending("ppp0");
             assert_eq!(s.request_count(), 1, "{:?}", updates(&s));
             assert!(agent.stop().0.success());
         },
@@ -435,16 +481,25 @@ fn sighup_retries_a_stopped_host_only_when_its_entry_changed() {
             agent.wait_log("updated office.example.com/A");
             assert_eq!(s.request_count(), 2);
 
-            // Same config: reloaded, still stopped.
+            // Same config: reloaded, still stopped. (The reload decides at once; a poke after
+            // it makes sure that decision is in the log.)
+            let mark = agent.mark();
             agent.signal("HUP");
             agent.wait_log("configuration reloaded");
-            quiet_period();
+            agent.quiet_on("ppp0");
+            agent.assert_nothing_sent_since(mark);
             assert_eq!(s.request_count(), 2, "{:?}", updates(&s));
             assert!(!agent.log().contains("trying again"), "{}", agent.log());
             // And it stays stopped through a change that the other host follows.
+            let mark = agent.mark();
             readdress("203.0.113.10", "203.0.113.11");
             s.wait_for_requests_blocking(3, LONG).unwrap();
-            quiet_period();
+            agent.quiet_on("ppp0");
+            let sent = agent.sends_since(mark);
+            assert!(
+                sent.len() == 1 && sent[0].contains("office.example.com/A"),
+                "{sent:#?}"
+            );
             assert_eq!(
                 updates(&s)[2..],
                 [("office.example.com".into(), "203.0.113.11".into())]
@@ -452,6 +507,7 @@ fn sighup_retries_a_stopped_host_only_when_its_entry_changed() {
 
             // The password edited: retried at once, with the current address.
             setup.write_config(&s, Some("ppp0"), &[HOME, OFFICE]);
+            let mark = agent.mark();
             agent.signal("HUP");
             agent.wait_log_count("configuration reloaded", 2);
             let reqs = s.wait_for_requests_blocking(4, LONG).unwrap();
@@ -463,7 +519,12 @@ fn sighup_retries_a_stopped_host_only_when_its_entry_changed() {
             );
             agent.wait_log("configuration changed since it was stopped");
             agent.wait_log("updated home.example.com/A: unknown → 203.0.113.11");
-            quiet_period();
+            agent.quiet_on("ppp0");
+            let sent = agent.sends_since(mark);
+            assert!(
+                sent.len() == 1 && sent[0].contains("home.example.com/A"),
+                "only the fixed host is sent: {sent:#?}"
+            );
             assert_eq!(s.request_count(), 4, "{:?}", updates(&s));
             assert!(agent.stop().0.success());
             let (_, out, _) = setup.run(&["status"]);
@@ -472,14 +533,39 @@ fn sighup_retries_a_stopped_host_only_when_its_entry_changed() {
     );
 }
 
-/// A TCP relay on 127.0.0.1 to `to` that holds every reply back for `delay` (plain HTTP: the
-/// first bytes back are the reply), so a reload can land while a request is out.
-fn slow_relay(to: std::net::SocketAddr, delay: Duration) -> u16 {
+/// Opens a [`held_relay`]'s gate: replies held back go on, later ones pass at once.
+#[derive(Clone, Default)]
+struct Gate(std::sync::Arc<(std::sync::Mutex<bool>, std::sync::Condvar)>);
+
+impl Gate {
+    fn open(&self) {
+        *self.0.0.lock().unwrap() = true;
+        self.0.1.notify_all();
+    }
+
+    /// Waits until the gate is open (bounded: a test that never opens it hangs no longer).
+    fn wait(&self) {
+        let (lock, cvar) = &*self.0;
+        let open = cvar
+            .wait_timeout_while(lock.lock().unwrap(), LONG, |open| !*open)
+            .unwrap()
+            .0;
+        assert!(*open, "the relay's gate was never opened");
+    }
+}
+
+/// A TCP relay on 127.0.0.1 to `to` that holds every reply back until the returned gate is
+/// opened (plain HTTP: the first bytes back are the reply), so a reload lands while a request
+/// is out however slow the machine is.
+fn held_relay(to: std::net::SocketAddr) -> (u16, Gate) {
     use std::net::{Shutdown, TcpListener, TcpStream};
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
+    let gate = Gate::default();
+    let held = gate.clone();
     std::thread::spawn(move || {
         for client in listener.incoming().flatten() {
+            let held = held.clone();
             std::thread::spawn(move || {
                 let Ok(server) = TcpStream::connect(to) else {
                     return;
@@ -500,7 +586,7 @@ fn slow_relay(to: std::net::SocketAddr, delay: Duration) -> u16 {
                         Ok(n) => n,
                     };
                     if first {
-                        std::thread::sleep(delay);
+                        held.wait();
                         first = false;
                     }
                     if c_out.write_all(&buf[..n]).is_err() {
@@ -511,7 +597,7 @@ fn slow_relay(to: std::net::SocketAddr, delay: Duration) -> u16 {
             });
         }
     });
-    port
+    (port, gate)
 }
 
 /// A 401 to a request sent with the old password, arriving after a reload that fixed the
@@ -528,7 +614,7 @@ fn a_stop_for_a_request_sent_before_a_reload_does_not_stop_the_fixed_entry() {
                     .record("home.example.com"),
             )
             .unwrap();
-            let port = slow_relay(s.addr(), Duration::from_secs(3));
+            let (port, gate) = held_relay(s.addr());
             let setup = Setup::new();
             let write = |pw: &str| {
                 setup.write_config_full(
@@ -558,11 +644,8 @@ fn a_stop_for_a_request_sent_before_a_reload_does_not_stop_the_fixed_entry() {
             write(NEW_PW);
             agent.signal("HUP");
             agent.wait_log("configuration reloaded");
-            let log = agent.log();
-            assert!(
-                !log.contains("stopped after"),
-                "the test was too slow: the 401 arrived before the reload\n{log}"
-            );
+            // Only now does the 401 come back.
+            gate.open();
             // The late 401 is recognised as being about the old entry: no stop.
             agent.wait_log("\"401 unauthorized\" answered a request sent with the entry as it was before the reload");
             assert!(!agent.log().contains("stopped after"), "{}", agent.log());
@@ -667,6 +750,7 @@ fn sighup_with_a_bad_config_keeps_running_and_a_new_host_is_updated() {
 
             // A new host by reload: updated with the current address; the old one isn't re-sent.
             setup.write_config(&s, Some("ppp0"), &[HOME, OFFICE]);
+            let mark = agent.mark();
             agent.signal("HUP");
             let reqs = s.wait_for_requests_blocking(3, LONG).unwrap();
             assert_eq!(reqs[2].param("hostname"), Some("office.example.com"));
@@ -676,7 +760,12 @@ fn sighup_with_a_bad_config_keeps_running_and_a_new_host_is_updated() {
                 reqs[2].answer
             );
             agent.wait_log("updated office.example.com/A");
-            quiet_period();
+            agent.quiet_on("ppp0");
+            let sent = agent.sends_since(mark);
+            assert!(
+                sent.len() == 1 && sent[0].contains("office.example.com/A"),
+                "the old host was re-sent: {sent:#?}"
+            );
             assert_eq!(s.request_count(), 3, "{:?}", updates(&s));
             let (status, log) = agent.stop();
             assert!(status.success(), "{log}");
@@ -709,9 +798,13 @@ fn sigusr1_checks_now_and_asks_the_nat_sources_again() {
         let agent = setup.start_agent(&[]);
         s.wait_for_requests_blocking(1, LONG).unwrap();
         agent.wait_log("updated home.example.com/A");
+        let mark = agent.mark();
         agent.signal("USR1");
         agent.wait_log("SIGUSR1: checking everything now");
-        quiet_period();
+        // SIGUSR1 decides at once; a poke after it makes sure that decision is in the log
+        // (a routable WAN: the poke asks no source either).
+        agent.quiet_on("ppp0");
+        agent.assert_nothing_sent_since(mark);
         assert_eq!(s.request_count(), 1, "{:?}", updates(&s));
         assert_eq!(
             a.count() + b.count(),
@@ -727,18 +820,30 @@ fn sigusr1_checks_now_and_asks_the_nat_sources_again() {
         let asked = a.count();
         assert!(asked >= 1);
         // The interval is 10 minutes: only SIGUSR1 can make them be asked again now.
+        let rounds = agent.log_count("HTTP detection: ");
+        let mark = agent.mark();
         agent.signal("USR1");
         agent.wait_log_count("SIGUSR1: checking everything now", 2);
         assert!(
             a.wait_for(asked + 1, LONG),
             "SIGUSR1 did not ask the sources again"
         );
-        quiet_period();
+        // The round is over when the detector says what it found (the agent decides on that
+        // next; a request from that decision would show in the next step as an unexpected
+        // 203.0.113.80).
+        agent.wait_log_count("HTTP detection: ", rounds + 1);
+        agent.assert_nothing_sent_since(mark);
         assert_eq!(s.request_count(), 2, "same public address: nothing to send");
-        // A new public address: found and published on SIGUSR1.
+        // A new public address: found and published on SIGUSR1. (A SIGUSR1 that lands before
+        // the agent has taken the last round's answer starts no new round: send it again
+        // until the sources are asked.)
         a.set(Answer::Body("203.0.113.81\n".into()));
         b.set(Answer::Body("203.0.113.81\n".into()));
-        agent.signal("USR1");
+        let asked = a.count();
+        netns::wait_for("SIGUSR1 to ask the sources again", LONG, || {
+            agent.signal("USR1");
+            a.wait_for(asked + 1, Duration::from_millis(500))
+        });
         let reqs = s.wait_for_requests_blocking(3, LONG).unwrap();
         assert_eq!(reqs[2].param("myip"), Some("203.0.113.81"));
         agent.wait_log("updated home.example.com/A: 203.0.113.80 → 203.0.113.81");

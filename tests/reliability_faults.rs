@@ -157,8 +157,15 @@ fn retried_until_the_fault_ends(fault: Fault, summary: &str) {
         r.answer.contains("good 203.0.113.11")
     });
     agent.wait_log("updated home.example.com/A: unknown → 203.0.113.11");
-    quiet_period();
-    quiet_period();
+    let mark = agent.mark();
+    // The agent's own plan, saved: published, no failure, no retry left to come.
+    setup.wait_state("home published with no retry planned", |st| {
+        let rec = &st["records"]["home.example.com/A"];
+        rec["published"] == "203.0.113.11" && rec["failures"] == 0 && rec["retry_at"].is_null()
+    });
+    // And deciding again (after a poke of the WAN) sends nothing.
+    agent.quiet_on("ppp0");
+    agent.assert_nothing_sent_since(mark);
     let after: Vec<_> = requests_for(&s, HOME_HOST)
         .into_iter()
         .filter(|r| r.at > ok.at)
@@ -449,12 +456,18 @@ fn stopped_until_fixed_and_reloaded(
     assert_eq!(requests_for(s, home_host).len(), 1);
 
     // Stopped: not retried, not even for a new address, while the other host follows it.
+    let mark = agent.mark();
     readdress("203.0.113.10", "203.0.113.11");
     wait_request(s, OFFICE_HOST, "with 203.0.113.11", |r| {
         r.answer.contains("good 203.0.113.11")
     });
-    quiet_period();
-    quiet_period();
+    // Settled after the change (and a poke): only the office host was sent.
+    agent.quiet_on("ppp0");
+    let sent = agent.sends_since(mark);
+    assert!(
+        sent.len() == 1 && sent[0].contains("office.example.com/A"),
+        "{sent:#?}"
+    );
     assert_eq!(requests_for(s, home_host).len(), 1, "{:?}", updates(s));
 
     let line = status_line(&setup, home_host);
@@ -470,19 +483,28 @@ fn stopped_until_fixed_and_reloaded(
 
     // The fault ends at the server, but the entry is unchanged: a reload keeps it stopped.
     prepare_fix();
+    let mark = agent.mark();
     agent.signal("HUP");
     agent.wait_log("configuration reloaded");
-    quiet_period();
+    // The reload decides at once; a poke after it makes sure that decision is in the log.
+    agent.quiet_on("ppp0");
+    agent.assert_nothing_sent_since(mark);
     assert_eq!(requests_for(s, home_host).len(), 1, "{:?}", updates(s));
 
     // Fixed entry + SIGHUP: updated with the current address.
     setup.write_config_with(s, Some("ppp0"), &[fixed, OFFICE], FAST_RETRY);
+    let mark = agent.mark();
     agent.signal("HUP");
     wait_request(s, HOME_HOST, "answered good", |r| {
         r.answer.contains("good 203.0.113.11")
     });
     agent.wait_log("updated home.example.com/A");
-    quiet_period();
+    agent.quiet_on("ppp0");
+    let sent = agent.sends_since(mark);
+    assert!(
+        sent.len() == 1 && sent[0].contains("home.example.com/A"),
+        "only the fixed host is sent: {sent:#?}"
+    );
     assert_eq!(
         requests_for(s, OFFICE_HOST).len(),
         2,

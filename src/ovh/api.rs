@@ -180,8 +180,8 @@ impl OvhClient {
             // A redirect could carry the signed headers somewhere we weren't told to go.
             .redirect(reqwest::redirect::Policy::none());
         if let Some(path) = &cfg.ca_file {
-            let pem = std::fs::read(path)
-                .map_err(|e| OvhError::Setup(format!("ovh_api.ca_file {}: {e}", path.display())))?;
+            let pem = crate::fsread::read(path, crate::fsread::CA_CAP)
+                .map_err(|e| OvhError::Setup(format!("ovh_api.ca_file {e}")))?;
             let certs = reqwest::Certificate::from_pem_bundle(&pem)
                 .map_err(|e| OvhError::Setup(format!("ovh_api.ca_file {}: {e}", path.display())))?;
             builder = builder.tls_certs_merge(certs);

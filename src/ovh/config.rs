@@ -170,13 +170,8 @@ pub(crate) fn validate(
         None => None,
         Some(c) => {
             let path = base.join(c.get_ref());
-            let text = std::fs::read_to_string(&path).map_err(|e| {
-                ctx.err(
-                    c,
-                    &key("ca_file"),
-                    format!("cannot read {}: {e}", path.display()),
-                )
-            })?;
+            let text = crate::fsread::read_to_string(&path, crate::fsread::CA_CAP)
+                .map_err(|e| ctx.err(c, &key("ca_file"), e.to_string()))?;
             if !text.contains("-----BEGIN CERTIFICATE-----") {
                 return Err(ctx.err(
                     c,

@@ -275,6 +275,15 @@ fn io_err<'a>(
     }
 }
 
+/// A config file's text through the bounded reader (regular file, size-capped).
+fn read_text(path: &Path, cap: u64) -> Result<String, ProvisionError> {
+    crate::fsread::read_to_string(path, cap).map_err(|e| ProvisionError::Io {
+        what: "cannot read",
+        path: path.display().to_string(),
+        message: e.problem.to_string(),
+    })
+}
+
 /// `path`'s temporary sibling, written (0600, or `mode`) and fsynced but not yet renamed.
 fn write_temp(path: &Path, text: &[u8], mode: u32) -> Result<PathBuf, ProvisionError> {
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
@@ -330,7 +339,7 @@ pub fn append_to_config(
     check_as: Option<&str>,
 ) -> Result<(), ProvisionError> {
     use std::os::unix::fs::PermissionsExt;
-    let old = std::fs::read_to_string(path).map_err(io_err("cannot read", path))?;
+    let old = read_text(path, crate::fsread::CONFIG_CAP)?;
     let mode = std::fs::metadata(path)
         .map(|m| m.permissions().mode() & 0o7777)
         .unwrap_or(0o600);
@@ -405,7 +414,7 @@ pub fn password_place_of(
     hostname: &str,
     credstore: &Path,
 ) -> Result<PasswordPlace, ProvisionError> {
-    let text = std::fs::read_to_string(config_path).map_err(io_err("cannot read", config_path))?;
+    let text = read_text(config_path, crate::fsread::CONFIG_CAP)?;
     let table: toml::Table =
         text.parse()
             .map_err(|e: toml::de::Error| ProvisionError::ConfigRewrite {
@@ -607,10 +616,8 @@ pub async fn provision(
         Some(h) => Some(h.password.clone()),
         None => place
             .as_ref()
-            .and_then(|p| std::fs::read_to_string(p.path()).ok())
-            .map(|t| t.lines().next().unwrap_or("").trim().to_string())
-            .filter(|t| !t.is_empty())
-            .map(Secret::new),
+            .and_then(|p| crate::secret::from_file(p.path()).ok())
+            .filter(|t| !t.expose().is_empty()),
     };
 
     // The login.

@@ -5,6 +5,7 @@
 //! TLS is rustls with ring, verifying against the system roots plus an optional CA file. A TLS
 //! failure is reported as such; there is no fallback without verification.
 
+use super::server_text::Secrets;
 use super::{Provider, Reply, TransportKind, classify};
 use crate::secret::Secret;
 use std::collections::HashMap;
@@ -23,10 +24,6 @@ pub const MAX_REPLY_BYTES: usize = 4096;
 
 /// How long an idle kept-alive connection to the provider is kept.
 const POOL_IDLE: Duration = Duration::from_secs(5);
-
-/// A `Retry-After` longer than this is taken as this: a broken or hostile header must not park a
-/// host for weeks.
-const MAX_RETRY_AFTER: Duration = Duration::from_secs(24 * 60 * 60);
 
 /// Longest transport error message kept; reqwest/hyper chains can get wordy.
 const MAX_MESSAGE_CHARS: usize = 300;
@@ -152,7 +149,8 @@ impl DynHostClient {
         };
 
         let status = response.status().as_u16();
-        let retry_after = retry_after(response.headers());
+        // The wall clock is read here, in the I/O shell; the parser is given it.
+        let retry_after = retry_after(response.headers(), wall_now_unix());
         let mut body = Vec::with_capacity(128);
         loop {
             match response.chunk().await {
@@ -175,8 +173,42 @@ impl DynHostClient {
                 }
             }
         }
-        classify(req.provider, status, retry_after, &body)
+        // The provider border: the password and its Basic form are masked in the raw body
+        // before anything reads it, classify cleans and cuts what it keeps, and the result is
+        // masked once more (a JSON message may spell the password with escapes).
+        let secrets = Secrets::of(req.login, req.password);
+        let body = secrets.redact_bytes(&body);
+        let reply = classify(req.provider, status, retry_after, &body).redacted(&secrets);
+        warn_if_other_address(&reply, req);
+        reply
     }
+}
+
+/// `good 192.0.2.1` in answer to `myip=203.0.113.7`: the server says it published something we
+/// did not ask for. What we asked for is what the decider keeps as published (a later check at
+/// the name servers will tell); the user hears about it here, with both addresses.
+fn warn_if_other_address(reply: &Reply, req: &UpdateRequest<'_>) {
+    let (code, said) = match reply {
+        Reply::Good(Some(ip)) => ("good", *ip),
+        Reply::NoChg(Some(ip)) => ("nochg", *ip),
+        _ => return,
+    };
+    if said != req.ip {
+        tracing::warn!(
+            host = req.hostname,
+            "the server answered \"{code} {said}\" to an update of {} to {}: it names another address; keeping {} as published",
+            req.hostname,
+            req.ip,
+            req.ip
+        );
+    }
+}
+
+/// Unix seconds now, for the HTTP-date form of `Retry-After`.
+fn wall_now_unix() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 /// Appends what fits of `chunk` under [`MAX_REPLY_BYTES`]; true once the body is full.
@@ -219,7 +251,9 @@ fn read_ca_file(path: &Path) -> Result<Vec<reqwest::Certificate>, ClientError> {
         path: path.to_path_buf(),
         message,
     };
-    let pem = std::fs::read(path).map_err(|e| err(e.to_string()))?;
+    // Bounded: a CA file that is a FIFO or /dev/zero is refused, never read.
+    let pem =
+        crate::fsread::read(path, crate::fsread::CA_CAP).map_err(|e| err(e.problem.to_string()))?;
     let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| err(error_chain(&e)))?;
     if certs.is_empty() {
         return Err(err("no PEM certificate in it".to_string()));
@@ -248,12 +282,10 @@ fn without_userinfo(url: &reqwest::Url) -> reqwest::Url {
     url
 }
 
-/// The `Retry-After` header in its seconds form; the HTTP-date form is rare for this protocol
-/// and ignored (the back-off applies instead).
-fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
+/// The `Retry-After` header, either form, seen at `now_unix` ([`super::retry_after`]).
+fn retry_after(headers: &reqwest::header::HeaderMap, now_unix: u64) -> Option<Duration> {
     let value = headers.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?;
-    let secs: u64 = value.trim().parse().ok()?;
-    Some(Duration::from_secs(secs).min(MAX_RETRY_AFTER))
+    super::retry_after::parse(value, now_unix)
 }
 
 fn transport(err: &reqwest::Error, redact: impl Fn(String) -> String) -> Reply {
@@ -270,7 +302,8 @@ fn transport(err: &reqwest::Error, redact: impl Fn(String) -> String) -> Reply {
     };
     Reply::Transport {
         kind,
-        message: redact(error_chain(err)),
+        // Transport errors can quote the server (a malformed header, a TLS alert text).
+        message: super::server_text::clean(&redact(error_chain(err)), MAX_MESSAGE_CHARS + 1),
     }
 }
 
@@ -386,21 +419,30 @@ mod tests {
     }
 
     #[test]
-    fn retry_after_reads_seconds_and_caps_them() {
+    fn retry_after_reads_both_forms_from_the_header() {
+        use super::super::retry_after::MAX_RETRY_AFTER;
         use reqwest::header::{HeaderMap, HeaderValue, RETRY_AFTER};
         let mut h = HeaderMap::new();
-        assert_eq!(retry_after(&h), None);
+        assert_eq!(retry_after(&h, 0), None);
         h.insert(RETRY_AFTER, HeaderValue::from_static(" 120 "));
-        assert_eq!(retry_after(&h), Some(Duration::from_secs(120)));
-        h.insert(RETRY_AFTER, HeaderValue::from_static("99999999999"));
-        assert_eq!(retry_after(&h), Some(MAX_RETRY_AFTER));
+        assert_eq!(retry_after(&h, 0), Some(Duration::from_secs(120)));
+        h.insert(
+            RETRY_AFTER,
+            HeaderValue::from_static("100000000000000000000"),
+        );
+        assert_eq!(retry_after(&h, 0), Some(MAX_RETRY_AFTER));
         h.insert(
             RETRY_AFTER,
             HeaderValue::from_static("Wed, 21 Oct 2015 07:28:00 GMT"),
         );
-        assert_eq!(retry_after(&h), None);
+        // 1445412480 is that instant.
+        assert_eq!(
+            retry_after(&h, 1_445_412_480 - 90),
+            Some(Duration::from_secs(90))
+        );
+        assert_eq!(retry_after(&h, 1_445_412_480 + 90), None);
         h.insert(RETRY_AFTER, HeaderValue::from_static("-5"));
-        assert_eq!(retry_after(&h), None);
+        assert_eq!(retry_after(&h, 0), None);
     }
 
     #[test]

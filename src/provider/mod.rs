@@ -5,6 +5,8 @@
 //! answers bad credentials with a bare 401. Wire facts: `shared/docs/ovh-dynhost.md`.
 
 pub mod client;
+pub mod retry_after;
+pub mod server_text;
 
 use serde::{Deserialize, Serialize};
 use std::net::IpAddr;
@@ -107,7 +109,8 @@ const MESSAGE_MAX_CHARS: usize = 200;
 const FIRST_LINE_SCAN_BYTES: usize = 1024;
 
 /// Reads a server's answer. Pure: `status` is the HTTP status, `retry_after` the parsed
-/// `Retry-After` header (seconds form), `body` whatever part of the body was read.
+/// `Retry-After` header (either form, see [`retry_after`]), `body` whatever part of the body was
+/// read (with the password already masked by the client).
 ///
 /// The HTTP status decides first where it is unambiguous (401, 429, 400, 5xx, 503 with
 /// Retry-After); otherwise the first line of the body does, codes compared case-insensitively.
@@ -183,19 +186,11 @@ fn parse_ip(word: &str) -> Option<IpAddr> {
     word.parse().ok()
 }
 
-/// At most `max` characters of `s`, with anything unprintable (control characters, undecodable
-/// bytes) shown as `?`, so a log line or the state file never carries raw binary.
+/// At most `max` characters of `s`, with anything that could hide or forge text (control,
+/// format and bidi characters, line separators, undecodable bytes) shown as `?`, so a log line,
+/// the state file or a terminal never carries it ([`server_text::clean`]).
 fn printable(s: &str, max: usize) -> String {
-    s.chars()
-        .take(max)
-        .map(|c| {
-            if c.is_control() || c == char::REPLACEMENT_CHARACTER {
-                '?'
-            } else {
-                c
-            }
-        })
-        .collect()
+    server_text::clean(s, max)
 }
 
 /// OVH's 400 body: `{"class":"Client::BadRequest","message":"{'system': [...]}"}`
@@ -309,6 +304,23 @@ fn unknown_verdict(status: u16) -> Verdict {
 }
 
 impl Reply {
+    /// The reply with the host's password (and its Basic form) masked in every text that came
+    /// from the server or the transport: the last step at the provider border.
+    pub fn redacted(self, secrets: &server_text::Secrets) -> Reply {
+        match self {
+            Reply::BadRequest(message) => Reply::BadRequest(secrets.redact(&message)),
+            Reply::Unknown { status, first_line } => Reply::Unknown {
+                status,
+                first_line: secrets.redact(&first_line),
+            },
+            Reply::Transport { kind, message } => Reply::Transport {
+                kind,
+                message: secrets.redact(&message),
+            },
+            other => other,
+        }
+    }
+
     /// Short text for logs and the state file: `good 203.0.113.7`, `401 unauthorized`,
     /// `timeout: …`. Built only from what the server said and our own error text, which never
     /// holds credentials (the client keeps them out of its messages).
@@ -601,6 +613,32 @@ mod tests {
         );
         assert!(
             matches!(ovh(200, "\n\n"), Reply::Unknown { first_line, .. } if first_line.is_empty())
+        );
+    }
+
+    #[test]
+    fn format_bidi_and_separator_characters_never_pass() {
+        let body = "{\"class\":\"Client::BadRequest\",\"message\":\"a\u{202E}b\u{200B}c\u{2066}d\u{2028}e \\u202e\\u2029\"}";
+        assert_eq!(ovh(400, body), Reply::BadRequest("a?b?c?d?e ??".into()));
+        let r = ovh(200, "\u{FEFF}hello\u{061C}\u{2069}\n");
+        assert_eq!(
+            r,
+            Reply::Unknown {
+                status: 200,
+                first_line: "?hello??".into()
+            }
+        );
+    }
+
+    #[test]
+    fn redacting_a_reply_masks_the_password_in_its_texts() {
+        let secrets =
+            server_text::Secrets::of("example.com-home", &crate::secret::Secret::new("hunter2"));
+        let r = Reply::BadRequest("you sent hunter2".into()).redacted(&secrets);
+        assert_eq!(r, Reply::BadRequest("you sent <redacted>".into()));
+        assert_eq!(
+            Reply::Good(Some(IP4)).redacted(&secrets),
+            Reply::Good(Some(IP4))
         );
     }
 

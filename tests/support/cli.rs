@@ -14,12 +14,23 @@ use std::time::{Duration, Instant};
 pub const BIN: &str = env!("CARGO_BIN_EXE_dynhostd");
 pub const PASSWORD: &str = "Pw-for-tests-9f83b1";
 pub const LONG: Duration = Duration::from_secs(20);
-/// Debounce used by the agent in these tests; "nothing was sent" checks wait well past it.
+/// Debounce used by the agent in these tests.
 pub const DEBOUNCE_MS: u64 = 300;
 
-pub fn quiet_period() {
-    std::thread::sleep(Duration::from_millis(DEBOUNCE_MS * 5));
-}
+/// The agent's DEBUG line when its debounce has settled and it decides (contract 2). Tests wait
+/// for it to prove a quiet period instead of sleeping through one.
+pub const SETTLED: &str = "WAN settled: deciding";
+/// An event on the WAN that changes nothing the policy looks at, with no debounce pending: the
+/// agent has read everything before it and decided.
+pub const UNCHANGED: &str = "WAN unchanged: deciding";
+
+/// The log filter of agents the tests start: the user's default (info), plus the DEBUG lines
+/// "nothing was sent" checks rely on: [`SETTLED`]; `sending <old> → <new>`, which the agent
+/// writes as it starts each request, right after the decision (no await between); and
+/// `HTTP detection: …` at the end of each round of what's-my-IP questions.
+/// `-v`/`-vv` or the test's own `DYNHOSTD_LOG` take precedence.
+pub const AGENT_LOG: &str =
+    "info,dynhostd::decide=debug,dynhostd::agent=debug,dynhostd::public_ip=debug";
 
 /// A pppd-like WAN: a point-to-point tun device with a local address and a peer.
 pub fn ppp0(local: &str, peer: &str) {
@@ -105,6 +116,25 @@ impl Setup {
         serde_json::from_str(&std::fs::read_to_string(self.state_path()).unwrap()).unwrap()
     }
 
+    /// Waits until the state file (written by the agent: temp file, then rename) satisfies
+    /// `pred`: the agent's own record of what it did and what it plans.
+    pub fn wait_state(&self, what: &str, pred: impl Fn(&serde_json::Value) -> bool) {
+        let read = || {
+            std::fs::read_to_string(self.state_path())
+                .ok()
+                .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+        };
+        let deadline = Instant::now() + LONG;
+        while !read().is_some_and(|v| pred(&v)) {
+            assert!(
+                Instant::now() < deadline,
+                "the state file never showed {what}: {:?}",
+                read()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     pub fn published(&self, record: &str) -> Option<String> {
         self.state()["records"][record]["published"]
             .as_str()
@@ -118,6 +148,7 @@ impl Setup {
         args.extend_from_slice(extra);
         let child = self
             .cmd(&args)
+            .env("DYNHOSTD_LOG", AGENT_LOG)
             .stdout(Stdio::null())
             .stderr(file)
             .spawn()
@@ -280,6 +311,7 @@ impl Setup {
         let mut args = vec!["run"];
         args.extend_from_slice(extra);
         let mut c = self.cmd(&args);
+        c.env("DYNHOSTD_LOG", AGENT_LOG);
         for (k, v) in env {
             c.env(k, v);
         }
@@ -347,4 +379,111 @@ pub fn base64(input: &[u8]) -> String {
         }
     }
     out
+}
+
+// ---------------------------------------------------------------------------------------------
+// Quiet periods by event (issue 9): instead of sleeping "long enough" and then checking that
+// nothing was sent, wait for the agent to say it has settled and decided, then look.
+
+/// What an agent had done at one moment: how often it had settled and how many requests it had
+/// started. Take one before a change, then wait for the agent to settle after it.
+#[derive(Clone, Copy, Debug)]
+pub struct Mark {
+    pub settled: usize,
+    pub sent: usize,
+}
+
+/// Whether `line` is the agent's `sending <old> → <new>` line (one per request it starts).
+fn is_send_line(line: &str) -> bool {
+    line.contains("DEBUG") && line.contains("sending ") && line.contains(" → ")
+}
+
+impl Agent {
+    /// How many requests the agent has started, from its log (needs [`AGENT_LOG`] or `-v`).
+    pub fn sent(&self) -> usize {
+        self.log().lines().filter(|l| is_send_line(l)).count()
+    }
+
+    pub fn mark(&self) -> Mark {
+        let log = self.log();
+        Mark {
+            settled: log.lines().filter(|l| l.contains(SETTLED)).count(),
+            sent: log.lines().filter(|l| is_send_line(l)).count(),
+        }
+    }
+
+    /// Waits until the agent has settled after `mark`: it has debounced what happened since and
+    /// decided. A request it decided on is then already in its log: the `sending` line is
+    /// written in the same step, before the agent reads its next event.
+    pub fn wait_settled(&self, mark: Mark) {
+        self.wait_log_count(SETTLED, mark.settled + 1);
+    }
+
+    /// The `sending <old> → <new>` lines (with their `record=`) written since `mark`.
+    pub fn sends_since(&self, mark: Mark) -> Vec<String> {
+        self.log()
+            .lines()
+            .filter(|l| is_send_line(l))
+            .skip(mark.sent)
+            .map(str::to_string)
+            .collect()
+    }
+
+    /// The agent started no request since `mark` (its log says so; the stand-in's count may lag
+    /// behind by a request in flight).
+    pub fn assert_nothing_sent_since(&self, mark: Mark) {
+        assert_eq!(
+            self.sent(),
+            mark.sent,
+            "the agent sent something when it should not have:\n{}",
+            self.log()
+        );
+    }
+
+    /// [`Agent::wait_settled`], then: the agent started no request since `mark`.
+    pub fn settled_without_sending(&self, mark: Mark) {
+        self.wait_settled(mark);
+        self.assert_nothing_sent_since(mark);
+    }
+
+    /// A quiet period where there is no change to settle on (after the start, or after an
+    /// outcome): pokes the WAN `dev` with a change that moves no address (its MTU), which the
+    /// agent must debounce, and waits until it has settled after that. Netlink delivers events
+    /// in order, so by then the agent has decided on everything before the poke, and a request
+    /// from any of those decisions is in its log. Returns the mark taken before the poke.
+    pub fn quiet_on(&self, dev: &str) -> Mark {
+        let mark = self.mark();
+        let before = self.log_count(UNCHANGED);
+        poke(dev);
+        // The poke is no change: it is either decided at once (no debounce pending), or the
+        // debounce it found pending settles.
+        let deadline = Instant::now() + LONG;
+        while self.log_count(SETTLED) <= mark.settled && self.log_count(UNCHANGED) <= before {
+            assert!(
+                Instant::now() < deadline,
+                "the agent did not settle after a poke on {dev}:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        mark
+    }
+
+    /// [`Agent::quiet_on`], then: the agent started no request since the poke.
+    pub fn quiet_on_without_sending(&self, dev: &str) {
+        let mark = self.quiet_on(dev);
+        self.assert_nothing_sent_since(mark);
+    }
+}
+
+/// Changes `dev`'s MTU (1400 ⇄ 1401): a link change on the WAN that moves no address.
+pub fn poke(dev: &str) {
+    let line = sh(&format!("ip -o link show dev {dev}"));
+    let mtu = line
+        .split_whitespace()
+        .skip_while(|w| *w != "mtu")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no mtu in {line:?}"));
+    let next = if mtu == "1400" { 1401 } else { 1400 };
+    sh(&format!("ip link set dev {dev} mtu {next}"));
 }

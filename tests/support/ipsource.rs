@@ -1,7 +1,8 @@
 //! A local what's-my-IP source for tests: a tiny HTTP/1.1 server that answers every request
 //! with a scripted answer (an address as plain text or checkip-style HTML, an error status, a
 //! hang), on IPv4 and IPv6 loopback at once, and logs who asked. Include it with
-//! `#[path = "support/ipsource.rs"] mod ipsource;`.
+//! `#[path = "support/ipsource.rs"] mod ipsource;`, beside `netns` (IPv6 on loopback is a
+//! prerequisite: see `netns::need`).
 
 #![allow(dead_code)]
 
@@ -45,7 +46,15 @@ impl IpSource {
         }));
         let mut listeners = vec![v4];
         if ipv6 {
-            listeners.push(TcpListener::bind(("::1", port)).expect("bind [::1]"));
+            let v6 = TcpListener::bind(("::1", port));
+            crate::netns::need(
+                v6.is_ok(),
+                &format!(
+                    "no IPv6 on loopback: cannot listen on [::1]: {}",
+                    v6.as_ref().err().map(|e| e.to_string()).unwrap_or_default()
+                ),
+            );
+            listeners.push(v6.unwrap());
         }
         for l in listeners {
             let shared = shared.clone();

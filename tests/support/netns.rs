@@ -26,6 +26,8 @@ pub fn inside() -> bool {
 /// `unshare -rnm -- <exe> <test_name> --exact --nocapture --test-threads=1` with env
 /// DYNHOSTD_TEST_IN_NETNS=1 and asserts it succeeded (forwarding its output).
 /// Inside (env var set): brings `lo` up and runs body.
+/// Where `unshare -rnm` cannot work (no util-linux, user namespaces off) that is a missing
+/// [`prerequisite`]: a failure under CI, a `SKIPPED` line otherwise.
 ///
 /// `test_name` must be the libtest name of the calling test (for a top-level fn in an
 /// integration test file, just the fn name).
@@ -42,6 +44,14 @@ pub fn in_netns(test_name: &str, body: impl FnOnce()) {
         body();
         return;
     }
+    let userns = user_namespaces();
+    if !prerequisite(
+        test_name,
+        userns.is_ok(),
+        userns.as_ref().err().map_or("", |e| e),
+    ) {
+        return;
+    }
     let exe = std::env::current_exe().expect("current_exe");
     let out = Command::new("unshare")
         .arg("-rnm")
@@ -54,8 +64,19 @@ pub fn in_netns(test_name: &str, body: impl FnOnce()) {
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     // Forward the child's output; print! (not io::stdout) so libtest's capture still applies.
+    // Except a skip decided inside (e.g. no tun): that must be seen without --nocapture.
     print!("{stdout}");
-    eprint!("{stderr}");
+    for line in stderr.lines() {
+        if line.starts_with("SKIPPED ") {
+            let _ = writeln!(std::io::stderr(), "{line}");
+        } else {
+            eprintln!("{line}");
+        }
+    }
+    // The child skipped the test (see `need_tun`): nothing more to check.
+    if out.status.success() && stderr.lines().any(|l| l.starts_with("SKIPPED ")) {
+        return;
+    }
     // libtest exits with 101 when the test fails; anything else means the namespace itself
     // could not be set up.
     assert!(
@@ -76,8 +97,12 @@ pub fn in_netns(test_name: &str, body: impl FnOnce()) {
 }
 
 /// Runs a shell command (e.g. "ip link add v0 type veth peer name v1"), panics with stderr on
-/// failure. Returns stdout.
+/// failure. Returns stdout. A command that makes a tun device (`ip tuntap add`, e.g. a test's
+/// `ppp0`) first checks that /dev/net/tun can be opened: see [`need_tun`].
 pub fn sh(cmd: &str) -> String {
+    if cmd.contains("tuntap add") {
+        need_tun();
+    }
     let out = Command::new("sh")
         .arg("-c")
         .arg(cmd)
@@ -133,22 +158,91 @@ pub fn ifindex(name: &str) -> u32 {
 }
 
 /// Whether tun devices can be created here. `/dev/net/tun` is a host device node: a user
-/// namespace does not change its permissions, and some hosts make it 0600 root. Outside CI a
-/// test that needs tun prints why it is skipped; under CI (which runs as root) it must run.
+/// namespace does not change its permissions, and some hosts make it 0600 root. A missing one
+/// is a [`prerequisite`]: it fails the test under `CI` / `DYNHOSTD_TEST_STRICT=1`.
 pub fn tun_available(test_name: &str) -> bool {
     let ok = std::fs::OpenOptions::new()
         .read(true)
         .write(true)
         .open("/dev/net/tun")
         .is_ok();
-    if !ok {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "{test_name}: /dev/net/tun cannot be opened, and CI is set"
-        );
-        println!("SKIPPED {test_name}: /dev/net/tun cannot be opened by this user");
+    prerequisite(test_name, ok, "/dev/net/tun cannot be opened by this user")
+}
+
+/// For a helper deep inside a namespaced test that needs a tun device: where /dev/net/tun cannot
+/// be opened, a failure under [`strict`]; otherwise the test is skipped from here: the child
+/// prints `SKIPPED <test>: <why>` and exits 0, and [`in_netns`] reports the skip. (libtest
+/// names the thread that runs a test after the test.)
+pub fn need_tun() {
+    let test = std::thread::current()
+        .name()
+        .unwrap_or("a test")
+        .to_string();
+    if !tun_available(&test) {
+        assert!(inside(), "{test}: need_tun outside the namespace");
+        std::process::exit(0);
     }
-    ok
+}
+
+/// Like [`need_tun`], for any prerequisite found missing inside the namespace.
+pub fn need(ok: bool, why: &str) {
+    let test = std::thread::current()
+        .name()
+        .unwrap_or("a test")
+        .to_string();
+    if !prerequisite(&test, ok, why) {
+        assert!(inside(), "{test}: need() outside the namespace");
+        std::process::exit(0);
+    }
+}
+
+/// Whether a missing prerequisite fails the test instead of skipping it (contract 1): when `CI`
+/// is set (any value) or `DYNHOSTD_TEST_STRICT=1` (`scripts/test-all` exports it). A green run
+/// there means every test really ran.
+pub fn strict() -> bool {
+    std::env::var_os("CI").is_some()
+        || std::env::var_os("DYNHOSTD_TEST_STRICT").is_some_and(|v| v == "1")
+}
+
+/// The one place that decides what a missing prerequisite does. Returns `ok`. When it is false:
+/// under [`strict`] the test fails here, naming what is missing; otherwise this prints
+/// `SKIPPED <test>: <why>` and the caller returns (or leaves out the part that needs it).
+///
+/// The line goes straight to the process's stderr, past libtest's capture, so a developer
+/// running `cargo test` by hand sees it without `--nocapture`.
+pub fn prerequisite(test_name: &str, ok: bool, why: &str) -> bool {
+    if ok {
+        return true;
+    }
+    assert!(
+        !strict(),
+        "{test_name}: missing prerequisite: {why} (CI or DYNHOSTD_TEST_STRICT=1 is set, so this \
+         fails instead of skipping)"
+    );
+    let _ = writeln!(std::io::stderr(), "SKIPPED {test_name}: {why}");
+    false
+}
+
+/// Whether `unshare -rn` works here (util-linux installed, user namespaces allowed). Asked once
+/// per test binary.
+fn user_namespaces() -> Result<(), String> {
+    static PROBE: std::sync::OnceLock<Result<(), String>> = std::sync::OnceLock::new();
+    PROBE
+        .get_or_init(|| {
+            match Command::new("unshare")
+                .args(["-rnm", "--", "true"])
+                .output()
+            {
+                Ok(out) if out.status.success() => Ok(()),
+                Ok(out) => Err(format!(
+                    "`unshare -rnm` fails here ({}): user namespaces disabled? {}",
+                    out.status,
+                    String::from_utf8_lossy(&out.stderr).trim()
+                )),
+                Err(e) => Err(format!("cannot run unshare (util-linux): {e}")),
+            }
+        })
+        .clone()
 }
 
 /// Polls `cond` until it is true or `timeout` passes; panics with `what` on timeout.
