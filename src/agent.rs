@@ -601,7 +601,8 @@ fn reload(
 
 fn load_for_reload(path: &Path, pusher: &mut Pusher) -> Option<(Config, Vec<RecordKey>)> {
     info!(path = %path.display(), "SIGHUP: reloading the configuration");
-    let new = match crate::config::load(path) {
+    // A config with [ovh_api] and no host is valid for the `ovh` commands, not for the agent.
+    let new = match crate::config::load(path).and_then(|c| c.require_host().map(|()| c)) {
         Ok(c) => c,
         Err(e) => {
             error!("reload failed, keeping the running configuration: {e}");

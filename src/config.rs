@@ -45,6 +45,8 @@ pub struct RawConfig {
     pub hook: RawHook,
     #[serde(default, rename = "host")]
     pub hosts: Vec<Spanned<RawHost>>,
+    /// For the `ovh` commands only (src/ovh/config.rs).
+    pub ovh_api: Option<Spanned<crate::ovh::config::RawOvhApi>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -425,11 +427,27 @@ pub struct Config {
     pub hosts: Vec<HostConfig>,
     /// Some `[[host]]` has its password in this file (the file must then be private).
     pub inline_passwords: bool,
+    /// `[ovh_api]`, for the `ovh` commands; the agent never uses it.
+    pub ovh_api: Option<crate::ovh::config::OvhApiConfig>,
 }
 
 impl Config {
     pub fn state_file(&self) -> PathBuf {
         self.state_dir.join(crate::state::FILE_NAME)
+    }
+
+    /// `run` and `update` need something to keep current: a config with only `[ovh_api]` is
+    /// valid for the `ovh` commands, not for them.
+    pub fn require_host(&self) -> Result<(), ConfigError> {
+        if self.hosts.is_empty() {
+            return Err(ConfigError {
+                file: None,
+                line: None,
+                key: "host".into(),
+                message: "no [[host]] entry yet: add one, or let `dynhostd ovh provision HOSTNAME --write-config` add it".into(),
+            });
+        }
+        Ok(())
     }
 
     pub fn enabled_hosts(&self) -> impl Iterator<Item = &HostConfig> {
@@ -532,6 +550,9 @@ impl Config {
             out += &render_sources(h, q);
             out += &format!("enabled = {}\n", h.enabled);
         }
+        if let Some(api) = &self.ovh_api {
+            out += &api.render_redacted();
+        }
         out
     }
 }
@@ -566,13 +587,13 @@ impl fmt::Display for ConfigError {
     }
 }
 
-struct Ctx<'a> {
+pub(crate) struct Ctx<'a> {
     text: &'a str,
     file: Option<&'a Path>,
 }
 
 impl Ctx<'_> {
-    fn line_of(&self, offset: usize) -> usize {
+    pub(crate) fn line_of(&self, offset: usize) -> usize {
         let end = offset.min(self.text.len());
         self.text.as_bytes()[..end]
             .iter()
@@ -581,7 +602,12 @@ impl Ctx<'_> {
             + 1
     }
 
-    fn err_at(&self, offset: Option<usize>, key: &str, message: impl Into<String>) -> ConfigError {
+    pub(crate) fn err_at(
+        &self,
+        offset: Option<usize>,
+        key: &str,
+        message: impl Into<String>,
+    ) -> ConfigError {
         ConfigError {
             file: self.file.map(Path::to_path_buf),
             line: offset.map(|o| self.line_of(o)),
@@ -590,7 +616,12 @@ impl Ctx<'_> {
         }
     }
 
-    fn err<T>(&self, v: &Spanned<T>, key: &str, message: impl Into<String>) -> ConfigError {
+    pub(crate) fn err<T>(
+        &self,
+        v: &Spanned<T>,
+        key: &str,
+        message: impl Into<String>,
+    ) -> ConfigError {
         self.err_at(Some(v.span().start), key, message)
     }
 }
@@ -675,7 +706,13 @@ fn validate(raw: RawConfig, ctx: &Ctx<'_>, base: &Path) -> Result<Config, Config
         }
         None => Duration::from_secs(30),
     };
-    if raw.hosts.is_empty() {
+    let ovh_api = match raw.ovh_api {
+        Some(o) => Some(crate::ovh::config::validate(o, ctx, base)?),
+        None => None,
+    };
+    // With [ovh_api] and no host yet, the file is the first step on a new router (the `ovh`
+    // commands add the hosts); `run` and `update` ask for a host themselves (`require_host`).
+    if raw.hosts.is_empty() && ovh_api.is_none() {
         return Err(ctx.err_at(
             None,
             "host",
@@ -714,6 +751,7 @@ fn validate(raw: RawConfig, ctx: &Ctx<'_>, base: &Path) -> Result<Config, Config
         hook_timeout,
         hosts,
         inline_passwords,
+        ovh_api,
     })
 }
 
@@ -1229,62 +1267,129 @@ fn resolve_password(
     ctx: &Ctx<'_>,
     base: &Path,
 ) -> Result<Secret, ConfigError> {
-    let given: Vec<(&str, &Spanned<String>)> = [
-        ("password", &raw.password),
-        ("password_file", &raw.password_file),
-        ("password_env", &raw.password_env),
-        ("password_credential", &raw.password_credential),
-    ]
-    .into_iter()
-    .filter_map(|(k, v)| v.as_ref().map(|v| (k, v)))
-    .collect();
+    let forms = [
+        &raw.password,
+        &raw.password_file,
+        &raw.password_env,
+        &raw.password_credential,
+    ];
+    secret_source("password", forms, key, ctx, base)?
+        .ok_or_else(|| ctx.err_at(Some(start), &key("password"), missing_secret("password")))?
+        .read()
+}
+
+/// "missing: set NAME, NAME_file, NAME_env or NAME_credential".
+pub(crate) fn missing_secret(name: &str) -> String {
+    format!("missing: set {name}, {name}_file, {name}_env or {name}_credential")
+}
+
+/// Where a secret comes from, checked when the config is loaded and read by [`Self::read`]: the
+/// one code path for every secret (DynHost passwords, read at load; the OVH API's
+/// application secret and consumer key, read only by the `ovh` commands).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SecretSource {
+    pub form: SecretForm,
+    /// The config key that named it (`host[0].password_file`), for messages.
+    pub key: String,
+    file: Option<PathBuf>,
+    line: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SecretForm {
+    Inline(Secret),
+    /// Its first line, trimmed.
+    File(PathBuf),
+    Env(String),
+    /// A systemd credential name (`$CREDENTIALS_DIRECTORY/NAME`).
+    Credential(String),
+}
+
+/// Exactly one of `NAME`, `NAME_file`, `NAME_env`, `NAME_credential`, or none (`Ok(None)`).
+pub(crate) fn secret_source(
+    name: &str,
+    forms: [&Option<Spanned<String>>; 4],
+    key: &dyn Fn(&str) -> String,
+    ctx: &Ctx<'_>,
+    base: &Path,
+) -> Result<Option<SecretSource>, ConfigError> {
+    let names = [
+        name.to_string(),
+        format!("{name}_file"),
+        format!("{name}_env"),
+        format!("{name}_credential"),
+    ];
+    let given: Vec<(usize, &Spanned<String>)> = forms
+        .into_iter()
+        .enumerate()
+        .filter_map(|(i, v)| v.as_ref().map(|v| (i, v)))
+        .collect();
     let (which, value) = match given.as_slice() {
-        [] => {
-            return Err(ctx.err_at(
-                Some(start),
-                &key("password"),
-                "missing: set password, password_file, password_env or password_credential",
-            ));
-        }
+        [] => return Ok(None),
         [one] => *one,
         [_, (second, v), ..] => {
             return Err(ctx.err(
                 v,
-                &key(second),
-                "set only one of password, password_file, password_env, password_credential",
+                &key(&names[*second]),
+                format!(
+                    "set only one of {}, {}, {}, {}",
+                    names[0], names[1], names[2], names[3]
+                ),
             ));
         }
     };
-    // Read through crate::secret (bounded: a FIFO, a device or a giant file is refused).
-    let from_file = |path: PathBuf| -> Result<Secret, ConfigError> {
-        let secret = crate::secret::from_file(&path)
-            .map_err(|e| ctx.err(value, &key(which), e.to_string()))?;
-        check_password(secret.expose())
-            .map_err(|m| ctx.err(value, &key(which), format!("{}: {m}", path.display())))?;
-        Ok(secret)
-    };
-    match which {
-        "password" => {
-            check_password(value.get_ref()).map_err(|m| ctx.err(value, &key(which), m))?;
-            Ok(Secret::new(value.get_ref().clone()))
+    let form = match which {
+        0 => {
+            check_password(value.get_ref()).map_err(|m| ctx.err(value, &key(&names[0]), m))?;
+            SecretForm::Inline(Secret::new(value.get_ref().clone()))
         }
-        "password_file" => from_file(base.join(value.get_ref())),
-        "password_env" => {
-            let v = crate::secret::from_env(value.get_ref()).ok_or_else(|| {
-                ctx.err(
-                    value,
-                    &key(which),
-                    format!("the environment variable {} is not set", value.get_ref()),
-                )
-            })?;
-            check_password(v.expose())
-                .map_err(|m| ctx.err(value, &key(which), format!("${}: {m}", value.get_ref())))?;
-            Ok(v)
-        }
+        1 => SecretForm::File(base.join(value.get_ref())),
+        2 => SecretForm::Env(value.get_ref().clone()),
         _ => {
-            let path = crate::secret::credential_path(value.get_ref())
-                .map_err(|m| ctx.err(value, &key(which), m))?;
-            from_file(path)
+            let name = value.get_ref();
+            if name.is_empty() || name.contains('/') {
+                return Err(ctx.err(value, &key(&names[3]), "a credential name, without '/'"));
+            }
+            SecretForm::Credential(name.clone())
+        }
+    };
+    Ok(Some(SecretSource {
+        form,
+        key: key(&names[which]),
+        file: ctx.file.map(Path::to_path_buf),
+        line: ctx.line_of(value.span().start),
+    }))
+}
+
+impl SecretSource {
+    /// The secret itself. Errors name the key, the line and the file or variable, never the
+    /// value.
+    pub fn read(&self) -> Result<Secret, ConfigError> {
+        let err = |message: String| ConfigError {
+            file: self.file.clone(),
+            line: Some(self.line),
+            key: self.key.clone(),
+            message,
+        };
+        // Read through crate::secret (bounded: a FIFO, a device or a giant file is refused).
+        let from_file = |path: PathBuf| -> Result<Secret, ConfigError> {
+            let secret = crate::secret::from_file(&path).map_err(|e| err(e.to_string()))?;
+            check_password(secret.expose()).map_err(|m| err(format!("{}: {m}", path.display())))?;
+            Ok(secret)
+        };
+        match &self.form {
+            SecretForm::Inline(s) => Ok(s.clone()),
+            SecretForm::File(path) => from_file(path.clone()),
+            SecretForm::Env(var) => {
+                let v = crate::secret::from_env(var)
+                    .ok_or_else(|| err(format!("the environment variable {var} is not set")))?;
+                check_password(v.expose()).map_err(|m| err(format!("${var}: {m}")))?;
+                Ok(v)
+            }
+            SecretForm::Credential(name) => {
+                let path = crate::secret::credential_path(name).map_err(|m| err(m.to_string()))?;
+                from_file(path)
+            }
         }
     }
 }

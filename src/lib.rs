@@ -18,6 +18,7 @@
 //! - [`config`] (raw, then validated), [`state`] (written atomically), [`record`], [`secret`].
 //! - [`lock`] (one writer per state dir) and [`control`] (the agent's socket: `status`,
 //!   `retry`, `update` from other processes, and their client side).
+//! - [`ovh`]: `dynhostd ovh`, the DynHost panel steps over the OVH API (not used by `run`).
 //! - [`report`]: what `status` and `detect` print; [`notify`] (systemd), [`hook`] (`exec`
 //!   scripts) and [`logging`] (journald-friendly output) at the edges.
 
@@ -32,6 +33,7 @@ pub mod hook;
 pub mod lock;
 pub mod logging;
 pub mod notify;
+pub mod ovh;
 pub mod provider;
 pub mod public_ip;
 pub mod record;

@@ -107,6 +107,14 @@ enum Command {
         #[arg(long)]
         http: bool,
     },
+    /// Set up the DynHost side over the OVH API: a consumer key, logins, records, passwords.
+    Ovh {
+        /// Configuration file (also after the subcommand: `ovh provision H --config F`).
+        #[arg(long, short = 'c', env = "DYNHOSTD_CONFIG", default_value = config::DEFAULT_PATH, global = true)]
+        config: PathBuf,
+        #[command(subcommand)]
+        command: dynhostd::ovh::cli::OvhCommand,
+    },
     /// Man pages and shell completions from this CLI definition, for packagers
     /// (contrib/build-static). Hidden: not something a user runs. Left out of the size-tuned
     /// router builds (`--no-default-features`), which get their man page from a host build.
@@ -171,6 +179,15 @@ fn load_config(path: &Path) -> Result<Config, ExitCode> {
         eprintln!("dynhostd: {e}");
         ExitCode::from(2)
     })
+}
+
+/// `run` and `update` need a host; a config with only `[ovh_api]` is for the `ovh` commands.
+fn require_host(config: Config) -> Result<Config, ExitCode> {
+    config.require_host().map_err(|e| {
+        eprintln!("dynhostd: {e}");
+        ExitCode::from(2)
+    })?;
+    Ok(config)
 }
 
 async fn shutdown_signal() {
@@ -348,9 +365,10 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
     match command {
         #[cfg(feature = "generate")]
         Command::Generate { what } => generate(what),
+        Command::Ovh { config, command } => Ok(dynhostd::ovh::cli::run(&config, command)),
         Command::Run { config, dry_run } => {
             let config_path = config.config;
-            let config = match load_config(&config_path) {
+            let config = match load_config(&config_path).and_then(require_host) {
                 Ok(c) => c,
                 Err(code) => return Ok(code),
             };
@@ -387,7 +405,7 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
                     Err(code) => return Ok(code),
                 }
             };
-            let config = match load_config(&path.config) {
+            let config = match load_config(&path.config).and_then(require_host) {
                 Ok(c) => c,
                 Err(code) => return Ok(code),
             };

@@ -98,6 +98,10 @@ fn man_dir_writes_one_page_per_subcommand() {
         .map(|s| format!("dynhostd-{s}.1"))
         .collect();
     expected.push("dynhostd.1".into());
+    // `ovh` has subcommands of its own: clap_mangen gives each its page too.
+    for s in ["auth", "provision", "list", "rotate", "remove"] {
+        expected.push(format!("dynhostd-ovh-{s}.1"));
+    }
     expected.sort();
     assert_eq!(names, expected);
     let update = std::fs::read_to_string(dir.path().join("dynhostd-update.1")).unwrap();

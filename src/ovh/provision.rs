@@ -1,0 +1,1258 @@
+//! The panel steps as API calls and file writes: `auth` (a least-privilege consumer key),
+//! `provision` (zone, login, password, records, config entry), `list`, `rotate` and `remove`.
+//! Every step says what it did or would do in [`Steps`]; `cli` prints them.
+//!
+//! Secrets: a generated password goes to a 0600 file (or the systemd credential store) before
+//! any call uses it, so a failure never leaves a login whose password nobody has. It is never
+//! printed, logged, or put in an error.
+
+use super::api::{AccessRule, OvhClient, OvhError};
+use crate::config::{Config, ConfigError, FamilySet};
+use crate::record::Family;
+use crate::secret::Secret;
+use crate::wan::policy::WanChoice;
+use reqwest::Method;
+use serde::Deserialize;
+use serde_json::json;
+use std::io::Write;
+use std::net::IpAddr;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+/// Length of a generated DynHost password: "24+ random characters", and short of the 31 some
+/// OVH forms cap passwords at.
+pub const PASSWORD_CHARS: usize = 28;
+/// Where `ovh auth` puts a new consumer key unless `consumer_key_file` names a file.
+pub const CONSUMER_KEY_FILE: &str = "ovh-consumer-key";
+/// Where `--credential` puts a password: the directory the shipped unit loads credentials
+/// from (contrib/systemd/dynhostd.service: `LoadCredential=home:/etc/dynhostd/credentials/home`).
+pub const CREDSTORE: &str = "/etc/dynhostd/credentials";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProvisionError {
+    /// Boxed: the API's errors carry the server's words and would make every result large.
+    #[error(transparent)]
+    Ovh(Box<OvhError>),
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(
+        "no zone of this OVH account holds {hostname} (tried {tried}): check the name, that the domain uses OVH's DNS, or pass --zone"
+    )]
+    ZoneNotFound { hostname: String, tried: String },
+    #[error(
+        "zone {zone} is not in this OVH account (or not served by OVH's DNS): check --zone and the account the application belongs to"
+    )]
+    ZoneNotInAccount { zone: String },
+    #[error("{hostname} is not in zone {zone}: give a zone that is a suffix of the hostname")]
+    NotInZone { hostname: String, zone: String },
+    #[error(
+        "nothing to publish for {hostname} ({family}): {why}; see `dynhostd detect`, or pass --ip"
+    )]
+    NoAddress {
+        hostname: String,
+        family: Family,
+        why: String,
+    },
+    #[error("the OVH API refused {ip} as the address of {hostname} ({message}){hint}")]
+    InvalidIp {
+        ip: IpAddr,
+        hostname: String,
+        message: String,
+        hint: &'static str,
+    },
+    #[error(
+        "the DynHost login {login} exists with the scope {scope:?}, not {wanted:?}: pass another --login-suffix, or change or remove that login"
+    )]
+    LoginScope {
+        login: String,
+        scope: String,
+        wanted: String,
+    },
+    #[error(
+        "the DynHost login {login} exists and this machine has no password for it ({path} is missing): pass --reset-password to give it a new one (other clients using it will stop working), or another --login-suffix"
+    )]
+    NoPassword { login: String, path: String },
+    #[error(
+        "login {login} is not of zone {zone} (a DynHost login is <zone>-<suffix>): fix host.login or pass --zone"
+    )]
+    LoginZone { login: String, zone: String },
+    #[error("{what} {path}: {message}")]
+    Io {
+        what: &'static str,
+        path: String,
+        message: String,
+    },
+    #[error("no [[host]] for {0} in the config: `dynhostd ovh provision {0}` adds one")]
+    NotInConfig(String),
+    #[error(
+        "{hostname} keeps its password {form}: rotate writes password_file or password_credential only; move the password to a file first"
+    )]
+    PasswordForm {
+        hostname: String,
+        form: &'static str,
+    },
+    #[error(
+        "{hostname} is already in the config with login {have}, not {want}: edit that entry or drop --login-suffix"
+    )]
+    HostConflict {
+        hostname: String,
+        have: String,
+        want: String,
+    },
+    #[error("the changed config did not validate, so {path} was left as it was: {message}")]
+    ConfigRewrite { path: String, message: String },
+    #[error("cannot get random bytes from the OS")]
+    Random,
+    #[error("not confirmed: pass --yes to remove without asking")]
+    NotConfirmed,
+}
+
+impl From<OvhError> for ProvisionError {
+    fn from(e: OvhError) -> Self {
+        ProvisionError::Ovh(Box::new(e))
+    }
+}
+
+/// What a command did (or, dry, would do), line by line, and whether anything changed.
+#[derive(Debug, Default)]
+pub struct Steps {
+    pub lines: Vec<String>,
+    pub changed: bool,
+    pub dry_run: bool,
+}
+
+impl Steps {
+    pub fn say(&mut self, line: impl Into<String>) {
+        self.lines.push(line.into());
+    }
+}
+
+/// One OVH API session: the client, and whether changes are only shown.
+pub struct Session<'a> {
+    pub client: &'a OvhClient,
+    pub steps: Steps,
+}
+
+impl<'a> Session<'a> {
+    pub fn new(client: &'a OvhClient, dry_run: bool) -> Session<'a> {
+        Session {
+            client,
+            steps: Steps {
+                dry_run,
+                ..Steps::default()
+            },
+        }
+    }
+
+    async fn get<T: serde::de::DeserializeOwned>(&self, path: &str) -> Result<T, OvhError> {
+        self.client.call(Method::GET, path, None).await
+    }
+
+    /// A call that changes something: made, or with `--dry-run` shown (with `shown`, the body
+    /// as printed: secrets replaced) and not made.
+    async fn change(
+        &mut self,
+        method: Method,
+        path: &str,
+        body: Option<serde_json::Value>,
+        shown: Option<serde_json::Value>,
+    ) -> Result<Option<serde_json::Value>, OvhError> {
+        if self.steps.dry_run {
+            let shown = shown.or(body).map(|b| format!(" {b}")).unwrap_or_default();
+            self.steps
+                .say(format!("would call: {method} {path}{shown}"));
+            return Ok(None);
+        }
+        self.steps.changed = true;
+        self.client
+            .call(method, path, body.as_ref())
+            .await
+            .map(Some)
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub struct Login {
+    pub login: String,
+    #[serde(rename = "subDomain", default)]
+    pub sub_domain: String,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct Record {
+    pub id: u64,
+    #[serde(rename = "subDomain", default)]
+    pub sub_domain: String,
+    pub ip: String,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Names.
+
+/// The zones that could hold `hostname`, longest first, down to two labels.
+pub fn zone_candidates(hostname: &str) -> Vec<String> {
+    let labels: Vec<&str> = hostname.split('.').collect();
+    (0..labels.len().saturating_sub(1))
+        .map(|i| labels[i..].join("."))
+        .collect()
+}
+
+/// `home` for `home.example.com` in `example.com`; empty for the apex; None if not inside.
+pub fn subdomain_in(hostname: &str, zone: &str) -> Option<String> {
+    if hostname == zone {
+        return Some(String::new());
+    }
+    hostname
+        .strip_suffix(zone)
+        .and_then(|s| s.strip_suffix('.'))
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+}
+
+/// The login suffix when none is given: the subdomain with dots as dashes (`home`, `a-b`), or
+/// `apex` for the zone itself.
+pub fn default_suffix(sub: &str) -> String {
+    if sub.is_empty() {
+        "apex".into()
+    } else {
+        sub.replace('.', "-")
+    }
+}
+
+/// The least-privilege rules for `ovh auth`: the zone's DynHost calls, its refresh, and the
+/// clock. Without a zone, every zone's (said so when printed).
+pub fn access_rules(zone: Option<&str>) -> Vec<AccessRule> {
+    let z = zone.unwrap_or("*");
+    let mut rules: Vec<AccessRule> = ["GET", "POST", "PUT", "DELETE"]
+        .into_iter()
+        .map(|m| AccessRule {
+            method: m.into(),
+            path: format!("/domain/zone/{z}/dynHost/*"),
+        })
+        .collect();
+    rules.push(AccessRule {
+        method: "POST".into(),
+        path: format!("/domain/zone/{z}/refresh"),
+    });
+    rules.push(AccessRule {
+        method: "GET".into(),
+        path: "/auth/time".into(),
+    });
+    rules
+}
+
+/// A password of [`PASSWORD_CHARS`] letters and digits from the OS RNG (ring's
+/// `SystemRandom`), by rejection so every character is equally likely.
+pub fn new_password() -> Result<Secret, ProvisionError> {
+    use ring::rand::{SecureRandom, SystemRandom};
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+    let rng = SystemRandom::new();
+    let mut out = String::with_capacity(PASSWORD_CHARS);
+    let mut buf = [0u8; 64];
+    while out.len() < PASSWORD_CHARS {
+        rng.fill(&mut buf).map_err(|_| ProvisionError::Random)?;
+        for b in buf {
+            // 248 = 4 × 62: bytes above it would favour the first letters.
+            if (b as usize) < 4 * ALPHABET.len() && out.len() < PASSWORD_CHARS {
+                out.push(ALPHABET[b as usize % ALPHABET.len()] as char);
+            }
+        }
+    }
+    Ok(Secret::new(out))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Files.
+
+fn io_err<'a>(
+    what: &'static str,
+    path: &'a Path,
+) -> impl Fn(std::io::Error) -> ProvisionError + 'a {
+    move |e| ProvisionError::Io {
+        what,
+        path: path.display().to_string(),
+        message: e.to_string(),
+    }
+}
+
+/// A config file's text through the bounded reader (regular file, size-capped).
+fn read_text(path: &Path, cap: u64) -> Result<String, ProvisionError> {
+    crate::fsread::read_to_string(path, cap).map_err(|e| ProvisionError::Io {
+        what: "cannot read",
+        path: path.display().to_string(),
+        message: e.problem.to_string(),
+    })
+}
+
+/// `path`'s temporary sibling, written (0600, or `mode`) and fsynced but not yet renamed.
+fn write_temp(path: &Path, text: &[u8], mode: u32) -> Result<PathBuf, ProvisionError> {
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
+    let tmp = path.with_file_name(format!(".{name}.tmp-{}", std::process::id()));
+    let _ = std::fs::remove_file(&tmp);
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(mode)
+        .open(&tmp)
+        .map_err(io_err("cannot write", &tmp))?;
+    f.write_all(text).and_then(|()| f.sync_all()).map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        io_err("cannot write", &tmp)(e)
+    })?;
+    Ok(tmp)
+}
+
+/// Renames `tmp` over `path` and syncs the directory, so the new file survives a power cut.
+fn commit(tmp: &Path, path: &Path) -> Result<(), ProvisionError> {
+    std::fs::rename(tmp, path).map_err(io_err("cannot replace", path))?;
+    if let Some(dir) = path.parent()
+        && let Ok(d) = std::fs::File::open(if dir.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            dir
+        })
+    {
+        let _ = d.sync_all();
+    }
+    Ok(())
+}
+
+/// A secret in its own 0600 file, replaced atomically.
+pub fn write_secret_file(path: &Path, secret: &Secret) -> Result<(), ProvisionError> {
+    if let Some(dir) = path.parent()
+        && !dir.as_os_str().is_empty()
+    {
+        std::fs::create_dir_all(dir).map_err(io_err("cannot create", dir))?;
+    }
+    let tmp = write_temp(path, format!("{}\n", secret.expose()).as_bytes(), 0o600)?;
+    commit(&tmp, path)
+}
+
+/// Appends `entry` to the config at `path`: the old text kept as it is (comments included),
+/// the result validated as `check` does, then put in place atomically with the file's mode.
+/// On any failure the old file stays. `check_as`, if given, is validated in place of `entry`:
+/// a `password_credential` can only be read under systemd, so it is checked as the file the
+/// unit will load.
+pub fn append_to_config(
+    path: &Path,
+    entry: &str,
+    check_as: Option<&str>,
+) -> Result<(), ProvisionError> {
+    use std::os::unix::fs::PermissionsExt;
+    let old = read_text(path, crate::fsread::CONFIG_CAP)?;
+    let mode = std::fs::metadata(path)
+        .map(|m| m.permissions().mode() & 0o7777)
+        .unwrap_or(0o600);
+    let mut new = old.clone();
+    if !new.is_empty() && !new.ends_with('\n') {
+        new.push('\n');
+    }
+    new.push('\n');
+    let checked = format!("{new}{}", check_as.unwrap_or(entry));
+    new.push_str(entry);
+    let base = path.parent().unwrap_or(Path::new("."));
+    crate::config::parse(&checked, Some(path), base).map_err(|e| {
+        ProvisionError::ConfigRewrite {
+            path: path.display().to_string(),
+            message: e.to_string(),
+        }
+    })?;
+    let tmp = write_temp(path, new.as_bytes(), mode)?;
+    commit(&tmp, path)
+}
+
+/// The `[[host]]` entry `provision` prints or appends.
+pub fn host_entry(
+    hostname: &str,
+    login: &str,
+    password: &PasswordPlace,
+    family: FamilySet,
+    server: Option<&str>,
+) -> String {
+    let q = |s: &str| toml::Value::String(s.to_string()).to_string();
+    let mut out = format!(
+        "# Added by `dynhostd ovh provision {hostname}`.\n[[host]]\nhostname = {}\nlogin = {}\n",
+        q(hostname),
+        q(login)
+    );
+    match password {
+        PasswordPlace::File { in_config, .. } => {
+            out += &format!("password_file = {}\n", q(in_config))
+        }
+        PasswordPlace::Credential { name, .. } => {
+            out += &format!("password_credential = {}\n", q(name))
+        }
+    }
+    out += &format!("family = {}\n", q(family.name()));
+    if let Some(s) = server {
+        out += &format!("server = {}\n", q(s));
+    }
+    out
+}
+
+/// Where a host's password lives on this machine.
+#[derive(Debug, Clone)]
+pub enum PasswordPlace {
+    /// `path` on disk; `in_config` as the config names it (relative to the config's directory).
+    File { path: PathBuf, in_config: String },
+    /// A systemd credential: written to `path` in the credential store, named `name`.
+    Credential { path: PathBuf, name: String },
+}
+
+impl PasswordPlace {
+    pub fn path(&self) -> &Path {
+        match self {
+            PasswordPlace::File { path, .. } | PasswordPlace::Credential { path, .. } => path,
+        }
+    }
+}
+
+/// Where an existing `[[host]]` keeps its password, from the file's own text (the validated
+/// config holds the password, not where it came from).
+pub fn password_place_of(
+    config_path: &Path,
+    hostname: &str,
+    credstore: &Path,
+) -> Result<PasswordPlace, ProvisionError> {
+    let text = read_text(config_path, crate::fsread::CONFIG_CAP)?;
+    let table: toml::Table =
+        text.parse()
+            .map_err(|e: toml::de::Error| ProvisionError::ConfigRewrite {
+                path: config_path.display().to_string(),
+                message: e.to_string(),
+            })?;
+    let base = config_path.parent().unwrap_or(Path::new("."));
+    let hosts = table.get("host").and_then(|h| h.as_array());
+    let host = hosts
+        .into_iter()
+        .flatten()
+        .filter_map(|h| h.as_table())
+        .find(|h| {
+            h.get("hostname").and_then(|v| v.as_str()).is_some_and(|n| {
+                n.trim()
+                    .trim_end_matches('.')
+                    .eq_ignore_ascii_case(hostname)
+            })
+        })
+        .ok_or_else(|| ProvisionError::NotInConfig(hostname.to_string()))?;
+    let s = |k: &str| host.get(k).and_then(|v| v.as_str()).map(str::to_string);
+    if let Some(f) = s("password_file") {
+        return Ok(PasswordPlace::File {
+            path: base.join(&f),
+            in_config: f,
+        });
+    }
+    if let Some(name) = s("password_credential") {
+        return Ok(PasswordPlace::Credential {
+            path: credstore.join(&name),
+            name,
+        });
+    }
+    Err(ProvisionError::PasswordForm {
+        hostname: hostname.to_string(),
+        form: if s("password_env").is_some() {
+            "in an environment variable"
+        } else {
+            "inline in the config"
+        },
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// The commands.
+
+/// The zone holding `hostname` and the subdomain in it. With `forced`, that zone (checked to
+/// exist); otherwise the longest suffix the account holds, probing from the longest: a zone
+/// the key may not read answers "not granted", one the account lacks "not found".
+pub async fn find_zone(
+    s: &Session<'_>,
+    hostname: &str,
+    forced: Option<&str>,
+) -> Result<(String, String), ProvisionError> {
+    if let Some(zone) = forced {
+        let zone = zone.trim().trim_end_matches('.').to_ascii_lowercase();
+        let sub = subdomain_in(hostname, &zone).ok_or_else(|| ProvisionError::NotInZone {
+            hostname: hostname.into(),
+            zone: zone.clone(),
+        })?;
+        match s
+            .get::<Vec<u64>>(&format!("/domain/zone/{zone}/dynHost/record"))
+            .await
+        {
+            Ok(_) => return Ok((zone, sub)),
+            Err(e) if e.is_not_found() => return Err(ProvisionError::ZoneNotInAccount { zone }),
+            Err(e) => return Err(e.into()),
+        }
+    }
+    let candidates = zone_candidates(hostname);
+    let mut refused = None;
+    for zone in &candidates {
+        match s
+            .get::<Vec<u64>>(&format!("/domain/zone/{zone}/dynHost/record"))
+            .await
+        {
+            Ok(_) => {
+                let sub = subdomain_in(hostname, zone).expect("a suffix of the name");
+                return Ok((zone.clone(), sub));
+            }
+            Err(e) if e.is_not_found() => {}
+            Err(e @ OvhError::NotGranted { .. }) => {
+                refused.get_or_insert(e);
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    // Nothing readable: if the key was refused somewhere, that is the likelier story (the
+    // last candidate refused is the shortest, so the hint names the registrable domain).
+    match refused {
+        Some(OvhError::NotGranted { method, path, .. }) => Err(OvhError::NotGranted {
+            method,
+            path,
+            zone: candidates.last().cloned().unwrap_or_default(),
+        }
+        .into()),
+        _ => Err(ProvisionError::ZoneNotFound {
+            hostname: hostname.into(),
+            tried: candidates.join(", "),
+        }),
+    }
+}
+
+/// `ovh auth`: asks for a consumer key with [`access_rules`]; the key is written to
+/// `key_path` (0600), never printed. Returns (validation URL, rules).
+pub async fn auth(
+    client: &OvhClient,
+    zone: Option<&str>,
+    key_path: &Path,
+) -> Result<(String, Vec<AccessRule>), ProvisionError> {
+    let rules = access_rules(zone);
+    let new = client.request_credential(&rules, None).await?;
+    let key = Secret::new(new.consumer_key);
+    client.redact_also(&key);
+    write_secret_file(key_path, &key)?;
+    Ok((new.validation_url, rules))
+}
+
+/// What `provision` is asked to do.
+#[derive(Debug, Clone)]
+pub struct ProvisionRequest {
+    pub hostname: String,
+    pub zone: Option<String>,
+    pub family: FamilySet,
+    pub login_suffix: Option<String>,
+    /// Addresses to publish instead of the detected ones, at most one per family.
+    pub ips: Vec<IpAddr>,
+    /// The `server` to write into the entry (another update URL than OVH's).
+    pub server: Option<String>,
+    /// Write the password as this systemd credential (in `credstore`) instead of a file.
+    pub credential: Option<String>,
+    pub credstore: PathBuf,
+    pub reset_password: bool,
+    pub write_config: bool,
+}
+
+/// `ovh provision`. Each step reuses what exists; a second run changes nothing and says so.
+pub async fn provision(
+    s: &mut Session<'_>,
+    config: &Config,
+    config_path: &Path,
+    req: &ProvisionRequest,
+) -> Result<(), ProvisionError> {
+    let hostname = req
+        .hostname
+        .trim()
+        .trim_end_matches('.')
+        .to_ascii_lowercase();
+    let (zone, sub) = find_zone(s, &hostname, req.zone.as_deref()).await?;
+    s.steps.say(format!(
+        "zone {zone}, subdomain {}",
+        if sub.is_empty() { "(apex)" } else { &sub }
+    ));
+    let existing = config.hosts.iter().find(|h| h.hostname == hostname);
+    let wanted_login = format!(
+        "{zone}-{}",
+        req.login_suffix
+            .clone()
+            .unwrap_or_else(|| default_suffix(&sub))
+    );
+    let login = match existing {
+        Some(h) if req.login_suffix.is_some() && h.login != wanted_login => {
+            return Err(ProvisionError::HostConflict {
+                hostname,
+                have: h.login.clone(),
+                want: wanted_login,
+            });
+        }
+        Some(h) => h.login.clone(),
+        None => wanted_login,
+    };
+    let suffix = login
+        .strip_prefix(&format!("{zone}-"))
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| ProvisionError::LoginZone {
+            login: login.clone(),
+            zone: zone.clone(),
+        })?
+        .to_string();
+
+    // Where the password lives: the existing entry's place, or a new file or credential.
+    let config_dir = config_path.parent().unwrap_or(Path::new("."));
+    let place = match (existing, &req.credential) {
+        (Some(_), _) => password_place_of(config_path, &hostname, &req.credstore).ok(),
+        (None, Some(name)) => Some(PasswordPlace::Credential {
+            path: req.credstore.join(name),
+            name: name.clone(),
+        }),
+        (None, None) => {
+            let name = format!("dynhost-{hostname}.password");
+            Some(PasswordPlace::File {
+                path: config_dir.join(&name),
+                in_config: name,
+            })
+        }
+    };
+    // A password this machine already has: the entry's, or the file's from an earlier run.
+    let known: Option<Secret> = match existing {
+        Some(h) => Some(h.password.clone()),
+        None => place
+            .as_ref()
+            .and_then(|p| crate::secret::from_file(p.path()).ok())
+            .filter(|t| !t.expose().is_empty()),
+    };
+
+    // The login.
+    let login_path = format!("/domain/zone/{zone}/dynHost/login/{login}");
+    let found: Option<Login> = match s.get::<Login>(&login_path).await {
+        Ok(l) => Some(l),
+        Err(e) if e.is_not_found() => None,
+        Err(e) => return Err(e.into()),
+    };
+    let mut password_to_write: Option<Secret> = None;
+    match (found, &known) {
+        (Some(l), _) if l.sub_domain != sub => {
+            return Err(ProvisionError::LoginScope {
+                login,
+                scope: l.sub_domain,
+                wanted: sub,
+            });
+        }
+        (Some(_), Some(_)) => s.steps.say(format!(
+            "login {login}: exists, scoped to {}: kept",
+            scope_name(&sub)
+        )),
+        (Some(_), None) if !req.reset_password => {
+            return Err(ProvisionError::NoPassword {
+                login,
+                path: place
+                    .as_ref()
+                    .map(|p| p.path().display().to_string())
+                    .unwrap_or_default(),
+            });
+        }
+        (Some(_), None) => {
+            let pw = new_password()?;
+            s.client.redact_also(&pw);
+            if !s.steps.dry_run {
+                write_password(place.as_ref(), &pw)?;
+            }
+            s.change(
+                Method::POST,
+                &format!("{login_path}/changePassword"),
+                Some(json!({ "password": pw.expose() })),
+                Some(json!({ "password": "<generated>" })),
+            )
+            .await?;
+            s.steps
+                .say(format!("login {login}: existed; given a new password"));
+            password_to_write = Some(pw);
+        }
+        (None, known) => {
+            let pw = match known {
+                Some(p) => p.clone(),
+                None => {
+                    let pw = new_password()?;
+                    password_to_write = Some(pw.clone());
+                    pw
+                }
+            };
+            s.client.redact_also(&pw);
+            if password_to_write.is_some() && !s.steps.dry_run {
+                // Before the login exists: a failure here leaves nothing half-made.
+                write_password(place.as_ref(), &pw)?;
+            }
+            s.change(
+                Method::POST,
+                &format!("/domain/zone/{zone}/dynHost/login"),
+                Some(json!({ "loginSuffix": suffix, "password": pw.expose(), "subDomain": sub })),
+                Some(json!({ "loginSuffix": suffix, "password": "<generated>", "subDomain": sub })),
+            )
+            .await?;
+            s.steps.say(format!(
+                "login {login}: {}, scoped to {}",
+                if s.steps.dry_run {
+                    "would be created"
+                } else {
+                    "created"
+                },
+                scope_name(&sub)
+            ));
+        }
+    }
+    if let (Some(_), Some(p)) = (&password_to_write, &place) {
+        s.steps.say(format!(
+            "password: {}written to {} (mode 0600)",
+            if s.steps.dry_run { "would be " } else { "" },
+            p.path().display()
+        ));
+    }
+
+    // The records, one per family, with the address the agent would publish now.
+    let wanted = addresses(config, &hostname, req).await?;
+    let records = list_records(s, &zone, Some(&sub)).await?;
+    let mut created = false;
+    for (family, ip) in wanted {
+        let kind = if family == Family::V4 { "A" } else { "AAAA" };
+        let same_family = records.iter().find(|r| {
+            r.ip.parse::<IpAddr>()
+                .is_ok_and(|a| Family::of(&a) == family)
+        });
+        match same_family {
+            Some(r) if r.ip.parse::<IpAddr>().ok() == Some(ip) => s
+                .steps
+                .say(format!("record {hostname}/{kind}: exists (id {}), holds {ip}: kept", r.id)),
+            Some(r) => s.steps.say(format!(
+                "record {hostname}/{kind}: exists (id {}), holds {}: kept; the agent will publish {ip}",
+                r.id, r.ip
+            )),
+            None => {
+                let result = s
+                    .change(
+                        Method::POST,
+                        &format!("/domain/zone/{zone}/dynHost/record"),
+                        Some(json!({ "ip": ip.to_string(), "subDomain": sub })),
+                        None,
+                    )
+                    .await;
+                match result {
+                    Ok(_) => {}
+                    Err(e) if e.is_invalid_ip() => {
+                        let OvhError::Api { message, .. } = e else {
+                            unreachable!()
+                        };
+                        return Err(ProvisionError::InvalidIp {
+                            ip,
+                            hostname,
+                            message,
+                            hint: if ip.is_ipv6() {
+                                "; whether the API takes IPv6 DynHost records is not confirmed: create the AAAA record in the panel, or provision with --family ipv4"
+                            } else {
+                                "; check the address with `dynhostd detect`"
+                            },
+                        });
+                    }
+                    Err(e) => return Err(e.into()),
+                }
+                created = true;
+                s.steps.say(format!(
+                    "record {hostname}/{kind}: {} with {ip}",
+                    if s.steps.dry_run { "would be created" } else { "created" }
+                ));
+            }
+        }
+    }
+    if created {
+        s.change(
+            Method::POST,
+            &format!("/domain/zone/{zone}/refresh"),
+            None,
+            None,
+        )
+        .await?;
+        s.steps.say(format!(
+            "zone {zone}: {}",
+            if s.steps.dry_run {
+                "would be refreshed"
+            } else {
+                "refreshed"
+            }
+        ));
+    }
+
+    // The config entry.
+    match (existing, &place) {
+        (Some(h), _) => s.steps.say(format!(
+            "config: {hostname} is already a [[host]] (line {}): kept",
+            h.line
+        )),
+        (None, Some(place)) => {
+            let entry = host_entry(&hostname, &login, place, req.family, req.server.as_deref());
+            if req.write_config && !s.steps.dry_run {
+                let check_as = match place {
+                    PasswordPlace::Credential { path, .. } => Some(host_entry(
+                        &hostname,
+                        &login,
+                        &PasswordPlace::File {
+                            path: path.clone(),
+                            in_config: path.display().to_string(),
+                        },
+                        req.family,
+                        req.server.as_deref(),
+                    )),
+                    PasswordPlace::File { .. } => None,
+                };
+                append_to_config(config_path, &entry, check_as.as_deref())?;
+                s.steps.changed = true;
+                s.steps.say(format!(
+                    "config: [[host]] {hostname} appended to {}",
+                    config_path.display()
+                ));
+            } else {
+                s.steps.say(format!(
+                    "config: {} this entry{}:\n\n{entry}",
+                    if req.write_config {
+                        "would append"
+                    } else {
+                        "add"
+                    },
+                    if req.write_config {
+                        ""
+                    } else {
+                        " (or run again with --write-config)"
+                    }
+                ));
+                if !req.write_config {
+                    // Printing an entry to paste is the result, not a change.
+                }
+            }
+            if let PasswordPlace::Credential { name, .. } = place {
+                s.steps.say(format!(
+                    "systemd: add `LoadCredential={name}:{}` to the unit (systemctl edit dynhostd)",
+                    place.path().display()
+                ));
+            }
+        }
+        (None, None) => {}
+    }
+    if !s.steps.changed && !s.steps.dry_run {
+        s.steps.say(if existing.is_some() {
+            format!(
+                "nothing to do: {hostname}'s login, record(s) and config entry are already in place"
+            )
+        } else {
+            format!(
+                "nothing changed at OVH: {hostname}'s login and record(s) were already in place; the config entry above is still to be added"
+            )
+        });
+    }
+    Ok(())
+}
+
+fn scope_name(sub: &str) -> String {
+    if sub.is_empty() {
+        "the zone apex".into()
+    } else {
+        format!("{sub:?}")
+    }
+}
+
+fn write_password(place: Option<&PasswordPlace>, pw: &Secret) -> Result<(), ProvisionError> {
+    match place {
+        Some(p) => write_secret_file(p.path(), pw),
+        None => Ok(()),
+    }
+}
+
+/// Per family asked for: the address `run` would publish now (same netlink view, policy and
+/// HTTP detection), or the caller's `--ip`.
+async fn addresses(
+    config: &Config,
+    hostname: &str,
+    req: &ProvisionRequest,
+) -> Result<Vec<(Family, IpAddr)>, ProvisionError> {
+    let families = req.family.families();
+    let given = |f: Family| req.ips.iter().copied().find(|ip| Family::of(ip) == f);
+    let mut out = Vec::new();
+    let need_detect = families.iter().any(|f| given(*f).is_none());
+    let detection = if need_detect {
+        Some(
+            crate::agent::detect(
+                config.wan.interface.as_deref(),
+                &config.wan.policy,
+                &config.detect,
+                false,
+                // A host being provisioned follows the `[wan]` (a machine behind the router
+                // takes its address with `--ip`).
+                &[],
+            )
+            .await
+            .map_err(|e| ProvisionError::NoAddress {
+                hostname: hostname.into(),
+                family: families[0],
+                why: e.to_string(),
+            })?,
+        )
+    } else {
+        None
+    };
+    for &family in families {
+        if let Some(ip) = given(family) {
+            if let Err(r) = crate::wan::policy::judge_ip(ip, &config.wan.policy) {
+                return Err(ProvisionError::NoAddress {
+                    hostname: hostname.into(),
+                    family,
+                    why: format!("--ip {ip}: {}", r.describe()),
+                });
+            }
+            out.push((family, ip));
+            continue;
+        }
+        let d = detection.as_ref().expect("detected above");
+        let choice = if family == Family::V4 { d.ipv4 } else { d.ipv6 };
+        match choice {
+            WanChoice::Public(ip) => out.push((family, ip)),
+            WanChoice::BehindNat => {
+                return Err(ProvisionError::NoAddress {
+                    hostname: hostname.into(),
+                    family,
+                    why: "the WAN address is private or CGNAT and no public address was found over HTTP".into(),
+                });
+            }
+            WanChoice::Nothing => {
+                return Err(ProvisionError::NoAddress {
+                    hostname: hostname.into(),
+                    family,
+                    why: format!("no routable {family} address on the WAN"),
+                });
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The zone's DynHost records (optionally of one subdomain), each fetched.
+pub async fn list_records(
+    s: &Session<'_>,
+    zone: &str,
+    sub: Option<&str>,
+) -> Result<Vec<Record>, ProvisionError> {
+    let path = match sub {
+        Some(sub) => format!(
+            "/domain/zone/{zone}/dynHost/record?subDomain={}",
+            encode(sub)
+        ),
+        None => format!("/domain/zone/{zone}/dynHost/record"),
+    };
+    let ids: Vec<u64> = s.get(&path).await?;
+    let mut out = Vec::new();
+    for id in ids {
+        match s
+            .get::<Record>(&format!("/domain/zone/{zone}/dynHost/record/{id}"))
+            .await
+        {
+            Ok(r) if sub.is_none_or(|sub| r.sub_domain == sub) => out.push(r),
+            Ok(_) => {}
+            // Deleted between the two calls.
+            Err(e) if e.is_not_found() => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(out)
+}
+
+/// The zone's DynHost logins, each fetched.
+pub async fn list_logins(s: &Session<'_>, zone: &str) -> Result<Vec<Login>, ProvisionError> {
+    let names: Vec<String> = s.get(&format!("/domain/zone/{zone}/dynHost/login")).await?;
+    let mut out = Vec::new();
+    for name in names {
+        match s
+            .get::<Login>(&format!("/domain/zone/{zone}/dynHost/login/{name}"))
+            .await
+        {
+            Ok(l) => out.push(l),
+            Err(e) if e.is_not_found() => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(out)
+}
+
+/// Query-string encoding for a subdomain (letters, digits, '-', '_', '.' and '*' pass).
+fn encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'*' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// What `rotate` did with the running agent.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Reload {
+    /// SIGHUP sent to this pid.
+    Signalled(u32),
+    /// No agent holds the lock: the next start reads the new password.
+    NoAgent,
+}
+
+/// `ovh rotate`, in the order that keeps a working password at every step:
+/// 1. the new password is written beside the old file (not over it) and synced;
+/// 2. `changePassword` at OVH; if it fails, the temporary file is removed and the old password
+///    (file and login) is untouched;
+/// 3. the new file is renamed over the old one (atomic): from here on a restart reads it;
+/// 4. the running agent is told to reload (SIGHUP). Until then it still holds the old password:
+///    an update in that window gets `401` and stops the host, and the reload (a changed
+///    password) lets it go again.
+pub async fn rotate(
+    s: &mut Session<'_>,
+    config: &Config,
+    config_path: &Path,
+    hostname: &str,
+    zone: Option<&str>,
+    credstore: &Path,
+) -> Result<Reload, ProvisionError> {
+    let hostname = hostname.trim().trim_end_matches('.').to_ascii_lowercase();
+    let host = config
+        .hosts
+        .iter()
+        .find(|h| h.hostname == hostname)
+        .ok_or_else(|| ProvisionError::NotInConfig(hostname.clone()))?;
+    let place = password_place_of(config_path, &hostname, credstore)?;
+    let (zone, _) = find_zone(s, &hostname, zone).await?;
+    if !host.login.starts_with(&format!("{zone}-")) {
+        return Err(ProvisionError::LoginZone {
+            login: host.login.clone(),
+            zone,
+        });
+    }
+    let pw = new_password()?;
+    s.client.redact_also(&pw);
+    let dest = place.path();
+    if let Some(dir) = dest.parent()
+        && !dir.as_os_str().is_empty()
+    {
+        std::fs::create_dir_all(dir).map_err(io_err("cannot create", dir))?;
+    }
+    let tmp = write_temp(dest, format!("{}\n", pw.expose()).as_bytes(), 0o600)?;
+    let changed = s
+        .change(
+            Method::POST,
+            &format!(
+                "/domain/zone/{zone}/dynHost/login/{}/changePassword",
+                host.login
+            ),
+            Some(json!({ "password": pw.expose() })),
+            Some(json!({ "password": "<generated>" })),
+        )
+        .await;
+    if let Err(e) = changed {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e.into());
+    }
+    commit(&tmp, dest).map_err(|e| ProvisionError::Io {
+        what: "OVH has the new password, but it could not be put in place: move",
+        path: format!("{} to {}", tmp.display(), dest.display()),
+        message: e.to_string(),
+    })?;
+    s.steps.say(format!(
+        "login {}: new password set, written to {} (mode 0600)",
+        host.login,
+        dest.display()
+    ));
+    let reload = reload_agent(&config.state_dir)?;
+    match reload {
+        Reload::Signalled(pid) => s.steps.say(format!(
+            "agent: sent SIGHUP to pid {pid}: it reads the new password now"
+        )),
+        Reload::NoAgent => s
+            .steps
+            .say("agent: none running (no lock held): the next start reads the new password"),
+    }
+    Ok(reload)
+}
+
+/// Tells the running agent to read its config again. The agent holds `<state.dir>/lock` with
+/// its pid inside (contract 3); [`crate::lock::holder`] says whether anyone holds it, and who.
+pub fn reload_agent(state_dir: &Path) -> Result<Reload, ProvisionError> {
+    let path = state_dir.join(crate::lock::FILE_NAME);
+    let pid = match crate::lock::holder(state_dir) {
+        Ok(None) => return Ok(Reload::NoAgent),
+        Ok(Some(Some(pid))) if pid > 1 => pid,
+        Ok(Some(_)) => {
+            return Err(ProvisionError::Io {
+                what: "an agent holds, with no pid in it,",
+                path: path.display().to_string(),
+                message: "send it SIGHUP by hand (systemctl reload dynhostd)".into(),
+            });
+        }
+        Err(e) => return Err(io_err("cannot read", &path)(e)),
+    };
+    // SAFETY: kill with a positive pid read from the lock file and a constant signal.
+    if unsafe { libc::kill(pid as libc::pid_t, libc::SIGHUP) } != 0 {
+        return Err(ProvisionError::Io {
+            what: "cannot signal the agent, pid from",
+            path: path.display().to_string(),
+            message: format!(
+                "{}; send it SIGHUP by hand (systemctl reload dynhostd)",
+                std::io::Error::last_os_error()
+            ),
+        });
+    }
+    Ok(Reload::Signalled(pid))
+}
+
+/// `ovh remove`: deletes the host's login, and with `records` its DynHost records (then
+/// refreshes the zone). A login or record already gone is not an error.
+pub async fn remove(
+    s: &mut Session<'_>,
+    config: &Config,
+    hostname: &str,
+    zone: Option<&str>,
+    records: bool,
+) -> Result<(), ProvisionError> {
+    let hostname = hostname.trim().trim_end_matches('.').to_ascii_lowercase();
+    let (zone, sub) = find_zone(s, &hostname, zone).await?;
+    let login = match config.hosts.iter().find(|h| h.hostname == hostname) {
+        Some(h) => h.login.clone(),
+        None => format!("{zone}-{}", default_suffix(&sub)),
+    };
+    match s
+        .change(
+            Method::DELETE,
+            &format!("/domain/zone/{zone}/dynHost/login/{login}"),
+            None,
+            None,
+        )
+        .await
+    {
+        Ok(_) => s.steps.say(format!("login {login}: removed")),
+        Err(e) if e.is_not_found() => s.steps.say(format!("login {login}: already gone")),
+        Err(e) => return Err(e.into()),
+    }
+    if records {
+        let found = list_records(s, &zone, Some(&sub)).await?;
+        for r in &found {
+            s.change(
+                Method::DELETE,
+                &format!("/domain/zone/{zone}/dynHost/record/{}", r.id),
+                None,
+                None,
+            )
+            .await?;
+            s.steps
+                .say(format!("record {hostname} {} (id {}): removed", r.ip, r.id));
+        }
+        if found.is_empty() {
+            s.steps.say(format!("records of {hostname}: none"));
+        } else {
+            s.change(
+                Method::POST,
+                &format!("/domain/zone/{zone}/refresh"),
+                None,
+                None,
+            )
+            .await?;
+            s.steps.say(format!("zone {zone}: refreshed"));
+        }
+    }
+    if config.hosts.iter().any(|h| h.hostname == hostname) {
+        s.steps.say(format!(
+            "config: remove the [[host]] entry of {hostname} (and its password file) by hand"
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn zones_and_subdomains() {
+        assert_eq!(
+            zone_candidates("a.home.example.com"),
+            ["a.home.example.com", "home.example.com", "example.com"]
+        );
+        assert_eq!(zone_candidates("example.com"), ["example.com"]);
+        assert_eq!(
+            subdomain_in("home.example.com", "example.com").as_deref(),
+            Some("home")
+        );
+        assert_eq!(
+            subdomain_in("example.com", "example.com").as_deref(),
+            Some("")
+        );
+        assert_eq!(subdomain_in("home.example.com", "ample.com"), None);
+        assert_eq!(subdomain_in("home.example.org", "example.com"), None);
+        assert_eq!(default_suffix("a.b"), "a-b");
+        assert_eq!(default_suffix(""), "apex");
+    }
+
+    #[test]
+    fn rules_cover_only_the_zone() {
+        let rules = access_rules(Some("example.com"));
+        assert!(
+            rules
+                .iter()
+                .all(|r| r.path.starts_with("/domain/zone/example.com/") || r.path == "/auth/time")
+        );
+        assert!(rules.contains(&AccessRule {
+            method: "POST".into(),
+            path: "/domain/zone/example.com/refresh".into()
+        }));
+        assert!(
+            !rules
+                .iter()
+                .any(|r| r.method == "GET" && r.path.ends_with("refresh"))
+        );
+    }
+
+    #[test]
+    fn passwords_are_long_random_and_plain() {
+        let a = new_password().unwrap();
+        let b = new_password().unwrap();
+        assert_eq!(a.expose().len(), PASSWORD_CHARS);
+        const { assert!(PASSWORD_CHARS >= 24) };
+        assert!(a.expose().chars().all(|c| c.is_ascii_alphanumeric()));
+        assert_ne!(a, b);
+    }
+
+    #[test]
+    fn a_failed_rewrite_keeps_the_old_config() {
+        let dir = tempfile_dir();
+        let path = dir.join("config.toml");
+        let old = "# my comment\n[ovh_api]\napplication_key = \"Ak\"\napplication_secret = \"s\"\n";
+        std::fs::write(&path, old).unwrap();
+        // A password file that does not exist: the result would not validate.
+        let bad = "[[host]]\nhostname = \"h.example.com\"\nlogin = \"example.com-h\"\npassword_file = \"nope\"\n";
+        let e = append_to_config(&path, bad, None).unwrap_err();
+        assert!(matches!(e, ProvisionError::ConfigRewrite { .. }), "{e}");
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), old);
+        std::fs::write(dir.join("pw"), "secret\n").unwrap();
+        append_to_config(&path, &bad.replace("nope", "pw"), None).unwrap();
+        let new = std::fs::read_to_string(&path).unwrap();
+        assert!(
+            new.starts_with(old) && new.contains("# my comment"),
+            "{new}"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    fn tempfile_dir() -> PathBuf {
+        let d = std::env::temp_dir().join(format!(
+            "dynhostd-ovh-test-{}-{:?}",
+            std::process::id(),
+            std::thread::current().id()
+        ));
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    #[test]
+    fn no_lock_file_means_no_agent() {
+        let d = tempfile_dir().join("nolock");
+        assert_eq!(reload_agent(&d).unwrap(), Reload::NoAgent);
+    }
+}
