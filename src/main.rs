@@ -207,7 +207,11 @@ async fn shutdown_signal() {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    dynhostd::logging::init(cli.verbose, cli.quiet);
+    // A DYNHOSTD_LOG that doesn't parse is a usage error, not a silent fallback.
+    if let Err(e) = dynhostd::logging::init(cli.verbose, cli.quiet) {
+        eprintln!("dynhostd: {e}");
+        return ExitCode::from(2);
+    }
     match dispatch(cli.command) {
         Ok(code) => code,
         Err(e) => {
