@@ -35,26 +35,33 @@ impl UnixTime {
     }
 }
 
-/// `1970-01-01 00:00:00 UTC`, computed without a calendar crate (Howard Hinnant's
-/// `civil_from_days`), for log lines and `status`.
-impl fmt::Display for UnixTime {
+impl UnixTime {
+    /// The proleptic Gregorian date, (year, month 1-12, day 1-31), and the second of that day:
+    /// Howard Hinnant's `civil_from_days`, so no calendar crate is needed.
     // Every intermediate is bounded by the day count (at most u64::MAX / 86400, far inside i64),
     // and the two that scale it saturate.
     #[allow(clippy::arithmetic_side_effects)]
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+    pub fn civil(self) -> (i64, u32, u32, u64) {
         let days = i64::try_from(self.0 / 86_400).unwrap_or(i64::MAX / 2);
-        let secs = self.0 % 86_400;
         let z = days.saturating_add(719_468);
         let era = z.div_euclid(146_097);
         let doe = z.rem_euclid(146_097);
         let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
         let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
         let mp = (5 * doy + 2) / 153;
-        let day = doy - (153 * mp + 2) / 5 + 1;
-        let month = if mp < 10 { mp + 3 } else { mp - 9 };
+        let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
+        let month = (if mp < 10 { mp + 3 } else { mp - 9 }) as u32;
         let year = yoe
             .saturating_add(era.saturating_mul(400))
             .saturating_add(i64::from(month <= 2));
+        (year, month, day, self.0 % 86_400)
+    }
+}
+
+/// `1970-01-01 00:00:00 UTC`, for log lines and `status`.
+impl fmt::Display for UnixTime {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (year, month, day, secs) = self.civil();
         write!(
             f,
             "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02} UTC",

@@ -849,6 +849,27 @@ fn validate_http(raw: RawHttp, ctx: &Ctx<'_>) -> Result<HttpConfig, ConfigError>
     Ok(http)
 }
 
+/// Extra trust anchors: a readable, bounded file (relative to the config) holding PEM
+/// certificates. Read here so a wrong one fails at start, not at the first update.
+pub(crate) fn validate_ca_file(
+    c: &Spanned<String>,
+    key: &str,
+    ctx: &Ctx<'_>,
+    base: &Path,
+) -> Result<PathBuf, ConfigError> {
+    let path = base.join(c.get_ref());
+    let text = crate::fsread::read_to_string(&path, crate::fsread::CA_CAP)
+        .map_err(|e| ctx.err(c, key, e.to_string()))?;
+    if !text.contains("-----BEGIN CERTIFICATE-----") {
+        return Err(ctx.err(
+            c,
+            key,
+            format!("{} holds no PEM certificate", path.display()),
+        ));
+    }
+    Ok(path)
+}
+
 /// A hook program: an absolute (or config-relative) path to an executable file. It is run
 /// directly, never through a shell.
 fn validate_exec(
@@ -1090,19 +1111,7 @@ fn validate_host(
 
     let ca_file = match &raw.ca_file {
         None => None,
-        Some(c) => {
-            let path = base.join(c.get_ref());
-            let text = crate::fsread::read_to_string(&path, crate::fsread::CA_CAP)
-                .map_err(|e| ctx.err(c, &key("ca_file"), e.to_string()))?;
-            if !text.contains("-----BEGIN CERTIFICATE-----") {
-                return Err(ctx.err(
-                    c,
-                    &key("ca_file"),
-                    format!("{} holds no PEM certificate", path.display()),
-                ));
-            }
-            Some(path)
-        }
+        Some(c) => Some(validate_ca_file(c, &key("ca_file"), ctx, base)?),
     };
 
     let exec = match &raw.exec {

@@ -168,19 +168,12 @@ pub(crate) fn validate(
         .map(|f| base.join(f.get_ref()));
     let ca_file = match &raw.ca_file {
         None => None,
-        Some(c) => {
-            let path = base.join(c.get_ref());
-            let text = crate::fsread::read_to_string(&path, crate::fsread::CA_CAP)
-                .map_err(|e| ctx.err(c, &key("ca_file"), e.to_string()))?;
-            if !text.contains("-----BEGIN CERTIFICATE-----") {
-                return Err(ctx.err(
-                    c,
-                    &key("ca_file"),
-                    format!("{} holds no PEM certificate", path.display()),
-                ));
-            }
-            Some(path)
-        }
+        Some(c) => Some(crate::config::validate_ca_file(
+            c,
+            &key("ca_file"),
+            ctx,
+            base,
+        )?),
     };
     Ok(OvhApiConfig {
         endpoint,
