@@ -576,16 +576,9 @@ impl Signal {
 
 /// Whether some enabled record is built from a neighbour entry.
 fn follows_neighbours(config: &Config) -> bool {
-    use crate::wan::policy::{AddressSource, HostPart};
-    config.enabled_hosts().any(|h| {
-        matches!(
-            h.source(crate::record::Family::V6),
-            AddressSource::Prefix {
-                host: HostPart::Neighbour(_),
-                ..
-            }
-        )
-    })
+    config
+        .enabled_hosts()
+        .any(|h| h.source(crate::record::Family::V6).uses_neighbours())
 }
 
 /// SIGHUP: the configuration again, or None (logged) when it can't be used; the running one
@@ -676,7 +669,7 @@ pub async fn update_once(
     let covered = |f| opts.ips.iter().any(|ip| crate::record::Family::of(ip) == f);
     let needs_kernel = dc.records.iter().any(|r| !covered(r.key.family));
     let view = if needs_kernel {
-        NetView::from_snapshot(netlink::snapshot().await?)
+        NetView::from_snapshot(netlink::snapshot(follows_neighbours(config)).await?)
     } else {
         NetView::default()
     };
@@ -740,7 +733,8 @@ pub async fn detect(
     records: &[(RecordKey, crate::wan::policy::AddressSource)],
 ) -> Result<crate::report::Detection, AgentError> {
     use crate::record::Family;
-    let view = NetView::from_snapshot(netlink::snapshot().await?);
+    let neighbours = records.iter().any(|(_, source)| source.uses_neighbours());
+    let view = NetView::from_snapshot(netlink::snapshot(neighbours).await?);
     let mut d = crate::report::detect(&view, interface, policy);
     d.http_mode = detect.mode.name();
     let detector = PublicIpDetector::new(detect, policy.clone());

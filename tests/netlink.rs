@@ -109,7 +109,7 @@ impl Watcher {
     async fn settles(&mut self) {
         let deadline = Instant::now() + TIMEOUT;
         loop {
-            let fresh = comparable(&NetView::from_snapshot(snapshot().await.unwrap()));
+            let fresh = comparable(&NetView::from_snapshot(snapshot(false).await.unwrap()));
             let ours = comparable(&self.view);
             if ours == fresh {
                 return;
@@ -561,7 +561,7 @@ fn snapshot_matches_what_ip_shows() {
         sh("ip route add default via 192.0.2.1 metric 10");
         sh("ip route add default dev ppp0 metric 20");
         sh("ip -6 route add default via 2001:db8:1::1 dev wan0");
-        let snap = rt().block_on(snapshot()).unwrap();
+        let snap = rt().block_on(snapshot(true)).unwrap();
 
         let links: serde_json::Value = serde_json::from_str(&sh("ip -j link show")).unwrap();
         let mut want_links: Vec<(u32, String, bool, bool)> = links

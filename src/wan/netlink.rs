@@ -80,12 +80,12 @@ const GROUPS: [MulticastGroup; 5] = [
 const RT_TABLE_MAIN: u32 = RouteHeader::RT_TABLE_MAIN as u32;
 
 /// One full dump of links, addresses and default routes (for `dynhostd detect` and `dynhostd update`).
-pub async fn snapshot() -> Result<NetSnapshot, NetlinkError> {
+pub async fn snapshot(neighbours: bool) -> Result<NetSnapshot, NetlinkError> {
     let (conn, mut handle, _unsolicited) = rtnetlink::new_connection()?;
     // The connection is a future that drives the socket; poll it alongside the dump instead of
     // spawning it, so it ends with this call (and works on any runtime flavour).
     tokio::select! {
-        snap = dump_snapshot(&mut handle) => snap,
+        snap = dump_snapshot(&mut handle, neighbours) => snap,
         () = conn => Err(NetlinkError::Closed),
     }
 }
@@ -113,7 +113,7 @@ pub async fn watch(opts: WatchOptions, tx: mpsc::Sender<NetEvent>) -> Result<(),
     // connection's request side stays open for the watcher's lifetime.
     let _handle = handle;
     tokio::select! {
-        res = forward(&mut messages, &tx) => res,
+        res = forward(&mut messages, &tx, opts.neighbours) => res,
         () = conn => Err(NetlinkError::Closed),
     }
 }
@@ -128,10 +128,11 @@ type Unsolicited = futures::channel::mpsc::UnboundedReceiver<(
 async fn forward(
     messages: &mut Unsolicited,
     tx: &mpsc::Sender<NetEvent>,
+    neighbours: bool,
 ) -> Result<(), NetlinkError> {
     let mut routes = RouteTracker::default();
     loop {
-        let snap = snapshot().await?;
+        let snap = snapshot(neighbours).await?;
         debug!(
             links = snap.links.len(),
             addrs = snap.addrs.len(),
@@ -247,7 +248,9 @@ impl RouteTracker {
 
 /// Dumps links, then addresses, then IPv4 and IPv6 routes (one dump at a time: the kernel
 /// answers EBUSY to a second concurrent dump on the same socket).
-async fn dump_snapshot(handle: &mut Handle) -> Result<NetSnapshot, NetlinkError> {
+/// The neighbour table only when asked (`neighbours`): nothing else needs it, and some netlink
+/// layers (qemu's user-mode emulation) cannot dump it.
+async fn dump_snapshot(handle: &mut Handle, neighbours: bool) -> Result<NetSnapshot, NetlinkError> {
     let mut snap = NetSnapshot::default();
     for msg in dump(handle, RouteNetlinkMessage::GetLink(LinkMessage::default())).await? {
         if let RouteNetlinkMessage::NewLink(m) = msg {
@@ -264,11 +267,13 @@ async fn dump_snapshot(handle: &mut Handle) -> Result<NetSnapshot, NetlinkError>
             snap.addrs.extend(address(&m));
         }
     }
-    let mut req = NeighbourMessage::default();
-    req.header.family = AddressFamily::Inet6;
-    for msg in dump(handle, RouteNetlinkMessage::GetNeighbour(req)).await? {
-        if let RouteNetlinkMessage::NewNeighbour(m) = msg {
-            snap.neighbours.extend(neighbour(&m));
+    if neighbours {
+        let mut req = NeighbourMessage::default();
+        req.header.family = AddressFamily::Inet6;
+        for msg in dump(handle, RouteNetlinkMessage::GetNeighbour(req)).await? {
+            if let RouteNetlinkMessage::NewNeighbour(m) = msg {
+                snap.neighbours.extend(neighbour(&m));
+            }
         }
     }
     for family in [AddressFamily::Inet, AddressFamily::Inet6] {

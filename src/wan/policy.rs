@@ -465,6 +465,17 @@ pub enum AddressSource {
 }
 
 impl AddressSource {
+    /// Whether it needs the kernel's neighbour table (followed only then).
+    pub fn uses_neighbours(&self) -> bool {
+        matches!(
+            self,
+            AddressSource::Prefix {
+                host: HostPart::Neighbour(_),
+                ..
+            }
+        )
+    }
+
     /// The interface it reads, None for the `[wan]` one.
     pub fn interface(&self) -> Option<&str> {
         match self {
