@@ -1447,6 +1447,18 @@ fn validate_hostname(s: &str) -> Result<String, String> {
     }
 }
 
+/// Whether the URL's host is this machine (`localhost`, 127.0.0.0/8, `[::1]`): the one place
+/// plain http is allowed.
+pub(crate) fn is_loopback_host(url: &Url) -> bool {
+    let host = url.host_str().unwrap_or("");
+    host == "localhost"
+        || host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
 /// https only; plain http is accepted for loopback (a local relay or a test server).
 fn validate_server(s: &str) -> Result<Url, String> {
     let url = Url::parse(s).map_err(|e| format!("{s:?} is not a URL: {e}"))?;
@@ -1454,12 +1466,7 @@ fn validate_server(s: &str) -> Result<Url, String> {
         return Err("put the credentials in login/password, not in the URL".into());
     }
     let host = url.host_str().unwrap_or("");
-    let loopback = host == "localhost"
-        || host
-            .trim_start_matches('[')
-            .trim_end_matches(']')
-            .parse::<IpAddr>()
-            .is_ok_and(|ip| ip.is_loopback());
+    let loopback = is_loopback_host(&url);
     match url.scheme() {
         "https" => {}
         "http" if loopback => {}

@@ -7,7 +7,6 @@ use crate::config::{ConfigError, Ctx, SecretSource, missing_secret, secret_sourc
 use reqwest::Url;
 use serde::Deserialize;
 use std::fmt;
-use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use toml::Spanned;
 
@@ -200,12 +199,7 @@ fn validate_endpoint(s: &str) -> Result<Url, String> {
         ));
     }
     let host = url.host_str().unwrap_or("");
-    let loopback = host == "localhost"
-        || host
-            .trim_start_matches('[')
-            .trim_end_matches(']')
-            .parse::<IpAddr>()
-            .is_ok_and(|ip| ip.is_loopback());
+    let loopback = crate::config::is_loopback_host(&url);
     match url.scheme() {
         "https" if !host.is_empty() => {}
         "http" if loopback => {}
