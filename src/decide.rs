@@ -1,18 +1,13 @@
 //! The decision core: a plain struct fed by events, with time passed in, that answers with what
-//! to do next. No sockets, no clocks, no tokio, so every timing rule is a unit test.
+//! to do next. No sockets, no clocks, no tokio, so every timing rule is a unit test. Timers are
+//! not actions: the shell asks [`Decider::next_wake`] after every event and sleeps until then,
+//! so an idle agent has no timer at all.
 //!
-//! It owns the debounce deadline, the view of the WAN, each record's state (published address,
-//! back-off, stop reason) and the rule "update only when the routable address really changed"
-//! (Bali Dynamic DNS's "Update IP in database if necessary"). Timers are not actions: the shell
-//! asks [`Decider::next_wake`] after every event and sleeps until then, so an idle agent has
-//! no timer at all.
-//!
-//! # Layout
 //! - this file: the dispatcher. It folds kernel events into the WAN view, restarts the debounce
 //!   only for a real change, and runs each record's machine against what counts now.
 //! - [`record`]: one record's phase (idle, held, verifying, pushing, backing off, stopped).
 //! - [`detect`]: HTTP detection of one family's address while the WAN is behind NAT.
-//! - [`crate::clock`]: [`Now`], one moment on both clocks, and how saved times are trusted.
+//! - [`control`]: what the control socket asks (`retry`, `update --ip`, live `status`).
 
 // Deadlines are built with saturating helpers ([`crate::clock::later`], [`Now::after`]); a plain
 // `Instant + Duration` could panic on a hostile state file.
@@ -32,9 +27,8 @@ use crate::wan::policy::{self, AddressPolicy, AddressSource, WanChoice};
 use crate::wan::{NetEvent, NetView};
 use detect::Detection;
 pub use record::PROPAGATION_GRACE;
-use record::Phase;
-use record::{Record, Step};
-use std::collections::BTreeMap;
+use record::{Phase, Record, Step};
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 use tracing::{debug, info, warn};
@@ -72,7 +66,6 @@ pub struct RecordSpec {
     pub key: RecordKey,
     /// `HostConfig::fingerprint()`: a stop is lifted when it changes.
     pub fingerprint: String,
-    /// Where its address comes from.
     pub source: AddressSource,
 }
 
@@ -190,9 +183,9 @@ pub struct Decider {
     others: BTreeMap<RecordKey, PublishedRecord>,
     /// Records a reload removed while their request was out: the reply is still recorded.
     orphans: BTreeMap<RecordKey, Record>,
-    /// The quiet period after a real WAN change, and when its burst began (the bound).
-    debounce_until: Option<Instant>,
-    burst_start: Option<Instant>,
+    /// After a real WAN change: the end of the quiet period, and when the burst began (for
+    /// [`debounce_bound`]).
+    burst: Option<(Instant, Instant)>,
     /// False until the first full dump arrived.
     have_view: bool,
     /// Addresses given by the caller (`update --ip`), which replace the interface's.
@@ -225,8 +218,7 @@ impl Decider {
             records: BTreeMap::new(),
             others: state.records,
             orphans: BTreeMap::new(),
-            debounce_until: None,
-            burst_start: None,
+            burst: None,
             have_view: false,
             overrides: BTreeMap::new(),
             chosen: BTreeMap::new(),
@@ -266,11 +258,10 @@ impl Decider {
         let wan_changed = match ev {
             Event::Net(net) => return self.on_net(net, now),
             Event::Timer => {
-                let settled = self.debounce_until.is_some_and(|t| t <= now.mono);
+                let settled = self.burst.is_some_and(|(t, _)| t <= now.mono);
                 if settled {
                     debug!("WAN settled: deciding");
-                    self.debounce_until = None;
-                    self.burst_start = None;
+                    self.burst = None;
                 }
                 settled
             }
@@ -295,8 +286,7 @@ impl Decider {
                 for rec in self.records.values_mut() {
                     rec.check_now(now);
                 }
-                self.debounce_until = None;
-                self.burst_start = None;
+                self.burst = None;
                 true
             }
             Event::Outcome { key, ip, reply } => {
@@ -348,8 +338,7 @@ impl Decider {
         for det in self.nat.values_mut() {
             det.want();
         }
-        self.debounce_until = None;
-        self.burst_start = None;
+        self.burst = None;
         self.decide(true, now)
     }
 
@@ -369,7 +358,7 @@ impl Decider {
     /// sent the same way; a failure now backs off as usual and ends the pass.
     pub fn decide_now(&mut self, now: Now, force: bool) -> Vec<Action> {
         self.last_now = now;
-        self.debounce_until = None;
+        self.burst = None;
         self.mode = Mode::Update { force };
         let mut save = false;
         for rec in self.records.values_mut() {
@@ -386,13 +375,13 @@ impl Decider {
     /// deadlines after the last event count: anything due by then was acted on, or cannot be
     /// (nothing to publish), and must not spin the shell.
     pub fn next_wake(&self) -> Option<Instant> {
-        let after = |t: &Instant| *t > self.last_now.mono;
-        let records = self.records.values().filter_map(|r| r.deadline(&self.cfg));
-        let checks = self.nat.values().filter_map(Detection::deadline);
-        match self.debounce_until {
-            Some(t) => Some(t),
-            None => records.chain(checks).filter(after).min(),
+        if let Some((quiet_until, _)) = self.burst {
+            return Some(quiet_until);
         }
+        let records = self.records.values().filter_map(|r| r.wake(&self.cfg));
+        let checks = self.nat.values().filter_map(Detection::deadline);
+        let after = |t: &Instant| *t > self.last_now.mono;
+        records.map(|(t, _)| t).chain(checks).filter(after).min()
     }
 
     pub fn view(&self) -> &NetView {
@@ -448,20 +437,14 @@ impl Decider {
     /// What counts for the record `key` now: its source's address, or while its `[wan]` is
     /// behind NAT what the what's-my-IP sources last agreed on.
     pub fn current_choice(&self, key: &RecordKey) -> WanChoice {
-        let source = self.source_of(key);
+        let source = self.records.get(key).map(|r| r.spec.source.clone());
+        let source = source.unwrap_or_default();
         match self.nat.get(&key.family) {
             Some(det) if source == AddressSource::Wan => {
                 det.public.map_or(WanChoice::BehindNat, WanChoice::Public)
             }
             _ => self.source_choice(key.family, &source),
         }
-    }
-
-    fn source_of(&self, key: &RecordKey) -> AddressSource {
-        self.records
-            .get(key)
-            .map(|r| r.spec.source.clone())
-            .unwrap_or_default()
     }
 
     /// The signature of every interface some record follows.
@@ -486,13 +469,13 @@ impl Decider {
         if self.signature() != before {
             // A real change restarts the quiet period (a redial removes and re-adds everything,
             // and only the state at the end of it matters), within the burst's bound.
-            let start = *self.burst_start.get_or_insert(now.mono);
+            let start = self.burst.map_or(now.mono, |(_, start)| start);
             let bound = later(start, debounce_bound(self.cfg.debounce));
-            self.debounce_until = Some(now.after(self.cfg.debounce).min(bound));
+            self.burst = Some((now.after(self.cfg.debounce).min(bound), start));
             return Vec::new();
         }
         // No change; but a deadline that passed while this event was read must be acted on.
-        if self.debounce_until.is_none() {
+        if self.burst.is_none() {
             debug!("WAN unchanged: deciding");
         }
         self.decide(false, now)
@@ -512,34 +495,22 @@ impl Decider {
     /// after a real change (or this is the start, or check-now), so a public address found over
     /// HTTP before may be stale.
     fn decide(&mut self, wan_changed: bool, now: Now) -> Vec<Action> {
-        if self.debounce_until.is_some() || !self.have_view {
+        if self.burst.is_some() || !self.have_view {
             return Vec::new();
         }
         let mut actions = Vec::new();
         for family in Family::ALL {
             // Each source is resolved once; a record follows only its own.
-            let sources: std::collections::BTreeSet<AddressSource> = self
-                .records
-                .values()
-                .filter(|r| r.spec.key.family == family)
+            let in_family = |r: &&Record| r.spec.key.family == family;
+            let sources: BTreeSet<AddressSource> = (self.records.values().filter(in_family))
                 .map(|r| r.spec.source.clone())
                 .collect();
             for source in sources {
-                let choice = if source == AddressSource::Wan {
-                    self.wan_decision(family, wan_changed, now, &mut actions)
-                } else {
-                    let choice = self.source_choice(family, &source);
-                    if let WanChoice::Public(ip) = choice {
-                        self.chosen.insert((family, source.clone()), ip);
+                let choice = self.choose(family, &source, wan_changed, now, &mut actions);
+                for rec in self.records.values_mut() {
+                    if rec.spec.key.family != family || rec.spec.source != source {
+                        continue;
                     }
-                    self.note_choice(family, &source, choice, false);
-                    choice
-                };
-                for rec in self
-                    .records
-                    .values_mut()
-                    .filter(|r| r.spec.key.family == family && r.spec.source == source)
-                {
                     match rec.step(choice.public(), &self.cfg, self.mode, now) {
                         Step::None => {}
                         Step::Verify => actions.push(Action::Verify {
@@ -553,17 +524,19 @@ impl Decider {
         actions
     }
 
-    /// What the `[wan]` offers for `family`: its own address, or while behind NAT what HTTP
+    /// What `source` offers for `family`. For the `[wan]` behind NAT, that is what HTTP
     /// detection found (starting a detection when one is due).
-    fn wan_decision(
+    fn choose(
         &mut self,
         family: Family,
+        source: &AddressSource,
         wan_changed: bool,
         now: Now,
         actions: &mut Vec<Action>,
     ) -> WanChoice {
-        let iface = self.wan_choice(family);
-        let via_http = self.needs_http(family, iface);
+        let iface = self.source_choice(family, source);
+        let wan = *source == AddressSource::Wan;
+        let via_http = wan && self.needs_http(family, iface);
         let choice = if via_http {
             let bind = policy::bind_address(&self.view, self.cfg.wan_interface.as_deref(), family);
             let det = self.nat.entry(family).or_insert_with(Detection::new);
@@ -575,47 +548,36 @@ impl Decider {
             }
             det.public.map_or(WanChoice::BehindNat, WanChoice::Public)
         } else {
-            // Out of NAT (or detection off): no more re-checks.
-            self.nat.remove(&family);
+            if wan {
+                // Out of NAT (or detection off): no more re-checks.
+                self.nat.remove(&family);
+            }
             if let WanChoice::Public(ip) = iface {
-                self.chosen.insert((family, AddressSource::Wan), ip);
+                self.chosen.insert((family, source.clone()), ip);
             }
             iface
         };
-        self.note_choice(family, &AddressSource::Wan, choice, via_http);
+        let seen = (choice, via_http);
+        if self.last_choice.insert((family, source.clone()), seen) != Some(seen) {
+            self.log_choice(family, source, choice, via_http);
+        }
         choice
     }
 
-    fn note_choice(
-        &mut self,
-        family: Family,
-        source: &AddressSource,
-        choice: WanChoice,
-        via_http: bool,
-    ) {
-        let seen = (choice, via_http);
-        if self.last_choice.insert((family, source.clone()), seen) == Some(seen) {
-            return;
-        }
+    fn log_choice(&self, family: Family, source: &AddressSource, choice: WanChoice, http: bool) {
         if *source != AddressSource::Wan {
-            match choice {
+            return match choice {
                 WanChoice::Public(ip) => info!(%family, "{source} gives {ip}"),
                 _ => info!(
                     %family,
                     "{source} gives no usable address: nothing to publish (`dynhostd detect` says why)"
                 ),
-            }
-            return;
+            };
         }
-        let wan = self
-            .view
-            .wan_link(self.cfg.wan_interface.as_deref())
-            .map(|l| l.name.clone());
-        let wan = wan.as_deref().unwrap_or(match &self.cfg.wan_interface {
-            Some(name) => name.as_str(),
-            None => "(no default route)",
-        });
-        match (choice, via_http) {
+        let configured = self.cfg.wan_interface.as_deref();
+        let link = self.view.wan_link(configured).map(|l| l.name.as_str());
+        let wan = link.or(configured).unwrap_or("(no default route)");
+        match (choice, http) {
             (WanChoice::Public(ip), false) => info!(%family, wan, "WAN address is {ip}"),
             (WanChoice::Public(ip), true) => {
                 info!(%family, wan, "public address is {ip} (HTTP detection)")
@@ -636,23 +598,20 @@ impl Decider {
 
     fn on_outcome(&mut self, key: RecordKey, ip: IpAddr, reply: Reply, now: Now) -> Vec<Action> {
         let unit = self.next_unit();
-        let mut actions = vec![Action::Save];
-        if let Some(rec) = self.records.get_mut(&key) {
-            actions.extend(
-                rec.outcome(ip, reply, &self.cfg, now, unit)
-                    .map(Action::Hook),
-            );
-        } else if let Some(mut rec) = self.orphans.remove(&key) {
-            // Removed by a reload while out: its reply (an abuse stop, say) is still kept.
-            actions.extend(
-                rec.outcome(ip, reply, &self.cfg, now, unit)
-                    .map(Action::Hook),
-            );
-            self.others.insert(key, rec.saved(now));
-        } else {
+        // Removed by a reload while out: its reply (an abuse stop, say) is still kept.
+        let mut orphan = self.orphans.remove(&key);
+        let Some(rec) = self.records.get_mut(&key).or(orphan.as_mut()) else {
             debug!(record = %key, "outcome for a record no longer kept");
+            return vec![Action::Save];
+        };
+        let hook = rec.outcome(ip, reply, &self.cfg, now, unit);
+        if let Some(rec) = orphan {
+            self.others.insert(key, rec.saved(now));
         }
-        actions
+        [Action::Save]
+            .into_iter()
+            .chain(hook.map(Action::Hook))
+            .collect()
     }
 
     /// xorshift64*: jitter only, no need for a real RNG.

@@ -2,8 +2,7 @@
 //! agent. Lift the stops of named hosts (`dynhostd retry`), take addresses a client hands over
 //! (`dynhostd update --ip` while an agent runs) and decide now, and a live snapshot of every
 //! record for `dynhostd status`: its phase, the request in flight, the next wake-up and why.
-//!
-//! One `impl Decider` block over the core's own fields, so it moves with the core as one file.
+//! It is an `impl Decider` block over the core's own fields, so it moves with the core.
 
 use super::record::Phase as RecordPhase;
 use super::{Action, Decider, Now};
@@ -34,10 +33,15 @@ pub struct NotOnWan {
     pub wan: Option<IpAddr>,
 }
 
-fn wake(reason: WakeReason, at: Instant, now: Instant) -> Wake {
-    Wake {
-        reason,
-        in_ms: u64::try_from(at.saturating_duration_since(now).as_millis()).unwrap_or(u64::MAX),
+/// A record's phase as `status` shows it.
+fn wire(phase: &RecordPhase) -> Phase {
+    match phase {
+        RecordPhase::Idle => Phase::Idle,
+        RecordPhase::Held => Phase::Held,
+        RecordPhase::Verifying => Phase::Verifying,
+        RecordPhase::Pushing(_) => Phase::Pushing,
+        RecordPhase::BackingOff { .. } => Phase::BackingOff,
+        RecordPhase::Stopped(_) => Phase::Stopped,
     }
 }
 
@@ -56,12 +60,9 @@ impl Decider {
         }
         self.last_now = now;
         let named = |k: &RecordKey| hostnames.is_empty() || hostnames.contains(&k.hostname);
-        let mut lifted = Vec::new();
-        for (key, rec) in self.records.iter_mut() {
-            if named(key) && rec.lift() {
-                lifted.push(key.clone());
-            }
-        }
+        let lifted: Vec<RecordKey> = (self.records.iter_mut())
+            .filter_map(|(k, r)| (named(k) && r.lift()).then(|| k.clone()))
+            .collect();
         let mut actions = Vec::new();
         if !lifted.is_empty() {
             actions.push(Action::Save);
@@ -90,64 +91,40 @@ impl Decider {
             }
         }
         self.last_now = now;
-        self.debounce_until = None;
-        self.burst_start = None;
+        self.burst = None;
         Ok(self.decide(false, now))
     }
 
     /// The live picture of every kept record, and the agent's next wake-up with its reason.
     pub fn live_status(&self, now: Now) -> LiveStatus {
-        let debounce = self.debounce_until.map(|t| (t, WakeReason::Debounce));
-        let detect = |f: &Family| {
-            let d = self.nat.get(f)?.deadline()?;
-            Some((d, WakeReason::Detect))
+        let wake = |(at, reason): (Instant, WakeReason)| {
+            let in_ms = at.saturating_duration_since(now.mono).as_millis();
+            Wake {
+                reason,
+                in_ms: u64::try_from(in_ms).unwrap_or(u64::MAX),
+            }
         };
-        let mut soonest = [debounce]
-            .into_iter()
-            .chain(self.nat.keys().map(detect))
+        let debounce = self.burst.map(|(t, _)| (t, WakeReason::Debounce));
+        let detect = |f: &Family| Some((self.nat.get(f)?.deadline()?, WakeReason::Detect));
+        let mut soonest = self
+            .nat
+            .keys()
+            .map(detect)
+            .chain([debounce])
             .flatten()
             .min();
         let mut records = Vec::new();
         for (key, rec) in &self.records {
-            let (phase, own) = match &rec.phase {
-                RecordPhase::Idle => {
-                    let refresh = rec.refresh_at(&self.cfg).map(|t| (t, WakeReason::Refresh));
-                    let verify = rec.verify_at(&self.cfg).map(|t| (t, WakeReason::Verify));
-                    (Phase::Idle, refresh.into_iter().chain(verify).min())
-                }
-                RecordPhase::Held => (
-                    Phase::Held,
-                    rec.hold_end(&self.cfg)
-                        .map(|t| (t, WakeReason::MinInterval)),
-                ),
-                RecordPhase::Verifying => (Phase::Verifying, None),
-                RecordPhase::Pushing(_) => (Phase::Pushing, None),
-                RecordPhase::BackingOff { until, asked } => {
-                    let why = if *asked {
-                        WakeReason::RetryAfter
-                    } else {
-                        WakeReason::Backoff
-                    };
-                    (Phase::BackingOff, Some((*until, why)))
-                }
-                RecordPhase::Stopped(_) => (Phase::Stopped, None),
-            };
+            let phase = wire(&rec.phase);
             // Nothing but an outcome or a person wakes a record that is out or stopped.
             let next = match phase {
                 Phase::Pushing | Phase::Stopped => None,
-                _ => [own, debounce, detect(&key.family)]
+                _ => [rec.wake(&self.cfg), debounce, detect(&key.family)]
                     .into_iter()
                     .flatten()
                     .min(),
             };
             soonest = soonest.into_iter().chain(next).min();
-            let stopped = match &rec.phase {
-                RecordPhase::Stopped(s) => Some(StopInfo {
-                    reason: s.reason.clone(),
-                    fix: s.fix.clone(),
-                }),
-                _ => None,
-            };
             records.push(LiveRecord {
                 hostname: key.hostname.clone(),
                 record: key.family.record_type().to_string(),
@@ -157,13 +134,19 @@ impl Decider {
                 in_flight: rec.in_flight().map(|f| f.ip),
                 failures: rec.facts.failures,
                 last_reply: rec.facts.last_reply.clone(),
-                next: next.map(|(t, r)| wake(r, t, now.mono)),
-                stopped,
+                next: next.map(wake),
+                stopped: match &rec.phase {
+                    RecordPhase::Stopped(s) => Some(StopInfo {
+                        reason: s.reason.clone(),
+                        fix: s.fix.clone(),
+                    }),
+                    _ => None,
+                },
             });
         }
         LiveStatus {
             records,
-            next_wake: soonest.map(|(t, r)| wake(r, t, now.mono)),
+            next_wake: soonest.map(wake),
         }
     }
 }
