@@ -27,7 +27,7 @@ use crate::wan::policy::{self, AddressPolicy, AddressSource, WanChoice};
 use crate::wan::{NetEvent, NetView};
 use detect::Detection;
 pub use record::PROPAGATION_GRACE;
-use record::{Phase, Record, Step};
+use record::Record;
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
@@ -239,14 +239,11 @@ impl Decider {
         for spec in &self.cfg.records {
             let saved = self.others.remove(&spec.key).unwrap_or_default();
             if let Some(ip) = saved.published {
-                self.chosen
-                    .entry((spec.key.family, spec.source.clone()))
-                    .or_insert(ip);
+                let source = (spec.key.family, spec.source.clone());
+                self.chosen.entry(source).or_insert(ip);
             }
-            records.insert(
-                spec.key.clone(),
-                Record::from_saved(spec.clone(), saved, &self.cfg, now),
-            );
+            let rec = Record::from_saved(spec.clone(), saved, &self.cfg, now);
+            records.insert(spec.key.clone(), rec);
         }
         self.records = records;
     }
@@ -256,7 +253,27 @@ impl Decider {
         self.last_now = now;
         let mut actions = Vec::new();
         let wan_changed = match ev {
-            Event::Net(net) => return self.on_net(net, now),
+            Event::Net(net) => {
+                let first = matches!(net, NetEvent::Snapshot(_)) && !self.have_view;
+                let before = self.signature();
+                self.view.apply(net);
+                if first {
+                    // The state at start is not a burst: decide at once.
+                    self.have_view = true;
+                } else if self.signature() != before {
+                    // A real change restarts the quiet period (a redial removes and re-adds
+                    // everything, and only the state at the end of it matters), within the
+                    // burst's bound.
+                    let start = self.burst.map_or(now.mono, |(_, start)| start);
+                    let bound = later(start, debounce_bound(self.cfg.debounce));
+                    self.burst = Some((now.after(self.cfg.debounce).min(bound), start));
+                    return Vec::new();
+                } else if self.burst.is_none() {
+                    // No change; but a deadline that passed while this was read is acted on.
+                    debug!("WAN unchanged: deciding");
+                }
+                first
+            }
             Event::Timer => {
                 let settled = self.burst.is_some_and(|(t, _)| t <= now.mono);
                 if settled {
@@ -268,7 +285,7 @@ impl Decider {
             Event::Public { family, ip } => {
                 let unit = self.next_unit();
                 if let Some(det) = self.nat.get_mut(&family) {
-                    det.answer(ip, self.cfg.detect.interval, &self.cfg.backoff, now, unit);
+                    det.answer(ip, &self.cfg, now, unit);
                 }
                 false
             }
@@ -290,7 +307,20 @@ impl Decider {
                 true
             }
             Event::Outcome { key, ip, reply } => {
-                actions.extend(self.on_outcome(key, ip, reply, now));
+                let unit = self.next_unit();
+                actions.push(Action::Save);
+                // Removed by a reload while out: its reply (an abuse stop, say) is still kept.
+                let mut orphan = self.orphans.remove(&key);
+                match self.records.get_mut(&key).or(orphan.as_mut()) {
+                    Some(rec) => {
+                        let hook = rec.outcome(ip, reply, &self.cfg, now, unit);
+                        actions.extend(hook.map(Action::Hook));
+                    }
+                    None => debug!(record = %key, "outcome for a record no longer kept"),
+                }
+                if let Some(rec) = orphan {
+                    self.others.insert(key, rec.saved(now));
+                }
                 false
             }
         };
@@ -309,24 +339,20 @@ impl Decider {
         cancelled: &[RecordKey],
         now: Now,
     ) -> Vec<Action> {
-        self.last_now = now;
-        let mut flights = BTreeMap::new();
+        let mut flights = Vec::new();
         let orphans = std::mem::take(&mut self.orphans);
         for (key, rec) in std::mem::take(&mut self.records).into_iter().chain(orphans) {
-            if let Some(f) = rec
-                .in_flight()
-                .filter(|_| !cancelled.contains(&key))
-                .cloned()
-            {
-                flights.insert(key.clone(), (f, rec.clone()));
+            self.others.insert(key.clone(), rec.saved(now));
+            if rec.in_flight().is_some() && !cancelled.contains(&key) {
+                flights.push((key, rec));
             }
-            self.others.insert(key, rec.saved(now));
         }
         self.cfg = cfg;
         self.build_records(now);
-        for (key, (flight, old)) in flights {
+        for (key, old) in flights {
             match self.records.get_mut(&key) {
-                Some(rec) if !rec.is_stopped() => rec.phase = Phase::Pushing(flight),
+                // Still `Pushing` with the entry it was sent with.
+                Some(rec) if !rec.is_stopped() => rec.phase = old.phase,
                 Some(_) => {}
                 None => {
                     self.others.remove(&key);
@@ -357,7 +383,6 @@ impl Decider {
     /// decider stays in that mode, so a public address found by HTTP detection afterwards is
     /// sent the same way; a failure now backs off as usual and ends the pass.
     pub fn decide_now(&mut self, now: Now, force: bool) -> Vec<Action> {
-        self.last_now = now;
         self.burst = None;
         self.mode = Mode::Update { force };
         let mut save = false;
@@ -407,11 +432,6 @@ impl Decider {
         self.records.get(key).map(|r| r.saved(self.last_now))
     }
 
-    /// What the WAN offers for `family` now.
-    pub fn wan_choice(&self, family: Family) -> WanChoice {
-        self.source_choice(family, &AddressSource::Wan)
-    }
-
     /// What `source` offers for `family` now, from the interfaces alone.
     pub fn source_choice(&self, family: Family, source: &AddressSource) -> WanChoice {
         // `update --ip` names the [wan]'s address; other sources keep reading their interface.
@@ -457,67 +477,37 @@ impl Decider {
         )
     }
 
-    fn on_net(&mut self, net: NetEvent, now: Now) -> Vec<Action> {
-        let first = matches!(net, NetEvent::Snapshot(_)) && !self.have_view;
-        let before = self.signature();
-        self.view.apply(net);
-        if first {
-            // The state at start is not a burst: decide at once.
-            self.have_view = true;
-            return self.decide(true, now);
-        }
-        if self.signature() != before {
-            // A real change restarts the quiet period (a redial removes and re-adds everything,
-            // and only the state at the end of it matters), within the burst's bound.
-            let start = self.burst.map_or(now.mono, |(_, start)| start);
-            let bound = later(start, debounce_bound(self.cfg.debounce));
-            self.burst = Some((now.after(self.cfg.debounce).min(bound), start));
-            return Vec::new();
-        }
-        // No change; but a deadline that passed while this event was read must be acted on.
-        if self.burst.is_none() {
-            debug!("WAN unchanged: deciding");
-        }
-        self.decide(false, now)
-    }
-
     /// Whether `family`'s address must come from HTTP detection, given what the interface offers.
     fn needs_http(&self, family: Family, iface: WanChoice) -> bool {
-        let wanted = self.records.values().any(|r| {
+        let detect = &self.cfg.detect;
+        let wanted = |r: &Record| {
             r.spec.key.family == family && r.spec.source == AddressSource::Wan && !r.is_stopped()
-        });
-        let possible =
-            self.cfg.detect.families.contains(&family) && !self.overrides.contains_key(&family);
-        wanted && possible && self.cfg.detect.mode.asks_http(iface)
+        };
+        // The records are walked last, only when detection could apply at all.
+        detect.mode.asks_http(iface)
+            && detect.families.contains(&family)
+            && !self.overrides.contains_key(&family)
+            && self.records.values().any(wanted)
     }
 
     /// Runs every record's machine against what counts now. `wan_changed`: the WAN just settled
     /// after a real change (or this is the start, or check-now), so a public address found over
     /// HTTP before may be stale.
     fn decide(&mut self, wan_changed: bool, now: Now) -> Vec<Action> {
+        self.last_now = now;
         if self.burst.is_some() || !self.have_view {
             return Vec::new();
         }
         let mut actions = Vec::new();
-        for family in Family::ALL {
-            // Each source is resolved once; a record follows only its own.
-            let in_family = |r: &&Record| r.spec.key.family == family;
-            let sources: BTreeSet<AddressSource> = (self.records.values().filter(in_family))
-                .map(|r| r.spec.source.clone())
-                .collect();
-            for source in sources {
-                let choice = self.choose(family, &source, wan_changed, now, &mut actions);
-                for rec in self.records.values_mut() {
-                    if rec.spec.key.family != family || rec.spec.source != source {
-                        continue;
-                    }
-                    match rec.step(choice.public(), &self.cfg, self.mode, now) {
-                        Step::None => {}
-                        Step::Verify => actions.push(Action::Verify {
-                            key: rec.spec.key.clone(),
-                        }),
-                        Step::Push(p) => actions.push(Action::Push(p)),
-                    }
+        // Each source is resolved once per family; a record follows only its own.
+        let sources: BTreeSet<(Family, AddressSource)> = (self.records.values())
+            .map(|r| (r.spec.key.family, r.spec.source.clone()))
+            .collect();
+        for (family, source) in sources {
+            let choice = self.choose(family, &source, wan_changed, now, &mut actions);
+            for rec in self.records.values_mut() {
+                if rec.spec.key.family == family && rec.spec.source == source {
+                    actions.extend(rec.step(choice.public(), &self.cfg, self.mode, now));
                 }
             }
         }
@@ -539,7 +529,7 @@ impl Decider {
         let via_http = wan && self.needs_http(family, iface);
         let choice = if via_http {
             let bind = policy::bind_address(&self.view, self.cfg.wan_interface.as_deref(), family);
-            let det = self.nat.entry(family).or_insert_with(Detection::new);
+            let det = self.nat.entry(family).or_insert_with(Detection::at_once);
             if wan_changed {
                 det.want();
             }
@@ -594,24 +584,6 @@ impl Decider {
                 info!(%family, wan, "the WAN has no routable address: nothing to publish (`dynhostd detect` says why)")
             }
         }
-    }
-
-    fn on_outcome(&mut self, key: RecordKey, ip: IpAddr, reply: Reply, now: Now) -> Vec<Action> {
-        let unit = self.next_unit();
-        // Removed by a reload while out: its reply (an abuse stop, say) is still kept.
-        let mut orphan = self.orphans.remove(&key);
-        let Some(rec) = self.records.get_mut(&key).or(orphan.as_mut()) else {
-            debug!(record = %key, "outcome for a record no longer kept");
-            return vec![Action::Save];
-        };
-        let hook = rec.outcome(ip, reply, &self.cfg, now, unit);
-        if let Some(rec) = orphan {
-            self.others.insert(key, rec.saved(now));
-        }
-        [Action::Save]
-            .into_iter()
-            .chain(hook.map(Action::Hook))
-            .collect()
     }
 
     /// xorshift64*: jitter only, no need for a real RNG.

@@ -8,7 +8,7 @@ use super::record::Phase as RecordPhase;
 use super::{Action, Decider, Now};
 pub use crate::control::{LiveRecord, LiveStatus, Phase, StopInfo, Wake, WakeReason};
 use crate::record::{Family, RecordKey};
-use crate::wan::policy;
+use crate::wan::policy::{self, AddressSource};
 use std::net::IpAddr;
 use std::time::Instant;
 
@@ -33,18 +33,6 @@ pub struct NotOnWan {
     pub wan: Option<IpAddr>,
 }
 
-/// A record's phase as `status` shows it.
-fn wire(phase: &RecordPhase) -> Phase {
-    match phase {
-        RecordPhase::Idle => Phase::Idle,
-        RecordPhase::Held => Phase::Held,
-        RecordPhase::Verifying => Phase::Verifying,
-        RecordPhase::Pushing(_) => Phase::Pushing,
-        RecordPhase::BackingOff { .. } => Phase::BackingOff,
-        RecordPhase::Stopped(_) => Phase::Stopped,
-    }
-}
-
 impl Decider {
     /// `dynhostd retry [HOSTNAME...]`: lifts the stop and any back-off of the named hosts' records
     /// (every record's with no names) and decides at once; `min_interval` still holds. Nothing
@@ -58,7 +46,6 @@ impl Decider {
         if !unknown.is_empty() {
             return Err(UnknownHosts(unknown));
         }
-        self.last_now = now;
         let named = |k: &RecordKey| hostnames.is_empty() || hostnames.contains(&k.hostname);
         let lifted: Vec<RecordKey> = (self.records.iter_mut())
             .filter_map(|(k, r)| (named(k) && r.lift()).then(|| k.clone()))
@@ -85,12 +72,11 @@ impl Decider {
             {
                 continue;
             }
-            let wan = self.wan_choice(family).public();
+            let wan = self.source_choice(family, &AddressSource::Wan).public();
             if wan != Some(*ip) {
                 return Err(NotOnWan { given: *ip, wan });
             }
         }
-        self.last_now = now;
         self.burst = None;
         Ok(self.decide(false, now))
     }
@@ -115,7 +101,17 @@ impl Decider {
             .min();
         let mut records = Vec::new();
         for (key, rec) in &self.records {
-            let phase = wire(&rec.phase);
+            let (phase, stopped) = match &rec.phase {
+                RecordPhase::Idle => (Phase::Idle, None),
+                RecordPhase::Held => (Phase::Held, None),
+                RecordPhase::Verifying => (Phase::Verifying, None),
+                RecordPhase::Pushing(_) => (Phase::Pushing, None),
+                RecordPhase::BackingOff { .. } => (Phase::BackingOff, None),
+                RecordPhase::Stopped(s) => {
+                    let (reason, fix) = (s.reason.clone(), s.fix.clone());
+                    (Phase::Stopped, Some(StopInfo { reason, fix }))
+                }
+            };
             // Nothing but an outcome or a person wakes a record that is out or stopped.
             let next = match phase {
                 Phase::Pushing | Phase::Stopped => None,
@@ -135,13 +131,7 @@ impl Decider {
                 failures: rec.facts.failures,
                 last_reply: rec.facts.last_reply.clone(),
                 next: next.map(wake),
-                stopped: match &rec.phase {
-                    RecordPhase::Stopped(s) => Some(StopInfo {
-                        reason: s.reason.clone(),
-                        fix: s.fix.clone(),
-                    }),
-                    _ => None,
-                },
+                stopped,
             });
         }
         LiveStatus {

@@ -4,7 +4,7 @@
 //! no deadline is kept twice. The saved form ([`PublishedRecord`]) is rendered from the phase,
 //! and read back at start with every deadline capped by its own rule.
 
-use super::{Mode, Push, RecordSpec, Rules};
+use super::{Action, Mode, Push, RecordSpec, Rules};
 use crate::clock::{Now, UnixTime, later};
 use crate::control::WakeReason;
 use crate::hook::{HookEvent, HookKind};
@@ -99,12 +99,8 @@ impl Record {
             }
         }
         // Published with no time, or further back than the monotonic clock reaches: long ago.
-        let confirmed = facts.published.map(|_| {
-            let at = facts
-                .published_at
-                .and_then(|at| now.instant_of(UnixTime(at)));
-            at.unwrap_or_else(|| long_ago(now))
-        });
+        let at = facts.published_at.and_then(|t| now.instant_of(UnixTime(t)));
+        let confirmed = facts.published.map(|_| at.unwrap_or(long_ago(now)));
         let known = facts.published.is_some() || matches!(phase, Phase::Stopped(_));
         Record {
             checked: known.then_some(now.mono),
@@ -203,16 +199,23 @@ impl Record {
         }
     }
 
-    /// What this record does given what counts for its family now (`None`: nothing to publish).
-    pub fn step(&mut self, choice: Option<IpAddr>, rules: &Rules, mode: Mode, now: Now) -> Step {
+    /// What this record does given what its source offers now (`choice` None: nothing to
+    /// publish); None: nothing to do now.
+    pub fn step(
+        &mut self,
+        choice: Option<IpAddr>,
+        rules: &Rules,
+        mode: Mode,
+        now: Now,
+    ) -> Option<Action> {
         match &self.phase {
-            Phase::Verifying | Phase::Pushing(_) | Phase::Stopped(_) => return Step::None,
-            Phase::BackingOff { until, .. } if *until > now.mono => return Step::None,
+            Phase::Verifying | Phase::Pushing(_) | Phase::Stopped(_) => return None,
+            Phase::BackingOff { until, .. } if *until > now.mono => return None,
             _ => {}
         }
         let Some(ip) = choice else {
             self.phase = Phase::Idle;
-            return Step::None;
+            return None;
         };
         let due = |t: Option<Instant>| t.is_some_and(|t| t <= now.mono);
         let previous = self.facts.published;
@@ -225,10 +228,11 @@ impl Record {
         let unknown = previous.is_none() && self.checked.is_none() && rules.verify.is_some();
         if unknown || quiet && mode == Mode::Agent && due(self.verify_at(rules)) {
             self.phase = Phase::Verifying;
-            return Step::Verify;
+            let key = self.spec.key.clone();
+            return Some(Action::Verify { key });
         } else if quiet {
             self.phase = Phase::Idle;
-            return Step::None;
+            return None;
         }
         let held = self.confirmed_plus(rules.min_interval);
         if let (true, Mode::Agent, Some(end)) = (changed, mode, held.filter(|t| *t > now.mono)) {
@@ -238,7 +242,7 @@ impl Record {
                     crate::config::format_duration(rules.min_interval), now.wall_of(end));
                 self.phase = Phase::Held;
             }
-            return Step::None;
+            return None;
         }
         if !changed && refresh && !force {
             info!(record = %self.spec.key, "refreshing {ip}: unchanged for {}", crate::config::format_duration(rules.refresh));
@@ -249,7 +253,7 @@ impl Record {
             fingerprint: self.spec.fingerprint.clone(),
         });
         let key = self.spec.key.clone();
-        Step::Push(Push { key, ip, previous })
+        Some(Action::Push(Push { key, ip, previous }))
     }
 
     /// The address is confirmed published now (by the provider or by the zone itself).
@@ -298,10 +302,8 @@ impl Record {
         let Some(p) = self.facts.published else {
             return false;
         };
-        let since = self
-            .confirmed
-            .map(|t| now.mono.saturating_duration_since(t));
-        let propagating = self.pushed && since.is_some_and(|s| s < PROPAGATION_GRACE);
+        let recent = |t: Instant| now.mono.saturating_duration_since(t) < PROPAGATION_GRACE;
+        let propagating = self.pushed && self.confirmed.is_some_and(recent);
         if shows.contains(&p) {
             // A zone that holds our address holds, whatever else it holds beside it.
             debug!(record = %key, "{key} holds {p} at its name servers, as published");
@@ -396,14 +398,6 @@ impl Record {
             error: matches!(event, HookKind::Error | HookKind::Stopped).then_some(summary),
         })
     }
-}
-
-/// What [`Record::step`] asks for.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Step {
-    None,
-    Verify,
-    Push(Push),
 }
 
 /// A moment long enough ago that every rule measured from it has passed.
