@@ -26,7 +26,6 @@ use crate::state::{PublishedRecord, State};
 use crate::wan::policy::{self, AddressPolicy, AddressSource, WanChoice};
 use crate::wan::{NetEvent, NetView};
 use detect::Detection;
-pub use record::PROPAGATION_GRACE;
 use record::Record;
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
@@ -98,13 +97,11 @@ pub struct DeciderConfig {
     pub records: Vec<RecordSpec>,
     pub backoff: Backoff,
     pub detect: DetectPolicy,
-    /// Least time between two successful updates of one record (a flapping link must not make
-    /// us abusive).
+    /// Least time between two successful updates of one record (a flapping link is no abuse).
     pub min_interval: Duration,
     /// Re-send an unchanged address after this long; zero: never.
     pub refresh: Duration,
-    /// How often to check a published record at its authoritative name servers; None: never
-    /// (then not even at start).
+    /// How often to check a record at its authoritative name servers; None: never (not at start).
     pub verify: Option<Duration>,
 }
 
@@ -115,8 +112,7 @@ pub enum Event {
     Net(NetEvent),
     /// The deadline from [`Decider::next_wake`] has passed.
     Timer,
-    /// HTTP detection of the public address of `family` finished; None when no two sources
-    /// agreed (or all failed).
+    /// HTTP detection of `family`'s public address finished; None: no two sources agreed.
     Public { family: Family, ip: Option<IpAddr> },
     /// "Check everything now" (SIGUSR1): as after a WAN change, without the debounce.
     CheckNow,
@@ -166,8 +162,7 @@ pub enum Action {
 pub(crate) enum Mode {
     /// The agent: back-off and the minimum interval are honoured.
     Agent,
-    /// `dynhostd update`: the user asked, so an earlier back-off is skipped; `force` also
-    /// re-sends what is already published.
+    /// `dynhostd update`: an earlier back-off is skipped; `force` re-sends what is published.
     Update { force: bool },
 }
 
@@ -183,8 +178,7 @@ pub struct Decider {
     others: BTreeMap<RecordKey, PublishedRecord>,
     /// Records a reload removed while their request was out: the reply is still recorded.
     orphans: BTreeMap<RecordKey, Record>,
-    /// After a real WAN change: the end of the quiet period, and when the burst began (for
-    /// [`debounce_bound`]).
+    /// After a real WAN change: the end of the quiet period, and when the burst began.
     burst: Option<(Instant, Instant)>,
     /// False until the first full dump arrived.
     have_view: bool,
@@ -232,8 +226,7 @@ impl Decider {
         d
     }
 
-    /// Takes each kept record out of `others` (where the state file and any dropped record
-    /// live) and rebuilds it for the current configuration.
+    /// Rebuilds each kept record from `others` (the state file's and any dropped records).
     fn build_records(&mut self, now: Now) {
         let mut records = BTreeMap::new();
         for spec in &self.cfg.records {
@@ -261,9 +254,8 @@ impl Decider {
                     // The state at start is not a burst: decide at once.
                     self.have_view = true;
                 } else if self.signature() != before {
-                    // A real change restarts the quiet period (a redial removes and re-adds
-                    // everything, and only the state at the end of it matters), within the
-                    // burst's bound.
+                    // A real change restarts the quiet period, within the burst's bound (a
+                    // redial removes and re-adds everything; only the state at its end matters).
                     let start = self.burst.map_or(now.mono, |(_, start)| start);
                     let bound = later(start, debounce_bound(self.cfg.debounce));
                     self.burst = Some((now.after(self.cfg.debounce).min(bound), start));
@@ -328,11 +320,9 @@ impl Decider {
         actions
     }
 
-    /// A new configuration (SIGHUP): records are kept or added or dropped, a stopped record gets
-    /// a new chance only if its entry changed, requests in flight stay in flight, and everything
-    /// is decided again at once.
-    /// `cancelled`: pushes the shell withdrew before sending (they held the old entry); those
-    /// records are decided again like the rest.
+    /// A new configuration (SIGHUP): a stopped record gets a new chance only if its entry
+    /// changed, requests in flight stay in flight, and everything is decided again at once.
+    /// `cancelled`: pushes the shell withdrew before sending (they held the old entry).
     pub fn reconfigure(
         &mut self,
         cfg: DeciderConfig,
@@ -379,9 +369,8 @@ impl Decider {
         self.overrides.insert(Family::of(&ip), ip);
     }
 
-    /// Decides at once, skipping debounce and any earlier back-off: `dynhostd update`. The
-    /// decider stays in that mode, so a public address found by HTTP detection afterwards is
-    /// sent the same way; a failure now backs off as usual and ends the pass.
+    /// `dynhostd update`: decides at once, skipping debounce and any earlier back-off. The mode
+    /// stays, so an address HTTP detection finds afterwards is sent the same way.
     pub fn decide_now(&mut self, now: Now, force: bool) -> Vec<Action> {
         self.burst = None;
         self.mode = Mode::Update { force };
@@ -390,9 +379,7 @@ impl Decider {
             save |= rec.skip_backoff();
         }
         let mut actions = self.decide(true, now);
-        if save {
-            actions.push(Action::Save);
-        }
+        actions.extend(save.then_some(Action::Save));
         actions
     }
 
@@ -490,9 +477,8 @@ impl Decider {
             && self.records.values().any(wanted)
     }
 
-    /// Runs every record's machine against what counts now. `wan_changed`: the WAN just settled
-    /// after a real change (or this is the start, or check-now), so a public address found over
-    /// HTTP before may be stale.
+    /// Runs every record's machine against what counts now. `wan_changed` (a settled change,
+    /// the start, check-now): an address found over HTTP before may be stale.
     fn decide(&mut self, wan_changed: bool, now: Now) -> Vec<Action> {
         self.last_now = now;
         if self.burst.is_some() || !self.have_view {
@@ -514,8 +500,8 @@ impl Decider {
         actions
     }
 
-    /// What `source` offers for `family`. For the `[wan]` behind NAT, that is what HTTP
-    /// detection found (starting a detection when one is due).
+    /// What `source` offers for `family`; for the `[wan]` behind NAT, what HTTP detection found
+    /// (starting a round when one is due).
     fn choose(
         &mut self,
         family: Family,

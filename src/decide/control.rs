@@ -2,7 +2,6 @@
 //! agent. Lift the stops of named hosts (`dynhostd retry`), take addresses a client hands over
 //! (`dynhostd update --ip` while an agent runs) and decide now, and a live snapshot of every
 //! record for `dynhostd status`: its phase, the request in flight, the next wake-up and why.
-//! It is an `impl Decider` block over the core's own fields, so it moves with the core.
 
 use super::record::Phase as RecordPhase;
 use super::{Action, Decider, Now};
@@ -50,20 +49,15 @@ impl Decider {
         let lifted: Vec<RecordKey> = (self.records.iter_mut())
             .filter_map(|(k, r)| (named(k) && r.lift()).then(|| k.clone()))
             .collect();
-        let mut actions = Vec::new();
-        if !lifted.is_empty() {
-            actions.push(Action::Save);
-        }
-        actions.extend(self.decide(false, now));
+        let save = (!lifted.is_empty()).then_some(Action::Save);
+        let actions = save.into_iter().chain(self.decide(false, now)).collect();
         Ok(Retried { lifted, actions })
     }
 
     /// `dynhostd update --ip ADDR...` handed to the running agent (pppd's ip-up): the addresses
-    /// must be what the WAN shows (the agent keeps following the kernel, it takes no override);
-    /// then the quiet period is cut short and everything is decided now, back-off and
-    /// `min_interval` still applying. An address that does not count by the policy (private,
-    /// CGNAT…) is not a mismatch: there is nothing to send from it. A request already out for
-    /// the same address is not sent again.
+    /// must be what the WAN shows (the agent follows the kernel, it takes no override); then
+    /// everything is decided now, back-off and `min_interval` still applying. An address the
+    /// policy does not count (private, CGNAT…) is no mismatch: there is nothing to send from it.
     pub fn update_from(&mut self, ips: &[IpAddr], now: Now) -> Result<Vec<Action>, NotOnWan> {
         for ip in ips {
             let family = Family::of(ip);
@@ -85,20 +79,13 @@ impl Decider {
     pub fn live_status(&self, now: Now) -> LiveStatus {
         let wake = |(at, reason): (Instant, WakeReason)| {
             let in_ms = at.saturating_duration_since(now.mono).as_millis();
-            Wake {
-                reason,
-                in_ms: u64::try_from(in_ms).unwrap_or(u64::MAX),
-            }
+            let in_ms = u64::try_from(in_ms).unwrap_or(u64::MAX);
+            Wake { reason, in_ms }
         };
         let debounce = self.burst.map(|(t, _)| (t, WakeReason::Debounce));
         let detect = |f: &Family| Some((self.nat.get(f)?.deadline()?, WakeReason::Detect));
-        let mut soonest = self
-            .nat
-            .keys()
-            .map(detect)
-            .chain([debounce])
-            .flatten()
-            .min();
+        let detects = self.nat.keys().map(detect);
+        let mut soonest = detects.chain([debounce]).flatten().min();
         let mut records = Vec::new();
         for (key, rec) in &self.records {
             let (phase, stopped) = match &rec.phase {
@@ -112,13 +99,11 @@ impl Decider {
                     (Phase::Stopped, Some(StopInfo { reason, fix }))
                 }
             };
+            let wakes = [rec.wake(&self.cfg), debounce, detect(&key.family)];
             // Nothing but an outcome or a person wakes a record that is out or stopped.
             let next = match phase {
                 Phase::Pushing | Phase::Stopped => None,
-                _ => [rec.wake(&self.cfg), debounce, detect(&key.family)]
-                    .into_iter()
-                    .flatten()
-                    .min(),
+                _ => wakes.into_iter().flatten().min(),
             };
             soonest = soonest.into_iter().chain(next).min();
             records.push(LiveRecord {

@@ -52,7 +52,7 @@ pub enum Phase {
 #[derive(Debug, Clone)]
 pub struct Record {
     pub spec: RecordSpec,
-    /// The facts the state file keeps (its `retry_at` and `stopped` are rendered from `phase`).
+    /// What the state file keeps (its `retry_at` and `stopped` are rendered from `phase`).
     pub facts: PublishedRecord,
     pub phase: Phase,
     /// When this process saw the published address confirmed (rebuilt from `published_at` at
@@ -263,8 +263,8 @@ impl Record {
         self.confirmed = Some(now.mono);
     }
 
-    /// What the zone's authoritative servers hold (Err: they could not be asked).
-    /// Returns whether the facts changed.
+    /// What the zone's authoritative servers hold (Err: they could not be asked). Returns
+    /// whether the facts changed.
     pub fn verified(
         &mut self,
         shows: Result<Vec<IpAddr>, String>,
@@ -327,23 +327,18 @@ impl Record {
         now: Now,
         unit: f64,
     ) -> Option<HookEvent> {
-        let flight = self.in_flight().cloned();
-        if flight.is_some() {
+        let sent = self.in_flight().cloned();
+        if sent.is_some() {
             self.phase = Phase::Idle;
         }
-        let key = self.spec.key.clone();
+        let (key, config) = (self.spec.key.clone(), self.spec.fingerprint.clone());
+        let expect_change = sent.as_ref().is_some_and(|f| f.expect_change && f.ip == ip);
         // Sent with an entry that has been edited since: its failure says nothing of the new one.
-        let (expect_change, stale) = match &flight {
-            Some(f) => (
-                f.expect_change && f.ip == ip,
-                f.fingerprint != self.spec.fingerprint,
-            ),
-            None => (false, false),
-        };
+        let stale = sent.as_ref().is_some_and(|f| f.fingerprint != config);
         let summary = reply.summary();
         self.facts.last_reply = Some(summary.clone());
         self.facts.last_attempt_at = Some(now.wall.0);
-        self.facts.attempt_config = flight.map(|f| f.fingerprint);
+        self.facts.attempt_config = sent.map(|f| f.fingerprint);
         let previous = self.facts.published;
         let old = previous.map_or_else(|| "unknown".to_string(), |a| a.to_string());
         let event = match provider::verdict(&reply) {
@@ -364,7 +359,7 @@ impl Record {
             // An abuse stop is kept even for an edited entry: the provider blocked the host.
             Verdict::Stop { .. } | Verdict::Retry { .. } if stale && reply != Reply::Abuse => {
                 warn!(record = %key, "\"{summary}\" answered a request sent with the entry as it was before the reload: trying again with the new one");
-                self.facts.attempt_config = Some(self.spec.fingerprint.clone());
+                self.facts.attempt_config = Some(config);
                 HookKind::Error
             }
             Verdict::Stop { fix } => {
@@ -373,7 +368,7 @@ impl Record {
                     reason: summary.clone(),
                     fix,
                     at: now.wall.0,
-                    config: self.spec.fingerprint.clone(),
+                    config,
                 });
                 HookKind::Stopped
             }
