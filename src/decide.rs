@@ -226,9 +226,9 @@ impl Decider {
         d
     }
 
-    /// Rebuilds each kept record from `others` (the state file's and any dropped records).
+    /// Rebuilds each kept record, into an empty `records`, from `others` (the state file's and
+    /// any dropped records).
     fn build_records(&mut self, now: Now) {
-        let mut records = BTreeMap::new();
         for spec in &self.cfg.records {
             let saved = self.others.remove(&spec.key).unwrap_or_default();
             if let Some(ip) = saved.published {
@@ -236,9 +236,8 @@ impl Decider {
                 self.chosen.entry(source).or_insert(ip);
             }
             let rec = Record::from_saved(spec.clone(), saved, &self.cfg, now);
-            records.insert(spec.key.clone(), rec);
+            self.records.insert(spec.key.clone(), rec);
         }
-        self.records = records;
     }
 
     /// Feeds one event in; returns what to do now.
@@ -351,9 +350,6 @@ impl Decider {
             }
         }
         self.last_choice.clear();
-        for det in self.nat.values_mut() {
-            det.want();
-        }
         self.burst = None;
         self.decide(true, now)
     }
@@ -484,13 +480,16 @@ impl Decider {
         if self.burst.is_some() || !self.have_view {
             return Vec::new();
         }
+        if wan_changed {
+            self.nat.values_mut().for_each(Detection::want);
+        }
         let mut actions = Vec::new();
         // Each source is resolved once per family; a record follows only its own.
         let sources: BTreeSet<(Family, AddressSource)> = (self.records.values())
             .map(|r| (r.spec.key.family, r.spec.source.clone()))
             .collect();
         for (family, source) in sources {
-            let choice = self.choose(family, &source, wan_changed, now, &mut actions);
+            let choice = self.choose(family, &source, now, &mut actions);
             for rec in self.records.values_mut() {
                 if rec.spec.key.family == family && rec.spec.source == source {
                     actions.extend(rec.step(choice.public(), &self.cfg, self.mode, now));
@@ -506,7 +505,6 @@ impl Decider {
         &mut self,
         family: Family,
         source: &AddressSource,
-        wan_changed: bool,
         now: Now,
         actions: &mut Vec<Action>,
     ) -> WanChoice {
@@ -516,9 +514,6 @@ impl Decider {
         let choice = if via_http {
             let bind = policy::bind_address(&self.view, self.cfg.wan_interface.as_deref(), family);
             let det = self.nat.entry(family).or_insert_with(Detection::at_once);
-            if wan_changed {
-                det.want();
-            }
             if det.start(now) {
                 actions.push(Action::Detect { family, bind });
             }
@@ -541,19 +536,16 @@ impl Decider {
     }
 
     fn log_choice(&self, family: Family, source: &AddressSource, choice: WanChoice, http: bool) {
-        if *source != AddressSource::Wan {
-            return match choice {
-                WanChoice::Public(ip) => info!(%family, "{source} gives {ip}"),
-                _ => info!(
-                    %family,
-                    "{source} gives no usable address: nothing to publish (`dynhostd detect` says why)"
-                ),
-            };
-        }
         let configured = self.cfg.wan_interface.as_deref();
         let link = self.view.wan_link(configured).map(|l| l.name.as_str());
         let wan = link.or(configured).unwrap_or("(no default route)");
+        let other = *source != AddressSource::Wan;
         match (choice, http) {
+            (WanChoice::Public(ip), _) if other => info!(%family, "{source} gives {ip}"),
+            _ if other => info!(
+                %family,
+                "{source} gives no usable address: nothing to publish (`dynhostd detect` says why)"
+            ),
             (WanChoice::Public(ip), false) => info!(%family, wan, "WAN address is {ip}"),
             (WanChoice::Public(ip), true) => {
                 info!(%family, wan, "public address is {ip} (HTTP detection)")

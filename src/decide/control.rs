@@ -37,11 +37,8 @@ impl Decider {
     /// (every record's with no names) and decides at once; `min_interval` still holds. Nothing
     /// changes when a name is unknown.
     pub fn retry(&mut self, hostnames: &[String], now: Now) -> Result<Retried, UnknownHosts> {
-        let unknown: Vec<String> = hostnames
-            .iter()
-            .filter(|h| !self.records.keys().any(|k| k.hostname == **h))
-            .cloned()
-            .collect();
+        let kept = |h: &&String| self.records.keys().any(|k| k.hostname == **h);
+        let unknown: Vec<String> = hostnames.iter().filter(|h| !kept(h)).cloned().collect();
         if !unknown.is_empty() {
             return Err(UnknownHosts(unknown));
         }
@@ -59,16 +56,12 @@ impl Decider {
     /// everything is decided now, back-off and `min_interval` still applying. An address the
     /// policy does not count (private, CGNAT…) is no mismatch: there is nothing to send from it.
     pub fn update_from(&mut self, ips: &[IpAddr], now: Now) -> Result<Vec<Action>, NotOnWan> {
-        for ip in ips {
-            let family = Family::of(ip);
-            if !self.records.keys().any(|k| k.family == family)
-                || policy::judge_ip(*ip, &self.cfg.policy).is_err()
-            {
-                continue;
-            }
+        for &given in ips {
+            let family = Family::of(&given);
             let wan = self.source_choice(family, &AddressSource::Wan).public();
-            if wan != Some(*ip) {
-                return Err(NotOnWan { given: *ip, wan });
+            let counts = policy::judge_ip(given, &self.cfg.policy).is_ok();
+            if counts && wan != Some(given) && self.records.keys().any(|k| k.family == family) {
+                return Err(NotOnWan { given, wan });
             }
         }
         self.burst = None;

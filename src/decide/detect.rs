@@ -42,10 +42,8 @@ impl Detection {
     /// Whether a round starts now.
     pub fn start(&mut self, now: Now) -> bool {
         let due = self.wanted || self.next_check.is_some_and(|t| t <= now.mono);
-        let spaced = self
-            .last_start
-            .is_none_or(|t| later(t, MIN_SPACING) <= now.mono);
-        if self.asking || !due || !spaced {
+        let spaced = |t: Instant| later(t, MIN_SPACING) <= now.mono;
+        if self.asking || !due || !self.last_start.is_none_or(spaced) {
             return false;
         }
         self.asking = true;

@@ -256,13 +256,6 @@ impl Record {
         Some(Action::Push(Push { key, ip, previous }))
     }
 
-    /// The address is confirmed published now (by the provider or by the zone itself).
-    fn confirm(&mut self, ip: IpAddr, now: Now) {
-        self.facts.published = Some(ip);
-        self.facts.published_at = Some(now.wall.0);
-        self.confirmed = Some(now.mono);
-    }
-
     /// What the zone's authoritative servers hold (Err: they could not be asked). Returns
     /// whether the facts changed.
     pub fn verified(
@@ -293,7 +286,9 @@ impl Record {
         if first {
             if let Some(ip) = current.filter(|ip| shows.contains(ip)) {
                 info!(record = %key, "{key} already holds {ip} at its name servers: nothing to send");
-                self.confirm(ip, now);
+                self.facts.published = Some(ip);
+                self.facts.published_at = Some(now.wall.0);
+                self.confirmed = Some(now.mono);
                 return true;
             }
             debug!(record = %key, "{key} shows {shown} at its name servers");
@@ -347,8 +342,10 @@ impl Record {
                 if !changed && expect_change {
                     warn!(record = %key, "the provider answered nochg although {key} should have changed from {old}: was it edited elsewhere?");
                 }
-                self.confirm(ip, now);
+                self.facts.published = Some(ip);
+                self.facts.published_at = Some(now.wall.0);
                 self.facts.failures = 0;
+                self.confirmed = Some(now.mono);
                 self.pushed = true;
                 match changed {
                     _ if reply == Reply::DryRun => return None,
