@@ -266,10 +266,9 @@ impl Decider {
                 first
             }
             Event::Timer => {
-                let settled = self.burst.is_some_and(|(t, _)| t <= now.mono);
+                let settled = self.burst.take_if(|(t, _)| *t <= now.mono).is_some();
                 if settled {
                     debug!("WAN settled: deciding");
-                    self.burst = None;
                 }
                 settled
             }
@@ -366,7 +365,7 @@ impl Decider {
     }
 
     /// `dynhostd update`: decides at once, skipping debounce and any earlier back-off. The mode
-    /// stays, so an address HTTP detection finds afterwards is sent the same way.
+    /// stays (an address HTTP detection finds later is sent the same way); a failure backs off.
     pub fn decide_now(&mut self, now: Now, force: bool) -> Vec<Action> {
         self.burst = None;
         self.mode = Mode::Update { force };
@@ -485,7 +484,9 @@ impl Decider {
         }
         let mut actions = Vec::new();
         // Each source is resolved once per family; a record follows only its own.
-        let sources: BTreeSet<(Family, AddressSource)> = (self.records.values())
+        let sources: BTreeSet<(Family, AddressSource)> = self
+            .records
+            .values()
             .map(|r| (r.spec.key.family, r.spec.source.clone()))
             .collect();
         for (family, source) in sources {

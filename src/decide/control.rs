@@ -43,7 +43,9 @@ impl Decider {
             return Err(UnknownHosts(unknown));
         }
         let named = |k: &RecordKey| hostnames.is_empty() || hostnames.contains(&k.hostname);
-        let lifted: Vec<RecordKey> = (self.records.iter_mut())
+        let lifted: Vec<RecordKey> = self
+            .records
+            .iter_mut()
             .filter_map(|(k, r)| (named(k) && r.lift()).then(|| k.clone()))
             .collect();
         let save = (!lifted.is_empty()).then_some(Action::Save);

@@ -83,20 +83,20 @@ impl Record {
             Some(stop) => Phase::Stopped(stop),
             None => Phase::Idle,
         };
-        let (retry_at, asked) = (facts.retry_at.take(), facts.retry_asked);
+        let asked = facts.retry_asked;
+        let cap = if asked {
+            RETRY_AFTER_CAP
+        } else {
+            rules.backoff.max
+        };
+        let retry_at = facts.retry_at.take();
+        let until = retry_at.and_then(|at| now.deadline_of(UnixTime(at), cap));
         if facts.failures > 0 && facts.attempt_config.as_deref().is_some_and(edited) {
             // The back-off was earned by the entry as it was; a fixed one is tried now.
             info!(record = %spec.key, "configuration changed since the last failure: trying again now");
             facts.failures = 0;
-        } else if let (Phase::Idle, Some(at)) = (&phase, retry_at) {
-            let cap = if asked {
-                RETRY_AFTER_CAP
-            } else {
-                rules.backoff.max
-            };
-            if let Some(until) = now.deadline_of(UnixTime(at), cap) {
-                phase = Phase::BackingOff { until, asked };
-            }
+        } else if let (Phase::Idle, Some(until)) = (&phase, until) {
+            phase = Phase::BackingOff { until, asked };
         }
         // Published with no time, or further back than the monotonic clock reaches: long ago.
         let at = facts.published_at.and_then(|t| now.instant_of(UnixTime(t)));
