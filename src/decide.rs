@@ -50,8 +50,7 @@ impl Default for Backoff {
 }
 
 impl Backoff {
-    /// The wait after `failures` consecutive failures (1-based), with ±20 % jitter from
-    /// `unit` in [0, 1).
+    /// The wait after `failures` failures in a row (1-based), ±20 % jitter from `unit` in [0, 1).
     pub fn delay(&self, failures: u32, unit: f64) -> Duration {
         let exp = failures.saturating_sub(1).min(20);
         let base = self.initial.saturating_mul(1 << exp).min(self.max);
@@ -198,9 +197,8 @@ pub struct Decider {
 /// The longest a burst of real changes can hold a decision back: max(2 × debounce, debounce +
 /// 10 s) after its first event.
 pub fn debounce_bound(debounce: Duration) -> Duration {
-    debounce
-        .saturating_mul(2)
-        .max(debounce.saturating_add(Duration::from_secs(10)))
+    let plus_ten = debounce.saturating_add(Duration::from_secs(10));
+    debounce.saturating_mul(2).max(plus_ten)
 }
 
 impl Decider {
@@ -290,9 +288,7 @@ impl Decider {
             }
             Event::CheckNow => {
                 // SIGUSR1: look again now, as after a WAN change (back-off still applies).
-                for rec in self.records.values_mut() {
-                    rec.check_now(now);
-                }
+                self.records.values_mut().for_each(|r| r.check_now(now));
                 self.burst = None;
                 true
             }
@@ -418,10 +414,10 @@ impl Decider {
     pub fn source_choice(&self, family: Family, source: &AddressSource) -> WanChoice {
         // `update --ip` names the [wan]'s address; other sources keep reading their interface.
         if *source == AddressSource::Wan
-            && let Some(ip) = self.overrides.get(&family)
+            && let Some(&ip) = self.overrides.get(&family)
         {
-            return match policy::judge_ip(*ip, &self.cfg.policy) {
-                Ok(()) => WanChoice::Public(*ip),
+            return match policy::judge_ip(ip, &self.cfg.policy) {
+                Ok(()) => WanChoice::Public(ip),
                 Err(r) if r.means_nat() => WanChoice::BehindNat,
                 Err(_) => WanChoice::Nothing,
             };

@@ -1,7 +1,6 @@
-//! HTTP detection of one family's public address, a small state machine beside the records.
-//! A round of what's-my-IP questions is started only by a real WAN change, the re-check interval
-//! (or back-off after a failed round), or "check now"; never more than one is out at a time, and
-//! never more than one starts per [`MIN_SPACING`], whatever storm of events or signals asks.
+//! HTTP detection of one family's public address: a small state machine beside the records. A
+//! round of what's-my-IP questions starts only on a real WAN change, the re-check interval (or
+//! its back-off) or "check now": never two at once nor two in [`MIN_SPACING`], whatever asks.
 
 use super::Rules;
 use crate::clock::{Now, later};

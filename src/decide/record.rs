@@ -6,7 +6,7 @@
 
 use super::{Action, Mode, Push, RecordSpec, Rules};
 use crate::clock::{Now, UnixTime, later};
-use crate::control::WakeReason;
+use crate::control::WakeReason::{self, Backoff, MinInterval, Refresh, RetryAfter, Verify};
 use crate::hook::{HookEvent, HookKind};
 use crate::provider::{self, Reply, Verdict};
 use crate::state::{PublishedRecord, Stopped};
@@ -84,11 +84,8 @@ impl Record {
             None => Phase::Idle,
         };
         let asked = facts.retry_asked;
-        let cap = if asked {
-            RETRY_AFTER_CAP
-        } else {
-            rules.backoff.max
-        };
+        let backoff_max = rules.backoff.max;
+        let cap = if asked { RETRY_AFTER_CAP } else { backoff_max };
         let retry_at = facts.retry_at.take();
         let until = retry_at.and_then(|at| now.deadline_of(UnixTime(at), cap));
         if facts.failures > 0 && facts.attempt_config.as_deref().is_some_and(edited) {
@@ -154,15 +151,12 @@ impl Record {
     /// The deadline this record needs a wake-up for, and why.
     pub fn wake(&self, rules: &Rules) -> Option<(Instant, WakeReason)> {
         match self.phase {
-            Phase::Held => Some((
-                self.confirmed_plus(rules.min_interval)?,
-                WakeReason::MinInterval,
-            )),
-            Phase::BackingOff { until, asked: true } => Some((until, WakeReason::RetryAfter)),
-            Phase::BackingOff { until, .. } => Some((until, WakeReason::Backoff)),
+            Phase::Held => Some((self.confirmed_plus(rules.min_interval)?, MinInterval)),
+            Phase::BackingOff { until, asked: true } => Some((until, RetryAfter)),
+            Phase::BackingOff { until, .. } => Some((until, Backoff)),
             Phase::Idle => {
-                let refresh = self.refresh_at(rules).map(|t| (t, WakeReason::Refresh));
-                let verify = self.verify_at(rules).map(|t| (t, WakeReason::Verify));
+                let refresh = self.refresh_at(rules).map(|t| (t, Refresh));
+                let verify = self.verify_at(rules).map(|t| (t, Verify));
                 refresh.into_iter().chain(verify).min()
             }
             Phase::Verifying | Phase::Pushing(_) | Phase::Stopped(_) => None,
