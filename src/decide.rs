@@ -1,18 +1,13 @@
 //! The decision core: a plain struct fed by events, with time passed in, that answers with what
-//! to do next. No sockets, no clocks, no tokio, so every timing rule is a unit test.
+//! to do next. No sockets, no clocks, no tokio, so every timing rule is a unit test. Timers are
+//! not actions: the shell asks [`Decider::next_wake`] after every event and sleeps until then,
+//! so an idle agent has no timer at all.
 //!
-//! It owns the debounce deadline, the view of the WAN, each record's state (published address,
-//! back-off, stop reason) and the rule "update only when the routable address really changed"
-//! (Bali Dynamic DNS's "Update IP in database if necessary"). Timers are not actions: the shell
-//! asks [`Decider::next_wake`] after every event and sleeps until then, so an idle agent has
-//! no timer at all.
-//!
-//! # Layout
 //! - this file: the dispatcher. It folds kernel events into the WAN view, restarts the debounce
 //!   only for a real change, and runs each record's machine against what counts now.
 //! - [`record`]: one record's phase (idle, held, verifying, pushing, backing off, stopped).
 //! - [`detect`]: HTTP detection of one family's address while the WAN is behind NAT.
-//! - [`crate::clock`]: [`Now`], one moment on both clocks, and how saved times are trusted.
+//! - [`control`]: what the control socket asks (`retry`, `update --ip`, live `status`).
 
 // Deadlines are built with saturating helpers ([`crate::clock::later`], [`Now::after`]); a plain
 // `Instant + Duration` could panic on a hostile state file.
@@ -31,10 +26,8 @@ use crate::state::{PublishedRecord, State};
 use crate::wan::policy::{self, AddressPolicy, AddressSource, WanChoice};
 use crate::wan::{NetEvent, NetView};
 use detect::Detection;
-pub use record::PROPAGATION_GRACE;
-use record::Phase;
-use record::{Record, Step};
-use std::collections::BTreeMap;
+use record::Record;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 use tracing::{debug, info, warn};
@@ -57,8 +50,7 @@ impl Default for Backoff {
 }
 
 impl Backoff {
-    /// The wait after `failures` consecutive failures (1-based), with ±20 % jitter from
-    /// `unit` in [0, 1).
+    /// The wait after `failures` failures in a row (1-based), ±20 % jitter from `unit` in [0, 1).
     pub fn delay(&self, failures: u32, unit: f64) -> Duration {
         let exp = failures.saturating_sub(1).min(20);
         let base = self.initial.saturating_mul(1 << exp).min(self.max);
@@ -72,7 +64,6 @@ pub struct RecordSpec {
     pub key: RecordKey,
     /// `HostConfig::fingerprint()`: a stop is lifted when it changes.
     pub fingerprint: String,
-    /// Where its address comes from.
     pub source: AddressSource,
 }
 
@@ -105,13 +96,11 @@ pub struct DeciderConfig {
     pub records: Vec<RecordSpec>,
     pub backoff: Backoff,
     pub detect: DetectPolicy,
-    /// Least time between two successful updates of one record (a flapping link must not make
-    /// us abusive).
+    /// Least time between two successful updates of one record (a flapping link is no abuse).
     pub min_interval: Duration,
     /// Re-send an unchanged address after this long; zero: never.
     pub refresh: Duration,
-    /// How often to check a published record at its authoritative name servers; None: never
-    /// (then not even at start).
+    /// How often to check a record at its authoritative name servers; None: never (not at start).
     pub verify: Option<Duration>,
 }
 
@@ -122,8 +111,7 @@ pub enum Event {
     Net(NetEvent),
     /// The deadline from [`Decider::next_wake`] has passed.
     Timer,
-    /// HTTP detection of the public address of `family` finished; None when no two sources
-    /// agreed (or all failed).
+    /// HTTP detection of `family`'s public address finished; None: no two sources agreed.
     Public { family: Family, ip: Option<IpAddr> },
     /// "Check everything now" (SIGUSR1): as after a WAN change, without the debounce.
     CheckNow,
@@ -173,8 +161,7 @@ pub enum Action {
 pub(crate) enum Mode {
     /// The agent: back-off and the minimum interval are honoured.
     Agent,
-    /// `dynhostd update`: the user asked, so an earlier back-off is skipped; `force` also
-    /// re-sends what is already published.
+    /// `dynhostd update`: an earlier back-off is skipped; `force` re-sends what is published.
     Update { force: bool },
 }
 
@@ -190,9 +177,8 @@ pub struct Decider {
     others: BTreeMap<RecordKey, PublishedRecord>,
     /// Records a reload removed while their request was out: the reply is still recorded.
     orphans: BTreeMap<RecordKey, Record>,
-    /// The quiet period after a real WAN change, and when its burst began (the bound).
-    debounce_until: Option<Instant>,
-    burst_start: Option<Instant>,
+    /// After a real WAN change: the end of the quiet period, and when the burst began.
+    burst: Option<(Instant, Instant)>,
     /// False until the first full dump arrived.
     have_view: bool,
     /// Addresses given by the caller (`update --ip`), which replace the interface's.
@@ -211,9 +197,8 @@ pub struct Decider {
 /// The longest a burst of real changes can hold a decision back: max(2 × debounce, debounce +
 /// 10 s) after its first event.
 pub fn debounce_bound(debounce: Duration) -> Duration {
-    debounce
-        .saturating_mul(2)
-        .max(debounce.saturating_add(Duration::from_secs(10)))
+    let plus_ten = debounce.saturating_add(Duration::from_secs(10));
+    debounce.saturating_mul(2).max(plus_ten)
 }
 
 impl Decider {
@@ -225,8 +210,7 @@ impl Decider {
             records: BTreeMap::new(),
             others: state.records,
             orphans: BTreeMap::new(),
-            debounce_until: None,
-            burst_start: None,
+            burst: None,
             have_view: false,
             overrides: BTreeMap::new(),
             chosen: BTreeMap::new(),
@@ -240,23 +224,18 @@ impl Decider {
         d
     }
 
-    /// Takes each kept record out of `others` (where the state file and any dropped record
-    /// live) and rebuilds it for the current configuration.
+    /// Rebuilds each kept record, into an empty `records`, from `others` (the state file's and
+    /// any dropped records).
     fn build_records(&mut self, now: Now) {
-        let mut records = BTreeMap::new();
         for spec in &self.cfg.records {
             let saved = self.others.remove(&spec.key).unwrap_or_default();
             if let Some(ip) = saved.published {
-                self.chosen
-                    .entry((spec.key.family, spec.source.clone()))
-                    .or_insert(ip);
+                let source = (spec.key.family, spec.source.clone());
+                self.chosen.entry(source).or_insert(ip);
             }
-            records.insert(
-                spec.key.clone(),
-                Record::from_saved(spec.clone(), saved, &self.cfg, now),
-            );
+            let rec = Record::from_saved(spec.clone(), saved, &self.cfg, now);
+            self.records.insert(spec.key.clone(), rec);
         }
-        self.records = records;
     }
 
     /// Feeds one event in; returns what to do now.
@@ -264,20 +243,37 @@ impl Decider {
         self.last_now = now;
         let mut actions = Vec::new();
         let wan_changed = match ev {
-            Event::Net(net) => return self.on_net(net, now),
+            Event::Net(net) => {
+                let first = matches!(net, NetEvent::Snapshot(_)) && !self.have_view;
+                let before = self.signature();
+                self.view.apply(net);
+                if first {
+                    // The state at start is not a burst: decide at once.
+                    self.have_view = true;
+                } else if self.signature() != before {
+                    // A real change restarts the quiet period, within the burst's bound (a
+                    // redial removes and re-adds everything; only the state at its end matters).
+                    let start = self.burst.map_or(now.mono, |(_, start)| start);
+                    let bound = later(start, debounce_bound(self.cfg.debounce));
+                    self.burst = Some((now.after(self.cfg.debounce).min(bound), start));
+                    return Vec::new();
+                } else if self.burst.is_none() {
+                    // No change; but a deadline that passed while this was read is acted on.
+                    debug!("WAN unchanged: deciding");
+                }
+                first
+            }
             Event::Timer => {
-                let settled = self.debounce_until.is_some_and(|t| t <= now.mono);
+                let settled = self.burst.take_if(|(t, _)| *t <= now.mono).is_some();
                 if settled {
                     debug!("WAN settled: deciding");
-                    self.debounce_until = None;
-                    self.burst_start = None;
                 }
                 settled
             }
             Event::Public { family, ip } => {
                 let unit = self.next_unit();
                 if let Some(det) = self.nat.get_mut(&family) {
-                    det.answer(ip, self.cfg.detect.interval, &self.cfg.backoff, now, unit);
+                    det.answer(ip, &self.cfg, now, unit);
                 }
                 false
             }
@@ -292,15 +288,25 @@ impl Decider {
             }
             Event::CheckNow => {
                 // SIGUSR1: look again now, as after a WAN change (back-off still applies).
-                for rec in self.records.values_mut() {
-                    rec.check_now(now);
-                }
-                self.debounce_until = None;
-                self.burst_start = None;
+                self.records.values_mut().for_each(|r| r.check_now(now));
+                self.burst = None;
                 true
             }
             Event::Outcome { key, ip, reply } => {
-                actions.extend(self.on_outcome(key, ip, reply, now));
+                let unit = self.next_unit();
+                actions.push(Action::Save);
+                // Removed by a reload while out: its reply (an abuse stop, say) is still kept.
+                let mut orphan = self.orphans.remove(&key);
+                match self.records.get_mut(&key).or(orphan.as_mut()) {
+                    Some(rec) => {
+                        let hook = rec.outcome(ip, reply, &self.cfg, now, unit);
+                        actions.extend(hook.map(Action::Hook));
+                    }
+                    None => debug!(record = %key, "outcome for a record no longer kept"),
+                }
+                if let Some(rec) = orphan {
+                    self.others.insert(key, rec.saved(now));
+                }
                 false
             }
         };
@@ -308,35 +314,29 @@ impl Decider {
         actions
     }
 
-    /// A new configuration (SIGHUP): records are kept or added or dropped, a stopped record gets
-    /// a new chance only if its entry changed, requests in flight stay in flight, and everything
-    /// is decided again at once.
-    /// `cancelled`: pushes the shell withdrew before sending (they held the old entry); those
-    /// records are decided again like the rest.
+    /// A new configuration (SIGHUP): a stopped record gets a new chance only if its entry
+    /// changed, requests in flight stay in flight, and everything is decided again at once.
+    /// `cancelled`: pushes the shell withdrew before sending (they held the old entry).
     pub fn reconfigure(
         &mut self,
         cfg: DeciderConfig,
         cancelled: &[RecordKey],
         now: Now,
     ) -> Vec<Action> {
-        self.last_now = now;
-        let mut flights = BTreeMap::new();
+        let mut flights = Vec::new();
         let orphans = std::mem::take(&mut self.orphans);
         for (key, rec) in std::mem::take(&mut self.records).into_iter().chain(orphans) {
-            if let Some(f) = rec
-                .in_flight()
-                .filter(|_| !cancelled.contains(&key))
-                .cloned()
-            {
-                flights.insert(key.clone(), (f, rec.clone()));
+            self.others.insert(key.clone(), rec.saved(now));
+            if rec.in_flight().is_some() && !cancelled.contains(&key) {
+                flights.push((key, rec));
             }
-            self.others.insert(key, rec.saved(now));
         }
         self.cfg = cfg;
         self.build_records(now);
-        for (key, (flight, old)) in flights {
+        for (key, old) in flights {
             match self.records.get_mut(&key) {
-                Some(rec) if !rec.is_stopped() => rec.phase = Phase::Pushing(flight),
+                // Still `Pushing` with the entry it was sent with.
+                Some(rec) if !rec.is_stopped() => rec.phase = old.phase,
                 Some(_) => {}
                 None => {
                     self.others.remove(&key);
@@ -345,11 +345,7 @@ impl Decider {
             }
         }
         self.last_choice.clear();
-        for det in self.nat.values_mut() {
-            det.want();
-        }
-        self.debounce_until = None;
-        self.burst_start = None;
+        self.burst = None;
         self.decide(true, now)
     }
 
@@ -364,21 +360,17 @@ impl Decider {
         self.overrides.insert(Family::of(&ip), ip);
     }
 
-    /// Decides at once, skipping debounce and any earlier back-off: `dynhostd update`. The
-    /// decider stays in that mode, so a public address found by HTTP detection afterwards is
-    /// sent the same way; a failure now backs off as usual and ends the pass.
+    /// `dynhostd update`: decides at once, skipping debounce and any earlier back-off. The mode
+    /// stays (an address HTTP detection finds later is sent the same way); a failure backs off.
     pub fn decide_now(&mut self, now: Now, force: bool) -> Vec<Action> {
-        self.last_now = now;
-        self.debounce_until = None;
+        self.burst = None;
         self.mode = Mode::Update { force };
         let mut save = false;
         for rec in self.records.values_mut() {
             save |= rec.skip_backoff();
         }
         let mut actions = self.decide(true, now);
-        if save {
-            actions.push(Action::Save);
-        }
+        actions.extend(save.then_some(Action::Save));
         actions
     }
 
@@ -386,13 +378,13 @@ impl Decider {
     /// deadlines after the last event count: anything due by then was acted on, or cannot be
     /// (nothing to publish), and must not spin the shell.
     pub fn next_wake(&self) -> Option<Instant> {
-        let after = |t: &Instant| *t > self.last_now.mono;
-        let records = self.records.values().filter_map(|r| r.deadline(&self.cfg));
-        let checks = self.nat.values().filter_map(Detection::deadline);
-        match self.debounce_until {
-            Some(t) => Some(t),
-            None => records.chain(checks).filter(after).min(),
+        if let Some((quiet_until, _)) = self.burst {
+            return Some(quiet_until);
         }
+        let records = self.records.values().filter_map(|r| r.wake(&self.cfg));
+        let checks = self.nat.values().filter_map(Detection::deadline);
+        let after = |t: &Instant| *t > self.last_now.mono;
+        records.map(|(t, _)| t).chain(checks).filter(after).min()
     }
 
     pub fn view(&self) -> &NetView {
@@ -418,19 +410,14 @@ impl Decider {
         self.records.get(key).map(|r| r.saved(self.last_now))
     }
 
-    /// What the WAN offers for `family` now.
-    pub fn wan_choice(&self, family: Family) -> WanChoice {
-        self.source_choice(family, &AddressSource::Wan)
-    }
-
     /// What `source` offers for `family` now, from the interfaces alone.
     pub fn source_choice(&self, family: Family, source: &AddressSource) -> WanChoice {
         // `update --ip` names the [wan]'s address; other sources keep reading their interface.
         if *source == AddressSource::Wan
-            && let Some(ip) = self.overrides.get(&family)
+            && let Some(&ip) = self.overrides.get(&family)
         {
-            return match policy::judge_ip(*ip, &self.cfg.policy) {
-                Ok(()) => WanChoice::Public(*ip),
+            return match policy::judge_ip(ip, &self.cfg.policy) {
+                Ok(()) => WanChoice::Public(ip),
                 Err(r) if r.means_nat() => WanChoice::BehindNat,
                 Err(_) => WanChoice::Nothing,
             };
@@ -448,20 +435,14 @@ impl Decider {
     /// What counts for the record `key` now: its source's address, or while its `[wan]` is
     /// behind NAT what the what's-my-IP sources last agreed on.
     pub fn current_choice(&self, key: &RecordKey) -> WanChoice {
-        let source = self.source_of(key);
+        let source = self.records.get(key).map(|r| r.spec.source.clone());
+        let source = source.unwrap_or_default();
         match self.nat.get(&key.family) {
             Some(det) if source == AddressSource::Wan => {
                 det.public.map_or(WanChoice::BehindNat, WanChoice::Public)
             }
             _ => self.source_choice(key.family, &source),
         }
-    }
-
-    fn source_of(&self, key: &RecordKey) -> AddressSource {
-        self.records
-            .get(key)
-            .map(|r| r.spec.source.clone())
-            .unwrap_or_default()
     }
 
     /// The signature of every interface some record follows.
@@ -474,148 +455,94 @@ impl Decider {
         )
     }
 
-    fn on_net(&mut self, net: NetEvent, now: Now) -> Vec<Action> {
-        let first = matches!(net, NetEvent::Snapshot(_)) && !self.have_view;
-        let before = self.signature();
-        self.view.apply(net);
-        if first {
-            // The state at start is not a burst: decide at once.
-            self.have_view = true;
-            return self.decide(true, now);
-        }
-        if self.signature() != before {
-            // A real change restarts the quiet period (a redial removes and re-adds everything,
-            // and only the state at the end of it matters), within the burst's bound.
-            let start = *self.burst_start.get_or_insert(now.mono);
-            let bound = later(start, debounce_bound(self.cfg.debounce));
-            self.debounce_until = Some(now.after(self.cfg.debounce).min(bound));
-            return Vec::new();
-        }
-        // No change; but a deadline that passed while this event was read must be acted on.
-        if self.debounce_until.is_none() {
-            debug!("WAN unchanged: deciding");
-        }
-        self.decide(false, now)
-    }
-
     /// Whether `family`'s address must come from HTTP detection, given what the interface offers.
     fn needs_http(&self, family: Family, iface: WanChoice) -> bool {
-        let wanted = self.records.values().any(|r| {
+        let detect = &self.cfg.detect;
+        let wanted = |r: &Record| {
             r.spec.key.family == family && r.spec.source == AddressSource::Wan && !r.is_stopped()
-        });
-        let possible =
-            self.cfg.detect.families.contains(&family) && !self.overrides.contains_key(&family);
-        wanted && possible && self.cfg.detect.mode.asks_http(iface)
+        };
+        // The records are walked last, only when detection could apply at all.
+        detect.mode.asks_http(iface)
+            && detect.families.contains(&family)
+            && !self.overrides.contains_key(&family)
+            && self.records.values().any(wanted)
     }
 
-    /// Runs every record's machine against what counts now. `wan_changed`: the WAN just settled
-    /// after a real change (or this is the start, or check-now), so a public address found over
-    /// HTTP before may be stale.
+    /// Runs every record's machine against what counts now. `wan_changed` (a settled change,
+    /// the start, check-now): an address found over HTTP before may be stale.
     fn decide(&mut self, wan_changed: bool, now: Now) -> Vec<Action> {
-        if self.debounce_until.is_some() || !self.have_view {
+        self.last_now = now;
+        if self.burst.is_some() || !self.have_view {
             return Vec::new();
         }
+        if wan_changed {
+            self.nat.values_mut().for_each(Detection::want);
+        }
         let mut actions = Vec::new();
-        for family in Family::ALL {
-            // Each source is resolved once; a record follows only its own.
-            let sources: std::collections::BTreeSet<AddressSource> = self
-                .records
-                .values()
-                .filter(|r| r.spec.key.family == family)
-                .map(|r| r.spec.source.clone())
-                .collect();
-            for source in sources {
-                let choice = if source == AddressSource::Wan {
-                    self.wan_decision(family, wan_changed, now, &mut actions)
-                } else {
-                    let choice = self.source_choice(family, &source);
-                    if let WanChoice::Public(ip) = choice {
-                        self.chosen.insert((family, source.clone()), ip);
-                    }
-                    self.note_choice(family, &source, choice, false);
-                    choice
-                };
-                for rec in self
-                    .records
-                    .values_mut()
-                    .filter(|r| r.spec.key.family == family && r.spec.source == source)
-                {
-                    match rec.step(choice.public(), &self.cfg, self.mode, now) {
-                        Step::None => {}
-                        Step::Verify => actions.push(Action::Verify {
-                            key: rec.spec.key.clone(),
-                        }),
-                        Step::Push(p) => actions.push(Action::Push(p)),
-                    }
+        // Each source is resolved once per family; a record follows only its own.
+        let sources: BTreeSet<(Family, AddressSource)> = self
+            .records
+            .values()
+            .map(|r| (r.spec.key.family, r.spec.source.clone()))
+            .collect();
+        for (family, source) in sources {
+            let choice = self.choose(family, &source, now, &mut actions);
+            for rec in self.records.values_mut() {
+                if rec.spec.key.family == family && rec.spec.source == source {
+                    actions.extend(rec.step(choice.public(), &self.cfg, self.mode, now));
                 }
             }
         }
         actions
     }
 
-    /// What the `[wan]` offers for `family`: its own address, or while behind NAT what HTTP
-    /// detection found (starting a detection when one is due).
-    fn wan_decision(
+    /// What `source` offers for `family`; for the `[wan]` behind NAT, what HTTP detection found
+    /// (starting a round when one is due).
+    fn choose(
         &mut self,
         family: Family,
-        wan_changed: bool,
+        source: &AddressSource,
         now: Now,
         actions: &mut Vec<Action>,
     ) -> WanChoice {
-        let iface = self.wan_choice(family);
-        let via_http = self.needs_http(family, iface);
+        let iface = self.source_choice(family, source);
+        let wan = *source == AddressSource::Wan;
+        let via_http = wan && self.needs_http(family, iface);
         let choice = if via_http {
             let bind = policy::bind_address(&self.view, self.cfg.wan_interface.as_deref(), family);
-            let det = self.nat.entry(family).or_insert_with(Detection::new);
-            if wan_changed {
-                det.want();
-            }
+            let det = self.nat.entry(family).or_insert_with(Detection::at_once);
             if det.start(now) {
                 actions.push(Action::Detect { family, bind });
             }
             det.public.map_or(WanChoice::BehindNat, WanChoice::Public)
         } else {
-            // Out of NAT (or detection off): no more re-checks.
-            self.nat.remove(&family);
+            if wan {
+                // Out of NAT (or detection off): no more re-checks.
+                self.nat.remove(&family);
+            }
             if let WanChoice::Public(ip) = iface {
-                self.chosen.insert((family, AddressSource::Wan), ip);
+                self.chosen.insert((family, source.clone()), ip);
             }
             iface
         };
-        self.note_choice(family, &AddressSource::Wan, choice, via_http);
+        let seen = (choice, via_http);
+        if self.last_choice.insert((family, source.clone()), seen) != Some(seen) {
+            self.log_choice(family, source, choice, via_http);
+        }
         choice
     }
 
-    fn note_choice(
-        &mut self,
-        family: Family,
-        source: &AddressSource,
-        choice: WanChoice,
-        via_http: bool,
-    ) {
-        let seen = (choice, via_http);
-        if self.last_choice.insert((family, source.clone()), seen) == Some(seen) {
-            return;
-        }
-        if *source != AddressSource::Wan {
-            match choice {
-                WanChoice::Public(ip) => info!(%family, "{source} gives {ip}"),
-                _ => info!(
-                    %family,
-                    "{source} gives no usable address: nothing to publish (`dynhostd detect` says why)"
-                ),
-            }
-            return;
-        }
-        let wan = self
-            .view
-            .wan_link(self.cfg.wan_interface.as_deref())
-            .map(|l| l.name.clone());
-        let wan = wan.as_deref().unwrap_or(match &self.cfg.wan_interface {
-            Some(name) => name.as_str(),
-            None => "(no default route)",
-        });
-        match (choice, via_http) {
+    fn log_choice(&self, family: Family, source: &AddressSource, choice: WanChoice, http: bool) {
+        let configured = self.cfg.wan_interface.as_deref();
+        let link = self.view.wan_link(configured).map(|l| l.name.as_str());
+        let wan = link.or(configured).unwrap_or("(no default route)");
+        let other = *source != AddressSource::Wan;
+        match (choice, http) {
+            (WanChoice::Public(ip), _) if other => info!(%family, "{source} gives {ip}"),
+            _ if other => info!(
+                %family,
+                "{source} gives no usable address: nothing to publish (`dynhostd detect` says why)"
+            ),
             (WanChoice::Public(ip), false) => info!(%family, wan, "WAN address is {ip}"),
             (WanChoice::Public(ip), true) => {
                 info!(%family, wan, "public address is {ip} (HTTP detection)")
@@ -632,27 +559,6 @@ impl Decider {
                 info!(%family, wan, "the WAN has no routable address: nothing to publish (`dynhostd detect` says why)")
             }
         }
-    }
-
-    fn on_outcome(&mut self, key: RecordKey, ip: IpAddr, reply: Reply, now: Now) -> Vec<Action> {
-        let unit = self.next_unit();
-        let mut actions = vec![Action::Save];
-        if let Some(rec) = self.records.get_mut(&key) {
-            actions.extend(
-                rec.outcome(ip, reply, &self.cfg, now, unit)
-                    .map(Action::Hook),
-            );
-        } else if let Some(mut rec) = self.orphans.remove(&key) {
-            // Removed by a reload while out: its reply (an abuse stop, say) is still kept.
-            actions.extend(
-                rec.outcome(ip, reply, &self.cfg, now, unit)
-                    .map(Action::Hook),
-            );
-            self.others.insert(key, rec.saved(now));
-        } else {
-            debug!(record = %key, "outcome for a record no longer kept");
-        }
-        actions
     }
 
     /// xorshift64*: jitter only, no need for a real RNG.

@@ -2,14 +2,12 @@
 //! agent. Lift the stops of named hosts (`dynhostd retry`), take addresses a client hands over
 //! (`dynhostd update --ip` while an agent runs) and decide now, and a live snapshot of every
 //! record for `dynhostd status`: its phase, the request in flight, the next wake-up and why.
-//!
-//! One `impl Decider` block over the core's own fields, so it moves with the core as one file.
 
 use super::record::Phase as RecordPhase;
 use super::{Action, Decider, Now};
 pub use crate::control::{LiveRecord, LiveStatus, Phase, StopInfo, Wake, WakeReason};
 use crate::record::{Family, RecordKey};
-use crate::wan::policy;
+use crate::wan::policy::{self, AddressSource};
 use std::net::IpAddr;
 use std::time::Instant;
 
@@ -34,120 +32,75 @@ pub struct NotOnWan {
     pub wan: Option<IpAddr>,
 }
 
-fn wake(reason: WakeReason, at: Instant, now: Instant) -> Wake {
-    Wake {
-        reason,
-        in_ms: u64::try_from(at.saturating_duration_since(now).as_millis()).unwrap_or(u64::MAX),
-    }
-}
-
 impl Decider {
     /// `dynhostd retry [HOSTNAME...]`: lifts the stop and any back-off of the named hosts' records
     /// (every record's with no names) and decides at once; `min_interval` still holds. Nothing
     /// changes when a name is unknown.
     pub fn retry(&mut self, hostnames: &[String], now: Now) -> Result<Retried, UnknownHosts> {
-        let unknown: Vec<String> = hostnames
-            .iter()
-            .filter(|h| !self.records.keys().any(|k| k.hostname == **h))
-            .cloned()
-            .collect();
+        let kept = |h: &&String| self.records.keys().any(|k| k.hostname == **h);
+        let unknown: Vec<String> = hostnames.iter().filter(|h| !kept(h)).cloned().collect();
         if !unknown.is_empty() {
             return Err(UnknownHosts(unknown));
         }
-        self.last_now = now;
         let named = |k: &RecordKey| hostnames.is_empty() || hostnames.contains(&k.hostname);
-        let mut lifted = Vec::new();
-        for (key, rec) in self.records.iter_mut() {
-            if named(key) && rec.lift() {
-                lifted.push(key.clone());
-            }
-        }
-        let mut actions = Vec::new();
-        if !lifted.is_empty() {
-            actions.push(Action::Save);
-        }
-        actions.extend(self.decide(false, now));
+        let lifted: Vec<RecordKey> = self
+            .records
+            .iter_mut()
+            .filter_map(|(k, r)| (named(k) && r.lift()).then(|| k.clone()))
+            .collect();
+        let save = (!lifted.is_empty()).then_some(Action::Save);
+        let actions = save.into_iter().chain(self.decide(false, now)).collect();
         Ok(Retried { lifted, actions })
     }
 
     /// `dynhostd update --ip ADDR...` handed to the running agent (pppd's ip-up): the addresses
-    /// must be what the WAN shows (the agent keeps following the kernel, it takes no override);
-    /// then the quiet period is cut short and everything is decided now, back-off and
-    /// `min_interval` still applying. An address that does not count by the policy (private,
-    /// CGNAT…) is not a mismatch: there is nothing to send from it. A request already out for
-    /// the same address is not sent again.
+    /// must be what the WAN shows (the agent follows the kernel, it takes no override); then
+    /// everything is decided now, back-off and `min_interval` still applying. An address the
+    /// policy does not count (private, CGNAT…) is no mismatch: there is nothing to send from it.
     pub fn update_from(&mut self, ips: &[IpAddr], now: Now) -> Result<Vec<Action>, NotOnWan> {
-        for ip in ips {
-            let family = Family::of(ip);
-            if !self.records.keys().any(|k| k.family == family)
-                || policy::judge_ip(*ip, &self.cfg.policy).is_err()
-            {
-                continue;
-            }
-            let wan = self.wan_choice(family).public();
-            if wan != Some(*ip) {
-                return Err(NotOnWan { given: *ip, wan });
+        for &given in ips {
+            let family = Family::of(&given);
+            let wan = self.source_choice(family, &AddressSource::Wan).public();
+            let counts = policy::judge_ip(given, &self.cfg.policy).is_ok();
+            if counts && wan != Some(given) && self.records.keys().any(|k| k.family == family) {
+                return Err(NotOnWan { given, wan });
             }
         }
-        self.last_now = now;
-        self.debounce_until = None;
-        self.burst_start = None;
+        self.burst = None;
         Ok(self.decide(false, now))
     }
 
     /// The live picture of every kept record, and the agent's next wake-up with its reason.
     pub fn live_status(&self, now: Now) -> LiveStatus {
-        let debounce = self.debounce_until.map(|t| (t, WakeReason::Debounce));
-        let detect = |f: &Family| {
-            let d = self.nat.get(f)?.deadline()?;
-            Some((d, WakeReason::Detect))
+        let wake = |(at, reason): (Instant, WakeReason)| {
+            let in_ms = at.saturating_duration_since(now.mono).as_millis();
+            let in_ms = u64::try_from(in_ms).unwrap_or(u64::MAX);
+            Wake { reason, in_ms }
         };
-        let mut soonest = [debounce]
-            .into_iter()
-            .chain(self.nat.keys().map(detect))
-            .flatten()
-            .min();
+        let debounce = self.burst.map(|(t, _)| (t, WakeReason::Debounce));
+        let detect = |f: &Family| Some((self.nat.get(f)?.deadline()?, WakeReason::Detect));
+        let detects = self.nat.keys().map(detect);
+        let mut soonest = detects.chain([debounce]).flatten().min();
         let mut records = Vec::new();
         for (key, rec) in &self.records {
-            let (phase, own) = match &rec.phase {
-                RecordPhase::Idle => {
-                    let refresh = rec.refresh_at(&self.cfg).map(|t| (t, WakeReason::Refresh));
-                    let verify = rec.verify_at(&self.cfg).map(|t| (t, WakeReason::Verify));
-                    (Phase::Idle, refresh.into_iter().chain(verify).min())
-                }
-                RecordPhase::Held => (
-                    Phase::Held,
-                    rec.hold_end(&self.cfg)
-                        .map(|t| (t, WakeReason::MinInterval)),
-                ),
+            let (phase, stopped) = match &rec.phase {
+                RecordPhase::Idle => (Phase::Idle, None),
+                RecordPhase::Held => (Phase::Held, None),
                 RecordPhase::Verifying => (Phase::Verifying, None),
                 RecordPhase::Pushing(_) => (Phase::Pushing, None),
-                RecordPhase::BackingOff { until, asked } => {
-                    let why = if *asked {
-                        WakeReason::RetryAfter
-                    } else {
-                        WakeReason::Backoff
-                    };
-                    (Phase::BackingOff, Some((*until, why)))
+                RecordPhase::BackingOff { .. } => (Phase::BackingOff, None),
+                RecordPhase::Stopped(s) => {
+                    let (reason, fix) = (s.reason.clone(), s.fix.clone());
+                    (Phase::Stopped, Some(StopInfo { reason, fix }))
                 }
-                RecordPhase::Stopped(_) => (Phase::Stopped, None),
             };
+            let wakes = [rec.wake(&self.cfg), debounce, detect(&key.family)];
             // Nothing but an outcome or a person wakes a record that is out or stopped.
             let next = match phase {
                 Phase::Pushing | Phase::Stopped => None,
-                _ => [own, debounce, detect(&key.family)]
-                    .into_iter()
-                    .flatten()
-                    .min(),
+                _ => wakes.into_iter().flatten().min(),
             };
             soonest = soonest.into_iter().chain(next).min();
-            let stopped = match &rec.phase {
-                RecordPhase::Stopped(s) => Some(StopInfo {
-                    reason: s.reason.clone(),
-                    fix: s.fix.clone(),
-                }),
-                _ => None,
-            };
             records.push(LiveRecord {
                 hostname: key.hostname.clone(),
                 record: key.family.record_type().to_string(),
@@ -157,13 +110,13 @@ impl Decider {
                 in_flight: rec.in_flight().map(|f| f.ip),
                 failures: rec.facts.failures,
                 last_reply: rec.facts.last_reply.clone(),
-                next: next.map(|(t, r)| wake(r, t, now.mono)),
+                next: next.map(wake),
                 stopped,
             });
         }
         LiveStatus {
             records,
-            next_wake: soonest.map(|(t, r)| wake(r, t, now.mono)),
+            next_wake: soonest.map(wake),
         }
     }
 }

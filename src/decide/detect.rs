@@ -1,10 +1,9 @@
-//! HTTP detection of one family's public address, as a small state machine beside the records.
-//! A round of what's-my-IP questions is started only by a real WAN change, the re-check interval
-//! (or back-off after a failed round), or "check now"; never more than one is out at a time, and
-//! never more than one starts per [`MIN_SPACING`], whatever storm of events or signals asks.
+//! HTTP detection of one family's public address: a small state machine beside the records. A
+//! round of what's-my-IP questions starts only on a real WAN change, the re-check interval (or
+//! its back-off) or "check now": never two at once nor two in [`MIN_SPACING`], whatever asks.
 
+use super::Rules;
 use crate::clock::{Now, later};
-use crate::decide::Backoff;
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 use tracing::warn;
@@ -12,7 +11,7 @@ use tracing::warn;
 /// Least time between the starts of two rounds.
 pub const MIN_SPACING: Duration = Duration::from_secs(1);
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct Detection {
     /// The address the sources agreed on last.
     pub public: Option<IpAddr>,
@@ -27,14 +26,10 @@ pub struct Detection {
 
 impl Detection {
     /// A family that just came to depend on detection: ask at once.
-    pub fn new() -> Detection {
+    pub fn at_once() -> Detection {
         Detection {
-            public: None,
-            asking: false,
             wanted: true,
-            last_start: None,
-            next_check: None,
-            failures: 0,
+            ..Detection::default()
         }
     }
 
@@ -46,10 +41,8 @@ impl Detection {
     /// Whether a round starts now.
     pub fn start(&mut self, now: Now) -> bool {
         let due = self.wanted || self.next_check.is_some_and(|t| t <= now.mono);
-        let spaced = self
-            .last_start
-            .is_none_or(|t| later(t, MIN_SPACING) <= now.mono);
-        if self.asking || !due || !spaced {
+        let spaced = |t: Instant| later(t, MIN_SPACING) <= now.mono;
+        if self.asking || !due || !self.last_start.is_none_or(spaced) {
             return false;
         }
         self.asking = true;
@@ -60,24 +53,17 @@ impl Detection {
     }
 
     /// A round finished; None when no two sources agreed.
-    pub fn answer(
-        &mut self,
-        ip: Option<IpAddr>,
-        interval: Duration,
-        backoff: &Backoff,
-        now: Now,
-        unit: f64,
-    ) {
+    pub fn answer(&mut self, ip: Option<IpAddr>, rules: &Rules, now: Now, unit: f64) {
         self.asking = false;
         let wait = match ip {
             Some(ip) => {
                 self.public = Some(ip);
                 self.failures = 0;
-                interval
+                rules.detect.interval
             }
             None => {
                 self.failures = self.failures.saturating_add(1);
-                let delay = backoff.delay(self.failures, unit);
+                let delay = rules.backoff.delay(self.failures, unit);
                 warn!(
                     "no public address from the what's-my-IP sources; asking again in {}s",
                     delay.as_secs()

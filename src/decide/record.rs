@@ -1,12 +1,12 @@
 //! One DynHost record's state machine. Its phase is a type: what it is doing now, with the one
-//! deadline that phase has. Every other timing rule (the minimum interval, refresh, the periodic
-//! DNS check) is derived from two facts, when the address was last confirmed and when the zone
-//! was last asked, so no deadline is ever kept twice. The saved form ([`PublishedRecord`]) is
-//! rendered from the phase when the state is written, and read back at start with every
-//! deadline capped by its own rule.
+//! deadline that phase has. The other timing rules (minimum interval, refresh, the periodic DNS
+//! check) derive from when the address was last confirmed and when the zone was last asked, so
+//! no deadline is kept twice. The saved form ([`PublishedRecord`]) is rendered from the phase,
+//! and read back at start with every deadline capped by its own rule.
 
-use super::{Mode, Push, RecordSpec, Rules};
+use super::{Action, Mode, Push, RecordSpec, Rules};
 use crate::clock::{Now, UnixTime, later};
+use crate::control::WakeReason::{self, Backoff, MinInterval, Refresh, RetryAfter, Verify};
 use crate::hook::{HookEvent, HookKind};
 use crate::provider::{self, Reply, Verdict};
 use crate::state::{PublishedRecord, Stopped};
@@ -52,7 +52,7 @@ pub enum Phase {
 #[derive(Debug, Clone)]
 pub struct Record {
     pub spec: RecordSpec,
-    /// The facts the state file keeps (its `retry_at` and `stopped` are rendered from `phase`).
+    /// What the state file keeps (its `retry_at` and `stopped` are rendered from `phase`).
     pub facts: PublishedRecord,
     pub phase: Phase,
     /// When this process saw the published address confirmed (rebuilt from `published_at` at
@@ -83,35 +83,25 @@ impl Record {
             Some(stop) => Phase::Stopped(stop),
             None => Phase::Idle,
         };
+        let asked = facts.retry_asked;
+        let backoff_max = rules.backoff.max;
+        let cap = if asked { RETRY_AFTER_CAP } else { backoff_max };
         let retry_at = facts.retry_at.take();
+        let until = retry_at.and_then(|at| now.deadline_of(UnixTime(at), cap));
         if facts.failures > 0 && facts.attempt_config.as_deref().is_some_and(edited) {
             // The back-off was earned by the entry as it was; a fixed one is tried now.
             info!(record = %spec.key, "configuration changed since the last failure: trying again now");
             facts.failures = 0;
-        } else if let (Phase::Idle, Some(at)) = (&phase, retry_at) {
-            let cap = if facts.retry_asked {
-                RETRY_AFTER_CAP
-            } else {
-                rules.backoff.max
-            };
-            if let Some(until) = now.deadline_of(UnixTime(at), cap) {
-                phase = Phase::BackingOff {
-                    until,
-                    asked: facts.retry_asked,
-                };
-            }
+        } else if let (Phase::Idle, Some(until)) = (&phase, until) {
+            phase = Phase::BackingOff { until, asked };
         }
-        let known = facts.published.is_some();
         // Published with no time, or further back than the monotonic clock reaches: long ago.
-        let confirmed = facts.published.map(|_| {
-            facts
-                .published_at
-                .and_then(|at| now.instant_of(UnixTime(at)))
-                .unwrap_or_else(|| long_ago(now))
-        });
+        let at = facts.published_at.and_then(|t| now.instant_of(UnixTime(t)));
+        let confirmed = facts.published.map(|_| at.unwrap_or(long_ago(now)));
+        let known = facts.published.is_some() || matches!(phase, Phase::Stopped(_));
         Record {
+            checked: known.then_some(now.mono),
             confirmed,
-            checked: (known || matches!(phase, Phase::Stopped(_))).then_some(now.mono),
             spec,
             facts,
             phase,
@@ -144,34 +134,31 @@ impl Record {
         }
     }
 
-    pub(super) fn hold_end(&self, rules: &Rules) -> Option<Instant> {
-        self.confirmed
-            .filter(|_| !rules.min_interval.is_zero())
-            .map(|t| later(t, rules.min_interval))
+    /// `d` after the address was last confirmed; None when the rule is off (`d` zero).
+    fn confirmed_plus(&self, d: Duration) -> Option<Instant> {
+        self.confirmed.filter(|_| !d.is_zero()).map(|t| later(t, d))
     }
 
-    pub(super) fn refresh_at(&self, rules: &Rules) -> Option<Instant> {
-        if rules.refresh.is_zero() || self.facts.published.is_none() {
-            return None;
-        }
-        // Never confirmed in reach of the monotonic clock: due now.
-        self.confirmed.map(|t| later(t, rules.refresh))
+    fn refresh_at(&self, rules: &Rules) -> Option<Instant> {
+        self.confirmed_plus(rules.refresh)
+            .filter(|_| self.facts.published.is_some())
     }
 
-    pub(super) fn verify_at(&self, rules: &Rules) -> Option<Instant> {
-        let every = rules.verify?;
-        self.checked.map(|t| later(t, every))
+    fn verify_at(&self, rules: &Rules) -> Option<Instant> {
+        Some(later(self.checked?, rules.verify?))
     }
 
-    /// The deadline this record needs a wake-up for, if any.
-    pub fn deadline(&self, rules: &Rules) -> Option<Instant> {
-        match &self.phase {
-            Phase::Held => self.hold_end(rules),
-            Phase::BackingOff { until, .. } => Some(*until),
-            Phase::Idle => [self.refresh_at(rules), self.verify_at(rules)]
-                .into_iter()
-                .flatten()
-                .min(),
+    /// The deadline this record needs a wake-up for, and why.
+    pub fn wake(&self, rules: &Rules) -> Option<(Instant, WakeReason)> {
+        match self.phase {
+            Phase::Held => Some((self.confirmed_plus(rules.min_interval)?, MinInterval)),
+            Phase::BackingOff { until, asked: true } => Some((until, RetryAfter)),
+            Phase::BackingOff { until, .. } => Some((until, Backoff)),
+            Phase::Idle => {
+                let refresh = self.refresh_at(rules).map(|t| (t, Refresh));
+                let verify = self.verify_at(rules).map(|t| (t, Verify));
+                refresh.into_iter().chain(verify).min()
+            }
             Phase::Verifying | Phase::Pushing(_) | Phase::Stopped(_) => None,
         }
     }
@@ -206,63 +193,65 @@ impl Record {
         }
     }
 
-    /// What this record does given what counts for its family now (`None`: nothing to publish).
-    pub fn step(&mut self, choice: Option<IpAddr>, rules: &Rules, mode: Mode, now: Now) -> Step {
+    /// What this record does given what its source offers now (`choice` None: nothing to
+    /// publish); None: nothing to do now.
+    pub fn step(
+        &mut self,
+        choice: Option<IpAddr>,
+        rules: &Rules,
+        mode: Mode,
+        now: Now,
+    ) -> Option<Action> {
         match &self.phase {
-            Phase::Verifying | Phase::Pushing(_) | Phase::Stopped(_) => return Step::None,
-            Phase::BackingOff { until, .. } if *until > now.mono => return Step::None,
+            Phase::Verifying | Phase::Pushing(_) | Phase::Stopped(_) => return None,
+            Phase::BackingOff { until, .. } if *until > now.mono => return None,
             _ => {}
         }
         let Some(ip) = choice else {
             self.phase = Phase::Idle;
-            return Step::None;
+            return None;
         };
         let due = |t: Option<Instant>| t.is_some_and(|t| t <= now.mono);
-        if self.facts.published.is_none() && self.checked.is_none() && rules.verify.is_some() {
-            // Unknown: the zone may already hold it; ask before sending.
-            self.phase = Phase::Verifying;
-            return Step::Verify;
-        }
-        let changed = self.facts.published != Some(ip);
+        let previous = self.facts.published;
+        let changed = previous != Some(ip);
         let refresh = due(self.refresh_at(rules));
         // `update --force` sends once per pass, even what is already published.
         let force = mode == (Mode::Update { force: true }) && !self.pushed;
-        if !(changed || refresh || force) {
+        let quiet = !(changed || refresh || force);
+        // Unknown: the zone may already hold it, so it is asked before sending.
+        let unknown = previous.is_none() && self.checked.is_none() && rules.verify.is_some();
+        if unknown || quiet && mode == Mode::Agent && due(self.verify_at(rules)) {
+            self.phase = Phase::Verifying;
+            let key = self.spec.key.clone();
+            return Some(Action::Verify { key });
+        } else if quiet {
             self.phase = Phase::Idle;
-            if mode == Mode::Agent && due(self.verify_at(rules)) {
-                self.phase = Phase::Verifying;
-                return Step::Verify;
-            }
-            return Step::None;
+            return None;
         }
-        let held = self.hold_end(rules).filter(|end| *end > now.mono);
-        if let (true, Mode::Agent, Some(end)) = (changed, mode, held) {
+        let held = self.confirmed_plus(rules.min_interval);
+        if let (true, Mode::Agent, Some(end)) = (changed, mode, held.filter(|t| *t > now.mono)) {
             if self.phase != Phase::Held {
                 let wait = end.saturating_duration_since(now.mono).as_secs_f64().ceil();
                 info!(record = %self.spec.key, "{ip} held back by min_interval ({}): it will be sent at {} (in {wait}s)",
                     crate::config::format_duration(rules.min_interval), now.wall_of(end));
                 self.phase = Phase::Held;
             }
-            return Step::None;
+            return None;
         }
         if !changed && refresh && !force {
             info!(record = %self.spec.key, "refreshing {ip}: unchanged for {}", crate::config::format_duration(rules.refresh));
         }
-        let previous = self.facts.published;
         self.phase = Phase::Pushing(InFlight {
             ip,
             expect_change: previous.is_some() && changed,
             fingerprint: self.spec.fingerprint.clone(),
         });
-        Step::Push(Push {
-            key: self.spec.key.clone(),
-            ip,
-            previous,
-        })
+        let key = self.spec.key.clone();
+        Some(Action::Push(Push { key, ip, previous }))
     }
 
-    /// What the zone's authoritative servers hold (Err: they could not be asked).
-    /// Returns whether the facts changed.
+    /// What the zone's authoritative servers hold (Err: they could not be asked). Returns
+    /// whether the facts changed.
     pub fn verified(
         &mut self,
         shows: Result<Vec<IpAddr>, String>,
@@ -272,7 +261,7 @@ impl Record {
         if self.phase == Phase::Verifying {
             self.phase = Phase::Idle;
         }
-        let key = &self.spec.key;
+        let key = self.spec.key.clone();
         let first = self.checked.is_none() && self.facts.published.is_none();
         self.checked = Some(now.mono);
         let shows = match shows {
@@ -283,14 +272,11 @@ impl Record {
                 return false;
             }
         };
-        let shown = || match shows.len() {
-            0 => "no record".to_string(),
-            _ => shows
-                .iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join(", "),
-        };
+        let mut shown: Vec<String> = shows.iter().map(ToString::to_string).collect();
+        if shown.is_empty() {
+            shown.push("no record".into());
+        }
+        let shown = shown.join(", ");
         if first {
             if let Some(ip) = current.filter(|ip| shows.contains(ip)) {
                 info!(record = %key, "{key} already holds {ip} at its name servers: nothing to send");
@@ -299,25 +285,23 @@ impl Record {
                 self.confirmed = Some(now.mono);
                 return true;
             }
-            debug!(record = %key, "{key} shows {} at its name servers", shown());
+            debug!(record = %key, "{key} shows {shown} at its name servers");
             return false;
         }
         let Some(p) = self.facts.published else {
             return false;
         };
-        let propagating = self.pushed
-            && self
-                .confirmed
-                .is_some_and(|t| now.mono.saturating_duration_since(t) < PROPAGATION_GRACE);
+        let recent = |t: Instant| now.mono.saturating_duration_since(t) < PROPAGATION_GRACE;
+        let propagating = self.pushed && self.confirmed.is_some_and(recent);
         if shows.contains(&p) {
             // A zone that holds our address holds, whatever else it holds beside it.
             debug!(record = %key, "{key} holds {p} at its name servers, as published");
             false
         } else if propagating {
-            debug!(record = %key, "{key} shows {} at its name servers: the update to {p} is still propagating", shown());
+            debug!(record = %key, "{key} shows {shown} at its name servers: the update to {p} is still propagating");
             false
         } else {
-            warn!(record = %key, "{key} shows {} at its name servers, not {p} as published (edited elsewhere?): correcting", shown());
+            warn!(record = %key, "{key} shows {shown} at its name servers, not {p} as published (edited elsewhere?): correcting");
             self.facts.published = None;
             true
         }
@@ -332,39 +316,21 @@ impl Record {
         now: Now,
         unit: f64,
     ) -> Option<HookEvent> {
-        let flight = match std::mem::replace(&mut self.phase, Phase::Idle) {
-            Phase::Pushing(f) => Some(f),
-            other => {
-                self.phase = other;
-                None
-            }
-        };
-        let key = &self.spec.key;
-        let expect_change = flight
-            .as_ref()
-            .is_some_and(|f| f.expect_change && f.ip == ip);
+        let sent = self.in_flight().cloned();
+        if sent.is_some() {
+            self.phase = Phase::Idle;
+        }
+        let (key, config) = (self.spec.key.clone(), self.spec.fingerprint.clone());
+        let expect_change = sent.as_ref().is_some_and(|f| f.expect_change && f.ip == ip);
         // Sent with an entry that has been edited since: its failure says nothing of the new one.
-        let stale = flight
-            .as_ref()
-            .is_some_and(|f| f.fingerprint != self.spec.fingerprint);
+        let stale = sent.as_ref().is_some_and(|f| f.fingerprint != config);
         let summary = reply.summary();
         self.facts.last_reply = Some(summary.clone());
         self.facts.last_attempt_at = Some(now.wall.0);
-        self.facts.attempt_config = flight.map(|f| f.fingerprint);
+        self.facts.attempt_config = sent.map(|f| f.fingerprint);
         let previous = self.facts.published;
         let old = previous.map_or_else(|| "unknown".to_string(), |a| a.to_string());
-        let verdict = provider::verdict(&reply);
-        let kind = match &verdict {
-            _ if reply == Reply::DryRun => None,
-            Verdict::Published { changed: true } => Some(HookKind::Updated),
-            Verdict::Published { changed: false } => Some(HookKind::Unchanged),
-            // An abuse stop is kept even for an edited entry: the provider blocked the host.
-            Verdict::Stop { .. } if reply == Reply::Abuse => Some(HookKind::Stopped),
-            Verdict::Stop { .. } | Verdict::Retry { .. } if stale => Some(HookKind::Error),
-            Verdict::Stop { .. } => Some(HookKind::Stopped),
-            Verdict::Retry { .. } => Some(HookKind::Error),
-        };
-        match verdict {
+        let event = match provider::verdict(&reply) {
             Verdict::Published { changed } => {
                 info!(record = %key, "updated {key}: {old} → {ip} ({summary})");
                 if !changed && expect_change {
@@ -375,10 +341,17 @@ impl Record {
                 self.facts.failures = 0;
                 self.confirmed = Some(now.mono);
                 self.pushed = true;
+                match changed {
+                    _ if reply == Reply::DryRun => return None,
+                    true => HookKind::Updated,
+                    false => HookKind::Unchanged,
+                }
             }
-            _ if kind == Some(HookKind::Error) && stale => {
+            // An abuse stop is kept even for an edited entry: the provider blocked the host.
+            Verdict::Stop { .. } | Verdict::Retry { .. } if stale && reply != Reply::Abuse => {
                 warn!(record = %key, "\"{summary}\" answered a request sent with the entry as it was before the reload: trying again with the new one");
-                self.facts.attempt_config = Some(self.spec.fingerprint.clone());
+                self.facts.attempt_config = Some(config);
+                HookKind::Error
             }
             Verdict::Stop { fix } => {
                 error!(record = %key, "{key} stopped after \"{summary}\": {fix}. Once it is fixed (at the provider or in its [[host]] entry), run `dynhostd retry {}`", key.hostname);
@@ -386,24 +359,24 @@ impl Record {
                     reason: summary.clone(),
                     fix,
                     at: now.wall.0,
-                    config: self.spec.fingerprint.clone(),
+                    config,
                 });
+                HookKind::Stopped
             }
             Verdict::Retry { after } => {
                 self.facts.failures = self.facts.failures.saturating_add(1);
-                let mut delay = rules.backoff.delay(self.facts.failures, unit);
+                let delay = rules.backoff.delay(self.facts.failures, unit);
                 // Never sooner than the server asked (capped against nonsense).
                 let asked = after.map(|a| a.min(RETRY_AFTER_CAP));
-                delay = delay.max(asked.unwrap_or_default());
+                let delay = delay.max(asked.unwrap_or_default());
                 warn!(record = %key, "update of {key} to {ip} failed ({summary}); attempt {}, next try in {:.1}s", self.facts.failures, delay.as_secs_f64());
-                self.phase = Phase::BackingOff {
-                    until: now.after(delay),
-                    asked: asked.is_some_and(|a| a >= delay),
-                };
+                let (until, asked) = (now.after(delay), asked.is_some_and(|a| a >= delay));
+                self.phase = Phase::BackingOff { until, asked };
+                HookKind::Error
             }
-        }
-        kind.map(|event| HookEvent {
-            host: key.hostname.clone(),
+        };
+        Some(HookEvent {
+            host: key.hostname,
             family: key.family,
             ip: Some(ip),
             old_ip: previous,
@@ -411,14 +384,6 @@ impl Record {
             error: matches!(event, HookKind::Error | HookKind::Stopped).then_some(summary),
         })
     }
-}
-
-/// What [`Record::step`] asks for.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Step {
-    None,
-    Verify,
-    Push(Push),
 }
 
 /// A moment long enough ago that every rule measured from it has passed.

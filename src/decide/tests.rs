@@ -308,7 +308,10 @@ fn no_routable_address_sends_nothing() {
     }
     let mut d = decider(std::slice::from_ref(&k), State::default(), &c);
     d.on_event(snapshot(3, &["100.64.1.2"]), c.at(0.0));
-    assert_eq!(d.wan_choice(Family::V4), WanChoice::BehindNat);
+    assert_eq!(
+        d.source_choice(Family::V4, &AddressSource::Wan),
+        WanChoice::BehindNat
+    );
 }
 
 #[test]
@@ -562,7 +565,10 @@ fn an_override_replaces_the_interface_address_but_is_still_judged() {
     d.set_view(NetView::default());
     d.set_override(ip("100.64.0.9"));
     assert!(pushes(&d.decide_now(c.at(0.0), false)).is_empty());
-    assert_eq!(d.wan_choice(Family::V4), WanChoice::BehindNat);
+    assert_eq!(
+        d.source_choice(Family::V4, &AddressSource::Wan),
+        WanChoice::BehindNat
+    );
 }
 
 #[test]
