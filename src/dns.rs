@@ -666,18 +666,17 @@ mod tests {
         (u16::from_be_bytes([q[0], q[1]]), name, qtype)
     }
 
+    /// How often each question was asked, and the most questions that waited at once.
+    type Seen =
+        std::sync::Arc<std::sync::Mutex<(std::collections::HashMap<(String, u16), usize>, usize)>>;
+
     /// A resolver on loopback for `example.com` (NS ns1.example.com at 127.0.0.1; names under
-    /// it have no NS of their own; any other name is refused), counting every question it gets. It answers once more
-    /// than `hold` questions wait, or after a quiet moment, and notes the most that waited.
-    async fn resolver(
-        hold: usize,
-    ) -> (
-        SocketAddr,
-        std::sync::Arc<std::sync::Mutex<(std::collections::HashMap<(String, u16), usize>, usize)>>,
-    ) {
+    /// it have no NS of their own; any other name is refused), counting every question it
+    /// gets. It answers once more than `hold` questions wait, or after a quiet moment.
+    async fn resolver(hold: usize) -> (SocketAddr, Seen) {
         let sock = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
         let addr = sock.local_addr().unwrap();
-        let seen = std::sync::Arc::new(std::sync::Mutex::new(Default::default()));
+        let seen = Seen::default();
         let log = seen.clone();
         tokio::spawn(async move {
             let mut buf = [0u8; 512];
@@ -687,8 +686,7 @@ mod tests {
                 let got = tokio::time::timeout(quiet, sock.recv_from(&mut buf)).await;
                 if let Ok(Ok((n, from))) = got {
                     let (id, name, qtype) = question(&buf[..n]);
-                    let mut l: std::sync::MutexGuard<'_, (std::collections::HashMap<_, _>, usize)> =
-                        log.lock().unwrap();
+                    let mut l = log.lock().unwrap();
                     *l.0.entry((name.clone(), qtype)).or_default() += 1;
                     waiting.push((id, name, qtype, from));
                     l.1 = l.1.max(waiting.len());
