@@ -544,9 +544,11 @@ pub async fn run(
         env!("CARGO_PKG_VERSION")
     );
 
-    // systemd (Type=notify): READY once the first decision is made, the watchdog when asked.
+    // systemd (Type=notify): READY once the first decision is made and the HTTP clients are
+    // built (a bad CA file fails the start, not the running service), the watchdog when asked.
     let notifier = crate::notify::Notifier::from_env();
     let mut ready = notifier.is_none();
+    let mut dumped = false;
     let mut watchdog = notifier
         .as_ref()
         .and_then(|n| n.watchdog_interval())
@@ -606,16 +608,10 @@ pub async fn run(
             }
             ev = rx.recv() => match ev {
                 Some(ev) => {
-                    let snapshot = matches!(ev, NetEvent::Snapshot(_));
-                    let actions = decider.on_event(Event::Net(ev), Now::system());
-                    // The first dump is decided at once: start-up is over.
-                    if snapshot && !ready {
-                        if let Some(n) = &notifier {
-                            n.ready();
-                        }
-                        ready = true;
-                    }
-                    actions
+                    // The first dump is decided at once: start-up is over (once the clients
+                    // are there too).
+                    dumped |= matches!(ev, NetEvent::Snapshot(_));
+                    decider.on_event(Event::Net(ev), Now::system())
                 }
                 None => {
                     let err = match (&mut watcher).await {
@@ -652,6 +648,12 @@ pub async fn run(
         };
         if perform(actions, &mut pusher) && save_at.is_none() {
             save_at = Some(Instant::now() + SAVE_DELAY);
+        }
+        if !ready && dumped && building.is_none() {
+            if let Some(n) = &notifier {
+                n.ready();
+            }
+            ready = true;
         }
     };
 
