@@ -163,10 +163,7 @@ impl Done {
 
 /// Performs the decider's pushes (at most `http.max_concurrent` at a time) and HTTP detections.
 struct Pusher {
-    hosts: Hosts,
-    /// Some while the HTTP clients are being built at start (see [`Pusher::start_building`]):
-    /// the pushes asked for meanwhile.
-    waiting: Option<Vec<Push>>,
+    hosts: HashMap<RecordKey, (Arc<HostConfig>, DynHostClient)>,
     /// One semaphore for the agent's life: a reload resizes it, so requests queued before and
     /// after never exceed `max_concurrent` together.
     limit: Arc<Semaphore>,
@@ -185,92 +182,24 @@ struct Pusher {
     dry_run: bool,
 }
 
-/// Each record's host entry and HTTP client.
-type Hosts = HashMap<RecordKey, (Arc<HostConfig>, DynHostClient)>;
-
-/// The clients being built at start.
-type Building = Option<tokio::sync::oneshot::Receiver<Result<Hosts, ClientError>>>;
-
-/// Waits for the clients being built (never resolves when none are).
-async fn clients_built(building: &mut Building) -> Result<Hosts, ClientError> {
-    let Some(task) = building else {
-        return std::future::pending().await;
-    };
-    let built = task.await;
-    *building = None;
-    built.map_err(|_| ClientError::Build("the thread building them stopped".into()))?
-}
-
-/// Builds the HTTP clients (one per CA file). Slow: each loads the system's CA certificates.
-fn build_hosts(config: &Config) -> Result<Hosts, ClientError> {
-    crate::provider::client::install_crypto_provider();
-    let mut clients = Clients::new(ClientOptions {
-        connect_timeout: config.http.connect_timeout,
-        timeout: config.http.timeout,
-    });
-    let mut hosts = HashMap::new();
-    for h in config.enabled_hosts() {
-        let client = clients.get(h.ca_file.as_deref())?;
-        let h = Arc::new(h.clone());
-        for key in h.records() {
-            hosts.insert(key, (h.clone(), client.clone()));
-        }
-    }
-    Ok(hosts)
-}
-
 impl Pusher {
     /// Builds the HTTP clients up front so a bad CA file fails at start, not at the first change.
     fn new(config: &Config, dry_run: bool) -> Result<Pusher, ClientError> {
-        Ok(Pusher::with_hosts(config, build_hosts(config)?, dry_run))
-    }
-
-    /// The agent's start: the HTTP clients are built on a blocking thread while the kernel's
-    /// dump is read and the records are checked at their name servers (the build reads every
-    /// CA certificate of the system: tens of ms on a router). Pushes wait for them; the caller
-    /// hands them to [`Pusher::built`], and a failure (a bad CA file) still stops the agent at
-    /// start, before anything is sent.
-    fn start_building(config: &Config, dry_run: bool) -> (Pusher, Building) {
-        let mut pusher = Pusher::with_hosts(config, HashMap::new(), dry_run);
-        pusher.waiting = Some(Vec::new());
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        let tx = Arc::new(std::sync::Mutex::new(Some(tx)));
-        let (sender, owned) = (tx.clone(), config.clone());
-        // A thread of its own that ends with the build: the agent stays one thread when idle.
-        let spawned = std::thread::Builder::new()
-            .name("http-clients".into())
-            .spawn(move || {
-                let built = build_hosts(&owned);
-                if let Some(tx) = sender.lock().ok().and_then(|mut t| t.take()) {
-                    let _ = tx.send(built);
-                }
-            });
-        if spawned.is_err()
-            && let Some(tx) = tx.lock().ok().and_then(|mut t| t.take())
-        {
-            // No thread to be had: built here, as before.
-            let _ = tx.send(build_hosts(config));
+        crate::provider::client::install_crypto_provider();
+        let mut clients = Clients::new(ClientOptions {
+            connect_timeout: config.http.connect_timeout,
+            timeout: config.http.timeout,
+        });
+        let mut hosts = HashMap::new();
+        for h in config.enabled_hosts() {
+            let client = clients.get(h.ca_file.as_deref())?;
+            let h = Arc::new(h.clone());
+            for key in h.records() {
+                hosts.insert(key, (h.clone(), client.clone()));
+            }
         }
-        (pusher, Some(rx))
-    }
-
-    /// The clients are there: send what waited for them. False when a reload came first (it
-    /// built its own).
-    fn built(&mut self, hosts: Hosts) -> bool {
-        let Some(waiting) = self.waiting.take() else {
-            return false;
-        };
-        self.hosts = hosts;
-        for push in waiting {
-            self.start(push);
-        }
-        true
-    }
-
-    fn with_hosts(config: &Config, hosts: Hosts, dry_run: bool) -> Pusher {
-        Pusher {
+        Ok(Pusher {
             hosts,
-            waiting: None,
             limit: Arc::new(Semaphore::new(config.http.max_concurrent)),
             max_concurrent: config.http.max_concurrent,
             tasks: JoinSet::new(),
@@ -285,7 +214,7 @@ impl Pusher {
             hook_timeout: config.hook_timeout,
             running_hooks: crate::hook::HookQueue::new(),
             dry_run,
-        }
+        })
     }
 
     /// A reloaded configuration: new hosts, clients and sources. Requests already sent carry
@@ -312,9 +241,7 @@ impl Pusher {
         self.verifier = fresh.verifier;
         self.hooks = fresh.hooks;
         self.hook_timeout = fresh.hook_timeout;
-        let mut cancelled: Vec<RecordKey> = Vec::new();
-        // Built by this reload: pushes that waited for the start's clients are sent again.
-        cancelled.extend(self.waiting.take().into_iter().flatten().map(|p| p.key));
+        let mut cancelled = Vec::new();
         for (key, (task, started)) in self.queued.drain() {
             if !started.load(Ordering::Relaxed) && !task.is_finished() {
                 task.abort();
@@ -325,10 +252,6 @@ impl Pusher {
     }
 
     fn start(&mut self, push: Push) {
-        if let Some(waiting) = &mut self.waiting {
-            waiting.push(push);
-            return;
-        }
         let Some((host, client)) = self.hosts.get(&push.key).cloned() else {
             error!(record = %push.key, "no host for this record (bug)");
             return;
@@ -524,9 +447,9 @@ pub async fn run(
     let mut control = (!opts.dry_run)
         .then(|| crate::control::Control::start(&crate::control::socket_path(&config)));
     let mut state_path = config.state_file();
-    let (mut pusher, mut building) = Pusher::start_building(&config, opts.dry_run);
     let mut decider = new_decider(&config);
-    debug!("state loaded");
+    let mut pusher = Pusher::new(&config, opts.dry_run)?;
+    debug!("state loaded and HTTP clients built");
     if opts.dry_run {
         info!("dry run: nothing will be sent and the state file will not be written");
     }
@@ -544,11 +467,9 @@ pub async fn run(
         env!("CARGO_PKG_VERSION")
     );
 
-    // systemd (Type=notify): READY once the first decision is made and the HTTP clients are
-    // built (a bad CA file fails the start, not the running service), the watchdog when asked.
+    // systemd (Type=notify): READY once the first decision is made, the watchdog when asked.
     let notifier = crate::notify::Notifier::from_env();
     let mut ready = notifier.is_none();
-    let mut dumped = false;
     let mut watchdog = notifier
         .as_ref()
         .and_then(|n| n.watchdog_interval())
@@ -608,10 +529,16 @@ pub async fn run(
             }
             ev = rx.recv() => match ev {
                 Some(ev) => {
-                    // The first dump is decided at once: start-up is over (once the clients
-                    // are there too).
-                    dumped |= matches!(ev, NetEvent::Snapshot(_));
-                    decider.on_event(Event::Net(ev), Now::system())
+                    let snapshot = matches!(ev, NetEvent::Snapshot(_));
+                    let actions = decider.on_event(Event::Net(ev), Now::system());
+                    // The first dump is decided at once: start-up is over.
+                    if snapshot && !ready {
+                        if let Some(n) = &notifier {
+                            n.ready();
+                        }
+                        ready = true;
+                    }
+                    actions
                 }
                 None => {
                     let err = match (&mut watcher).await {
@@ -620,21 +547,6 @@ pub async fn run(
                     };
                     error!("{err}: shutting down");
                     break Err(err);
-                }
-            },
-            built = clients_built(&mut building) => match built {
-                Ok(hosts) => {
-                    if pusher.built(hosts) {
-                        debug!("HTTP clients built");
-                    }
-                    Vec::new()
-                }
-                // A reload built its own meanwhile.
-                Err(_) if pusher.waiting.is_none() => Vec::new(),
-                // As a failed build always did: nothing was sent, nothing is saved.
-                Err(e) => {
-                    watcher.abort();
-                    return Err(e.into());
                 }
             },
             Some(done) = pusher.next() => {
@@ -648,12 +560,6 @@ pub async fn run(
         };
         if perform(actions, &mut pusher) && save_at.is_none() {
             save_at = Some(Instant::now() + SAVE_DELAY);
-        }
-        if !ready && dumped && building.is_none() {
-            if let Some(n) = &notifier {
-                n.ready();
-            }
-            ready = true;
         }
     };
 

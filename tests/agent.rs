@@ -368,7 +368,7 @@ fn a_ca_file_that_cannot_be_used_stops_the_agent_at_start() {
             let s = standin_https();
             let setup = Setup::new();
             // PEM armour around no certificate: the config check lets it through (it reads the
-            // file), the HTTP client build (on its own thread, while the agent starts) does not.
+            // file), the HTTP client build does not.
             let ca = setup.config_path().with_file_name("broken-ca.pem");
             std::fs::write(
                 &ca,
