@@ -6,9 +6,7 @@
 //! ip-up hook).
 
 use crate::config::{Config, HostConfig};
-use crate::decide::{
-    Action, Backoff, Decider, DeciderConfig, DetectPolicy, Event, Now, Push, RecordSpec,
-};
+use crate::decide::{Action, Decider, DeciderConfig, DetectPolicy, Event, Now, Push, RecordSpec};
 use crate::provider::Reply;
 use crate::provider::client::{ClientError, ClientOptions, Clients, DynHostClient, UpdateRequest};
 use crate::public_ip::{PublicAddress, PublicIpDetector};
@@ -83,10 +81,7 @@ pub fn decider_config(config: &Config) -> DeciderConfig {
                 })
             })
             .collect(),
-        backoff: Backoff {
-            initial: config.update.retry_initial,
-            max: config.update.retry_max,
-        },
+        backoff: config.update.backoff(),
         min_interval: config.update.min_interval,
         refresh: config.update.refresh,
         verify: (!config.verify.interval.is_zero()).then_some(config.verify.interval),
@@ -103,11 +98,11 @@ pub fn decider_config(config: &Config) -> DeciderConfig {
 
 /// The DNS side of `[verify]`.
 pub fn verifier(config: &Config) -> crate::dns::Verifier {
-    crate::dns::Verifier {
-        nameservers: config.verify.nameservers.clone(),
-        resolver: config.verify.resolver,
-        timeout: config.verify.timeout,
-    }
+    crate::dns::Verifier::new(
+        config.verify.nameservers.clone(),
+        config.verify.resolver,
+        config.verify.timeout,
+    )
 }
 
 /// Reads the state file, logging what happened to it.
@@ -284,7 +279,8 @@ impl Pusher {
             let reply = client.update(&req).await;
             Done::Push(push.key, push.ip, reply)
         });
-        self.queued.retain(|_, (t, _)| !t.is_finished());
+        // Taken out when the reply comes (see `finished`): sweeping the map here would visit
+        // every queued push for each new one.
         self.queued.insert(key, (task, started));
     }
 
@@ -338,11 +334,46 @@ impl Pusher {
     /// The next finished task; None when none is out.
     async fn next(&mut self) -> Option<Done> {
         loop {
-            match self.tasks.join_next().await? {
-                Ok(done) => return Some(done),
-                // Cancelled by a reload: the decider already knows.
-                Err(e) if e.is_cancelled() => {}
-                Err(e) => error!("an update task failed: {e}"),
+            let joined = self.tasks.join_next().await?;
+            if let Some(done) = self.finished(joined) {
+                return Some(done);
+            }
+        }
+    }
+
+    /// The next finished task if there is one already, without waiting.
+    fn try_next(&mut self) -> Option<Done> {
+        loop {
+            let joined = self.tasks.try_join_next()?;
+            if let Some(done) = self.finished(joined) {
+                return Some(done);
+            }
+        }
+    }
+
+    /// Every task finished by now: the first `first`, then the rest without waiting, so the
+    /// decider takes them in one batch (see [`Decider::on_events`]).
+    fn batch(&mut self, first: Done) -> Vec<Event> {
+        let mut events = vec![first.into_event()];
+        while let Some(done) = self.try_next() {
+            events.push(done.into_event());
+        }
+        events
+    }
+
+    fn finished(&mut self, joined: Result<Done, tokio::task::JoinError>) -> Option<Done> {
+        match joined {
+            Ok(done) => {
+                if let Done::Push(key, ..) = &done {
+                    self.queued.remove(key);
+                }
+                Some(done)
+            }
+            // Cancelled by a reload: the decider already knows.
+            Err(e) if e.is_cancelled() => None,
+            Err(e) => {
+                error!("an update task failed: {e}");
+                None
             }
         }
     }
@@ -513,7 +544,12 @@ pub async fn run(
                     break Err(err);
                 }
             },
-            Some(done) = pusher.next() => decider.on_event(done.into_event(), Now::system()),
+            Some(done) = pusher.next() => {
+                // Let the other tasks run first: whatever finishes meanwhile joins the batch.
+                tokio::task::yield_now().await;
+                let events = pusher.batch(done);
+                decider.on_events(events, Now::system())
+            }
             req = control_recv(&mut control) => crate::control::answer(&mut decider, req, &config, Now::system()),
             () = sleep_until(wake), if wake.is_some() => decider.on_event(Event::Timer, Now::system()),
         };
@@ -686,7 +722,8 @@ pub async fn update_once(
         let Some(done) = pusher.next().await else {
             break;
         };
-        actions = decider.on_event(done.into_event(), Now::system());
+        let events = pusher.batch(done);
+        actions = decider.on_events(events, Now::system());
     }
     save_state(&decider, opts.dry_run, &state_path);
     pusher.wait_hooks().await;

@@ -237,6 +237,16 @@ impl Default for UpdateConfig {
     }
 }
 
+impl UpdateConfig {
+    /// The decision core's retry timing.
+    pub fn backoff(&self) -> crate::decide::Backoff {
+        crate::decide::Backoff {
+            initial: self.retry_initial,
+            max: self.retry_max,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HttpConfig {
     pub timeout: Duration,
@@ -590,16 +600,18 @@ impl fmt::Display for ConfigError {
 pub(crate) struct Ctx<'a> {
     text: &'a str,
     file: Option<&'a Path>,
+    /// Where each line ends, found once: a host's password names its line, and counting from
+    /// the top for each of 1000 hosts was most of the start-up time (BENCHMARKS.md).
+    newlines: std::cell::OnceCell<Vec<usize>>,
 }
 
 impl Ctx<'_> {
     pub(crate) fn line_of(&self, offset: usize) -> usize {
-        let end = offset.min(self.text.len());
-        self.text.as_bytes()[..end]
-            .iter()
-            .filter(|b| **b == b'\n')
-            .count()
-            + 1
+        let newlines = self.newlines.get_or_init(|| {
+            let bytes = self.text.as_bytes();
+            (0..bytes.len()).filter(|i| bytes[*i] == b'\n').collect()
+        });
+        newlines.partition_point(|at| *at < offset) + 1
     }
 
     pub(crate) fn err_at(
@@ -661,7 +673,11 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
 /// Parses and validates `text`. Relative `password_file` and `ca_file` paths are taken from
 /// `base` (the config file's directory).
 pub fn parse(text: &str, file: Option<&Path>, base: &Path) -> Result<Config, ConfigError> {
-    let ctx = Ctx { text, file };
+    let ctx = Ctx {
+        text,
+        file,
+        newlines: std::cell::OnceCell::new(),
+    };
     let raw: RawConfig = toml::from_str(text).map_err(|e| {
         ctx.err_at(
             e.span().map(|s| s.start),
@@ -1555,6 +1571,24 @@ mod tests {
             Some(Path::new("test.toml")),
             Path::new("/nonexistent"),
         )
+    }
+
+    #[test]
+    fn line_numbers_count_the_newlines_before_the_offset() {
+        let text = "a\n\nbc\nd";
+        let ctx = Ctx {
+            text,
+            file: None,
+            newlines: std::cell::OnceCell::new(),
+        };
+        for offset in 0..text.len() + 3 {
+            let naive = text.as_bytes()[..offset.min(text.len())]
+                .iter()
+                .filter(|b| **b == b'\n')
+                .count()
+                + 1;
+            assert_eq!(ctx.line_of(offset), naive, "offset {offset}");
+        }
     }
 
     const MINIMAL: &str = r#"

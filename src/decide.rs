@@ -32,21 +32,12 @@ use std::net::IpAddr;
 use std::time::{Duration, Instant};
 use tracing::{debug, info, warn};
 
-/// Retry timing after server trouble: ovh-dynhost.md asks for growing, jittered back-off that
-/// starts near a minute and is capped near half an hour.
+/// Retry timing after server trouble: growing and jittered (ovh-dynhost.md; its defaults are
+/// `[update] retry_initial` and `retry_max`'s).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Backoff {
     pub initial: Duration,
     pub max: Duration,
-}
-
-impl Default for Backoff {
-    fn default() -> Self {
-        Backoff {
-            initial: Duration::from_secs(60),
-            max: Duration::from_secs(30 * 60),
-        }
-    }
 }
 
 impl Backoff {
@@ -75,16 +66,6 @@ pub struct DetectPolicy {
     pub interval: Duration,
     /// Families that have at least one source configured.
     pub families: Vec<Family>,
-}
-
-impl Default for DetectPolicy {
-    fn default() -> Self {
-        DetectPolicy {
-            mode: DetectMode::Auto,
-            interval: Duration::from_secs(300),
-            families: Family::ALL.to_vec(),
-        }
-    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -240,9 +221,36 @@ impl Decider {
 
     /// Feeds one event in; returns what to do now.
     pub fn on_event(&mut self, ev: Event, now: Now) -> Vec<Action> {
-        self.last_now = now;
+        self.on_events([ev], now)
+    }
+
+    /// Events that arrived together (finished requests and checks), decided once after them
+    /// all: a decision visits every record, and 1000 hosts bring 2000 replies. The actions are
+    /// those of feeding them one by one; a kernel event is decided in its turn.
+    pub fn on_events(&mut self, evs: impl IntoIterator<Item = Event>, now: Now) -> Vec<Action> {
         let mut actions = Vec::new();
-        let wan_changed = match ev {
+        let mut undecided: Option<bool> = None; // Some(wan_changed) since the last decision
+        for ev in evs {
+            let net = matches!(ev, Event::Net(_));
+            if net && let Some(changed) = undecided.take() {
+                actions.extend(self.decide(changed, now));
+            }
+            match self.take_in(ev, now, &mut actions) {
+                Some(changed) if net => actions.extend(self.decide(changed, now)),
+                Some(changed) => undecided = Some(undecided.unwrap_or(false) | changed),
+                None => {}
+            }
+        }
+        if let Some(changed) = undecided {
+            actions.extend(self.decide(changed, now));
+        }
+        actions
+    }
+
+    /// One event, without the decision that follows it; returns whether the WAN counts as
+    /// just changed, or None when nothing is to be decided (a real change: the quiet period).
+    fn take_in(&mut self, ev: Event, now: Now, actions: &mut Vec<Action>) -> Option<bool> {
+        Some(match ev {
             Event::Net(net) => {
                 let first = matches!(net, NetEvent::Snapshot(_)) && !self.have_view;
                 let before = self.signature();
@@ -256,7 +264,7 @@ impl Decider {
                     let start = self.burst.map_or(now.mono, |(_, start)| start);
                     let bound = later(start, debounce_bound(self.cfg.debounce));
                     self.burst = Some((now.after(self.cfg.debounce).min(bound), start));
-                    return Vec::new();
+                    return None;
                 } else if self.burst.is_none() {
                     // No change; but a deadline that passed while this was read is acted on.
                     debug!("WAN unchanged: deciding");
@@ -309,9 +317,7 @@ impl Decider {
                 }
                 false
             }
-        };
-        actions.extend(self.decide(wan_changed, now));
-        actions
+        })
     }
 
     /// A new configuration (SIGHUP): a stopped record gets a new chance only if its entry
@@ -389,11 +395,6 @@ impl Decider {
 
     pub fn view(&self) -> &NetView {
         &self.view
-    }
-
-    /// Whether any push is still waiting for its outcome.
-    pub fn busy(&self) -> bool {
-        self.records.values().any(|r| r.in_flight().is_some()) || !self.orphans.is_empty()
     }
 
     /// The state to save: every kept record plus the untouched others.
@@ -487,10 +488,9 @@ impl Decider {
             .collect();
         for (family, source) in sources {
             let choice = self.choose(family, &source, now, &mut actions);
-            for rec in self.records.values_mut() {
-                if rec.spec.key.family == family && rec.spec.source == source {
-                    actions.extend(rec.step(choice.public(), &self.cfg, self.mode, now));
-                }
+            let mine = |r: &&mut Record| r.spec.key.family == family && r.spec.source == source;
+            for rec in self.records.values_mut().filter(mine) {
+                actions.extend(rec.step(choice.public(), &self.cfg, self.mode, now));
             }
         }
         actions

@@ -8,7 +8,7 @@
 
 use crate::record::Family;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const TYPE_A: u16 = 1;
@@ -309,7 +309,16 @@ pub fn parse_server(s: &str) -> Option<SocketAddr> {
         .map(|ip| SocketAddr::new(ip, 53))
 }
 
-/// Asks the authoritative servers of a record's zone what it holds.
+/// Records checked at once by one verifier: 1000 hosts must not mean 1000 sockets at once
+/// (nor 1000 questions at once to one resolver).
+pub const MAX_CHECKS: usize = 32;
+
+/// How long the recursive resolver's answers (a zone's NS, a name server's addresses) and
+/// resolv.conf are reused: one pass over the records. The next periodic check asks again.
+pub const PASS: Duration = Duration::from_secs(10);
+
+/// Asks the authoritative servers of a record's zone what it holds. Clones share one cap on
+/// checks at once and one pass's resolver answers.
 #[derive(Debug, Clone)]
 pub struct Verifier {
     /// Servers to ask directly; empty: find them through the zone's NS records.
@@ -317,18 +326,114 @@ pub struct Verifier {
     /// The recursive resolver used only to find the NS records and their addresses.
     pub resolver: Option<SocketAddr>,
     pub timeout: Duration,
+    shared: std::sync::Arc<Shared>,
+}
+
+/// A resolver question: the resolver, the name, the type.
+type Question = (SocketAddr, String, u16);
+type SharedAnswer = std::sync::Arc<tokio::sync::OnceCell<Result<Response, DnsError>>>;
+
+/// What the clones of a verifier share.
+#[derive(Debug)]
+struct Shared {
+    checks: tokio::sync::Semaphore,
+    /// Answers by question, with when they were asked; one in flight is awaited by every
+    /// record that needs it.
+    answers: std::sync::Mutex<Answers>,
+    /// resolv.conf's first `nameserver`, and when it was read.
+    resolv_conf: std::sync::Mutex<Option<(Instant, Option<SocketAddr>)>>,
+}
+
+#[derive(Debug)]
+struct Answers {
+    by_question: std::collections::HashMap<Question, (Instant, SharedAnswer)>,
+    /// Old answers are dropped at most once a pass, so that costs nothing per question.
+    swept: Instant,
 }
 
 impl Verifier {
+    pub fn new(
+        nameservers: Vec<SocketAddr>,
+        resolver: Option<SocketAddr>,
+        timeout: Duration,
+    ) -> Self {
+        Verifier {
+            nameservers,
+            resolver,
+            timeout,
+            shared: std::sync::Arc::new(Shared {
+                checks: tokio::sync::Semaphore::new(MAX_CHECKS),
+                answers: std::sync::Mutex::new(Answers {
+                    by_question: std::collections::HashMap::new(),
+                    swept: Instant::now(),
+                }),
+                resolv_conf: std::sync::Mutex::new(None),
+            }),
+        }
+    }
+
     fn resolver(&self) -> Result<SocketAddr, DnsError> {
-        self.resolver
-            .or_else(|| {
+        if let Some(r) = self.resolver {
+            return Ok(r);
+        }
+        let mut cached = self
+            .shared
+            .resolv_conf
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        let found = match *cached {
+            Some((at, found)) if at.elapsed() < PASS => found,
+            _ => {
                 // Bounded like every file dynhostd reads (a resolv.conf is a few lines).
-                crate::fsread::read_to_string(std::path::Path::new("/etc/resolv.conf"), 64 << 10)
-                    .ok()
-                    .and_then(|t| resolver_from_resolv_conf(&t))
-            })
-            .ok_or(DnsError::NoResolver)
+                let found = crate::fsread::read_to_string(
+                    std::path::Path::new("/etc/resolv.conf"),
+                    64 << 10,
+                )
+                .ok()
+                .and_then(|t| resolver_from_resolv_conf(&t));
+                *cached = Some((Instant::now(), found));
+                found
+            }
+        };
+        found.ok_or(DnsError::NoResolver)
+    }
+
+    /// Asks the recursive resolver, or shares the answer another record of this pass got (or
+    /// is waiting for) to the same question.
+    async fn ask_resolver(
+        &self,
+        resolver: SocketAddr,
+        name: &str,
+        qtype: u16,
+    ) -> Result<Response, DnsError> {
+        let answer = {
+            let mut answers = self
+                .shared
+                .answers
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            let now = Instant::now();
+            let fresh = |(at, a): &(Instant, SharedAnswer)| {
+                now.saturating_duration_since(*at) < PASS || !a.initialized()
+            };
+            if now.saturating_duration_since(answers.swept) >= PASS {
+                answers.by_question.retain(|_, e| fresh(e));
+                answers.swept = now;
+            }
+            let question = (resolver, name.to_string(), qtype);
+            match answers.by_question.get(&question) {
+                Some(e) if fresh(e) => e.1.clone(),
+                _ => {
+                    let a = SharedAnswer::default();
+                    answers.by_question.insert(question, (now, a.clone()));
+                    a
+                }
+            }
+        };
+        answer
+            .get_or_init(|| query(resolver, name, qtype, true, self.timeout))
+            .await
+            .clone()
     }
 
     /// The zone's authoritative servers: walk up from `hostname` until a name has NS records,
@@ -343,7 +448,7 @@ impl Verifier {
         let resolver = self.resolver()?;
         let mut name = hostname.trim_end_matches('.').to_string();
         loop {
-            let resp = query(resolver, &name, TYPE_NS, true, self.timeout).await?;
+            let resp = self.ask_resolver(resolver, &name, TYPE_NS).await?;
             if resp.rcode != 0 && resp.rcode != RCODE_NXDOMAIN {
                 return Err(DnsError::Rcode {
                     server: resolver,
@@ -354,7 +459,7 @@ impl Verifier {
                 let mut servers = Vec::new();
                 for ns in &resp.ns {
                     for qtype in [TYPE_A, TYPE_AAAA] {
-                        if let Ok(r) = query(resolver, ns, qtype, true, self.timeout).await {
+                        if let Ok(r) = self.ask_resolver(resolver, ns, qtype).await {
                             servers.extend(r.addrs.iter().map(|ip| SocketAddr::new(*ip, 53)));
                         }
                     }
@@ -378,6 +483,8 @@ impl Verifier {
     /// The addresses of `family` that `hostname` has at its authoritative servers (empty: no
     /// such record). The first server that answers authoritatively decides.
     pub async fn published(&self, hostname: &str, family: Family) -> Result<Vec<IpAddr>, DnsError> {
+        // Waiting for a turn counts in the caller's cap on the whole check.
+        let _turn = self.shared.checks.acquire().await;
         let servers = self.authoritative_servers(hostname).await?;
         let qtype = match family {
             Family::V4 => TYPE_A,
@@ -549,5 +656,111 @@ mod tests {
             Some("[2001:db8::53]:5353".parse().unwrap())
         );
         assert_eq!(parse_server("ns1.example.com"), None);
+    }
+
+    /// The question of a query: (id, name, type).
+    fn question(q: &[u8]) -> (u16, String, u16) {
+        let mut r = Reader { buf: q, pos: 12 };
+        let name = r.name().unwrap();
+        let qtype = r.u16().unwrap();
+        (u16::from_be_bytes([q[0], q[1]]), name, qtype)
+    }
+
+    /// How often each question was asked, and the most questions that waited at once.
+    type Seen =
+        std::sync::Arc<std::sync::Mutex<(std::collections::HashMap<(String, u16), usize>, usize)>>;
+
+    /// A resolver on loopback for `example.com` (NS ns1.example.com at 127.0.0.1; names under
+    /// it have no NS of their own; any other name is refused), counting every question it
+    /// gets. It answers once more than `hold` questions wait, or after a quiet moment.
+    async fn resolver(hold: usize) -> (SocketAddr, Seen) {
+        let sock = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let addr = sock.local_addr().unwrap();
+        let seen = Seen::default();
+        let log = seen.clone();
+        tokio::spawn(async move {
+            let mut buf = [0u8; 512];
+            let mut waiting = Vec::new();
+            loop {
+                let quiet = std::time::Duration::from_millis(300);
+                let got = tokio::time::timeout(quiet, sock.recv_from(&mut buf)).await;
+                if let Ok(Ok((n, from))) = got {
+                    let (id, name, qtype) = question(&buf[..n]);
+                    let mut l = log.lock().unwrap();
+                    *l.0.entry((name.clone(), qtype)).or_default() += 1;
+                    waiting.push((id, name, qtype, from));
+                    l.1 = l.1.max(waiting.len());
+                    if waiting.len() <= hold {
+                        continue;
+                    }
+                }
+                for (id, name, qtype, from) in waiting.drain(..) {
+                    let answers = match (name.as_str(), qtype) {
+                        ("example.com", TYPE_NS) => {
+                            vec![rr(TYPE_NS, b"\x03ns1\x07example\x03com\x00")]
+                        }
+                        ("ns1.example.com", TYPE_A) => vec![rr(TYPE_A, &[127, 0, 0, 1])],
+                        _ => vec![],
+                    };
+                    // REFUSED outside example.com.
+                    let flags = if name.ends_with("example.com") {
+                        0x8180
+                    } else {
+                        0x8185
+                    };
+                    let reply = response(id, flags, &name, qtype, &answers);
+                    sock.send_to(&reply, from).await.unwrap();
+                }
+            }
+        });
+        (addr, seen)
+    }
+
+    #[tokio::test]
+    async fn the_records_of_one_zone_share_its_name_server_lookups() {
+        let (addr, seen) = resolver(0).await;
+        let v = Verifier::new(vec![], Some(addr), Duration::from_secs(20));
+        let mut checks = tokio::task::JoinSet::new();
+        for i in 0..40 {
+            let v = v.clone();
+            checks
+                .spawn(async move { v.authoritative_servers(&format!("h{i}.example.com")).await });
+        }
+        while let Some(servers) = checks.join_next().await {
+            assert_eq!(servers.unwrap(), Ok(vec!["127.0.0.1:53".parse().unwrap()]));
+        }
+        let seen = seen.lock().unwrap().0.clone();
+        // Each name once: its own NS (it could be a zone of its own), then the zone's NS and
+        // the name server's addresses once for all 40.
+        assert_eq!(seen.len(), 40 + 3, "{seen:?}");
+        assert!(seen.values().all(|n| *n == 1), "{seen:?}");
+        assert_eq!(seen.get(&("example.com".into(), TYPE_NS)), Some(&1));
+        assert_eq!(seen.get(&("ns1.example.com".into(), TYPE_AAAA)), Some(&1));
+    }
+
+    #[tokio::test]
+    async fn only_so_many_records_are_checked_at_once() {
+        let (addr, seen) = resolver(MAX_CHECKS).await;
+        let v = Verifier::new(vec![], Some(addr), Duration::from_secs(20));
+        let mut checks = tokio::task::JoinSet::new();
+        for i in 0..3 * MAX_CHECKS {
+            let v = v.clone();
+            checks
+                .spawn(async move { v.published(&format!("h{i}.example.net"), Family::V4).await });
+        }
+        let mut done = 0;
+        while let Some(r) = checks.join_next().await {
+            assert!(matches!(
+                r.unwrap(),
+                Err(DnsError::Rcode {
+                    rcode: "REFUSED",
+                    ..
+                })
+            ));
+            done += 1;
+        }
+        assert_eq!(done, 3 * MAX_CHECKS);
+        let most = seen.lock().unwrap().1;
+        assert!((1..=MAX_CHECKS).contains(&most), "{most} questions at once");
     }
 }

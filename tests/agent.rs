@@ -361,6 +361,61 @@ fn update_with_ip_from_pppd_and_force_and_exit_codes() {
 }
 
 #[test]
+fn a_ca_file_that_cannot_be_used_stops_the_agent_at_start() {
+    in_netns(
+        "a_ca_file_that_cannot_be_used_stops_the_agent_at_start",
+        || {
+            let s = standin_https();
+            let setup = Setup::new();
+            // PEM armour around no certificate: the config check lets it through (it reads the
+            // file), the HTTP client build does not.
+            let ca = setup.config_path().with_file_name("broken-ca.pem");
+            std::fs::write(
+                &ca,
+                "-----BEGIN CERTIFICATE-----\n!!not base64!!\n-----END CERTIFICATE-----\n",
+            )
+            .unwrap();
+            let host = format!(
+                "{HOME}\nserver = \"{}\"\nca_file = \"{}\"\n",
+                s.url(),
+                ca.display()
+            );
+            setup.write_config_full(Some("ppp0"), "0ms", "", "", &[host]);
+            ppp0("203.0.113.10", "10.64.0.1");
+            // Under systemd the start fails: no READY before the exit.
+            let sock_path = setup.dir.path().join("notify.sock");
+            let sock = std::os::unix::net::UnixDatagram::bind(&sock_path).unwrap();
+            sock.set_nonblocking(true).unwrap();
+            let sock_env = sock_path.to_string_lossy().into_owned();
+            let mut agent = setup.spawn_agent_env(&[], &[("NOTIFY_SOCKET", &sock_env)]);
+            let deadline = std::time::Instant::now() + LONG;
+            while agent.running() {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "the agent runs on with a CA file it cannot use:\n{}",
+                    agent.log()
+                );
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            let status = agent.child.wait().unwrap();
+            assert!(!status.success());
+            let log = agent.log();
+            assert!(
+                log.contains(&format!("CA file {}", ca.display())),
+                "the error names the file:\n{log}"
+            );
+            assert_eq!(s.request_count(), 0, "nothing is sent");
+            assert!(!setup.state_path().exists(), "nothing is saved");
+            let mut buf = [0u8; 512];
+            while let Ok(n) = sock.recv(&mut buf) {
+                let m = String::from_utf8_lossy(&buf[..n]);
+                assert!(!m.contains("READY=1"), "{m}");
+            }
+        },
+    );
+}
+
+#[test]
 fn dry_run_agent_logs_and_sends_nothing() {
     in_netns("dry_run_agent_logs_and_sends_nothing", || {
         let s = standin_https();

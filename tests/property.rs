@@ -25,7 +25,7 @@
 mod rng;
 use dynhostd::config::DetectMode;
 use dynhostd::decide::{
-    Action, Backoff, Decider, DeciderConfig, DetectPolicy, Event, Now, Push, RecordSpec, UnixTime,
+    Action, Decider, DeciderConfig, DetectPolicy, Event, Now, Push, RecordSpec, UnixTime,
 };
 use dynhostd::provider::{Reply, TransportKind};
 use dynhostd::record::{Family, RecordKey};
@@ -466,7 +466,7 @@ fn config(rng: &mut Rng) -> DeciderConfig {
                 source: Default::default(),
             })
             .collect(),
-        backoff: Backoff::default(),
+        backoff: dynhostd::config::UpdateConfig::default().backoff(),
         detect: DetectPolicy {
             mode: if rng.chance(40) {
                 DetectMode::Auto
@@ -758,7 +758,7 @@ fn a_deadline_passing_while_an_unrelated_event_is_handled_is_not_lost() {
             fingerprint: "f1".into(),
             source: Default::default(),
         }],
-        backoff: Backoff::default(),
+        backoff: dynhostd::config::UpdateConfig::default().backoff(),
         detect: DetectPolicy {
             mode: DetectMode::Never,
             interval: DETECT_INTERVAL,
@@ -1032,8 +1032,12 @@ fn a_prefix_record_never_sends_an_address_outside_a_preferred_lan_prefix() {
                     host: HostPart::Suffix(std::net::Ipv6Addr::from(u128::from(suffix))),
                 },
             }],
-            backoff: Backoff::default(),
-            detect: DetectPolicy::default(),
+            backoff: dynhostd::config::UpdateConfig::default().backoff(),
+            detect: DetectPolicy {
+                mode: DetectMode::Auto,
+                interval: DETECT_INTERVAL,
+                families: Family::ALL.to_vec(),
+            },
             min_interval: Duration::ZERO,
             refresh: Duration::ZERO,
             verify: None,

@@ -125,7 +125,7 @@ impl Decider {
 #[allow(clippy::arithmetic_side_effects)]
 mod tests {
     use super::*;
-    use crate::decide::{Backoff, DeciderConfig, DetectPolicy, Event, RecordSpec};
+    use crate::decide::{DeciderConfig, DetectPolicy, Event, RecordSpec};
     use crate::provider::Reply;
     use crate::state::State;
     use crate::wan::policy::AddressPolicy;
@@ -160,8 +160,12 @@ mod tests {
                 fingerprint: "f1".into(),
                 source: Default::default(),
             }],
-            backoff: Backoff::default(),
-            detect: DetectPolicy::default(),
+            backoff: crate::config::UpdateConfig::default().backoff(),
+            detect: DetectPolicy {
+                mode: crate::config::DetectMode::Auto,
+                interval: Duration::from_secs(300),
+                families: Family::ALL.to_vec(),
+            },
             min_interval,
             refresh: Duration::ZERO,
             verify: None,

@@ -4,6 +4,7 @@
 #![allow(clippy::arithmetic_side_effects, clippy::unchecked_time_subtraction)]
 
 use super::*;
+use crate::config::UpdateConfig;
 use crate::provider::TransportKind;
 use crate::state::PublishedRecord;
 use crate::wan::{AddrFlags, DefaultRoute, Lifetime, Link, NetSnapshot, Scope, WanAddress};
@@ -38,11 +39,28 @@ fn cfg(records: &[RecordKey]) -> DeciderConfig {
                 source: Default::default(),
             })
             .collect(),
-        backoff: Backoff::default(),
-        detect: DetectPolicy::default(),
+        backoff: UpdateConfig::default().backoff(),
+        detect: detect_policy(),
         min_interval: Duration::ZERO,
         refresh: Duration::ZERO,
         verify: None,
+    }
+}
+
+/// What the default `[detect]` gives the core.
+fn detect_policy() -> DetectPolicy {
+    let c = crate::config::DetectConfig::default();
+    DetectPolicy {
+        mode: c.mode,
+        interval: c.interval,
+        families: Family::ALL.to_vec(),
+    }
+}
+
+impl Decider {
+    /// Whether any push is still waiting for its outcome.
+    fn busy(&self) -> bool {
+        self.records.values().any(|r| r.in_flight().is_some()) || !self.orphans.is_empty()
     }
 }
 
@@ -1147,7 +1165,7 @@ fn a_published_at_in_the_future_counts_as_now() {
 #[test]
 fn saved_deadlines_are_capped_by_their_own_rule() {
     for (asked, cap) in [
-        (false, Backoff::default().max),
+        (false, UpdateConfig::default().backoff().max),
         (true, Duration::from_secs(86_400)),
     ] {
         let c = Clock::new();
@@ -1531,4 +1549,78 @@ fn a_change_on_an_interface_no_record_follows_is_no_change() {
     );
     assert!(a.is_empty());
     assert_eq!(d.next_wake(), None, "lte0 is followed by no record");
+}
+
+/// What a list of actions does, in an order-free form: the shell saves once per window anyway.
+fn effects(actions: &[Action]) -> (Vec<String>, bool) {
+    let mut v: Vec<String> = actions
+        .iter()
+        .filter(|a| **a != Action::Save)
+        .map(|a| format!("{a:?}"))
+        .collect();
+    v.sort();
+    (v, actions.contains(&Action::Save))
+}
+
+#[test]
+fn a_batch_of_events_acts_as_the_same_events_one_by_one() {
+    let c = Clock::new();
+    let keys: Vec<RecordKey> = (0..6).map(|i| v4(&format!("h{i}.example.com"))).collect();
+    let mut cfg = verify_cfg(&keys);
+    cfg.min_interval = Duration::from_secs(60);
+    let mut one = fresh(cfg.clone(), &c);
+    let mut batch = fresh(cfg, &c);
+    for d in [&mut one, &mut batch] {
+        assert_eq!(
+            verifies(&d.on_event(snapshot(3, &["203.0.113.7"]), c.at(0.0))).len(),
+            6
+        );
+    }
+    let verified = |i: usize, shows: Result<Vec<IpAddr>, String>| Event::Verified {
+        key: keys[i].clone(),
+        shows,
+    };
+    // The checks' answers: holds it, holds another, holds nothing, cannot be asked.
+    let answers = vec![
+        verified(0, Ok(vec![ip("203.0.113.7")])),
+        verified(1, Ok(vec![ip("198.51.100.1")])),
+        verified(2, Ok(vec![])),
+        verified(3, Err("timed out".into())),
+        verified(4, Ok(vec![ip("203.0.113.7")])),
+        verified(5, Ok(vec![ip("198.51.100.9")])),
+    ];
+    // Then the replies, a timer with nothing due, and a kernel event (a new address, which
+    // starts the debounce) amid them.
+    let replies = vec![
+        outcome(
+            &keys[1],
+            "203.0.113.7",
+            Reply::Good(Some(ip("203.0.113.7"))),
+        ),
+        outcome(&keys[2], "203.0.113.7", Reply::ServerTrouble),
+        Event::Timer,
+        outcome(
+            &keys[3],
+            "203.0.113.7",
+            Reply::NoChg(Some(ip("203.0.113.7"))),
+        ),
+        snapshot(3, &["203.0.113.8"]),
+        outcome(&keys[5], "203.0.113.7", Reply::Abuse),
+    ];
+    for (events, at) in [(answers, c.at(0.3)), (replies, c.at(0.9))] {
+        let mut each = Vec::new();
+        for ev in events.clone() {
+            each.extend(one.on_event(ev, at));
+        }
+        let all = batch.on_events(events, at);
+        assert_eq!(effects(&all), effects(&each));
+        assert_eq!(batch.state(at), one.state(at));
+        assert_eq!(batch.next_wake(), one.next_wake());
+    }
+    // Both pushed the same four records after their checks, and saw the same replies.
+    assert_eq!(
+        batch.record(&keys[1]).unwrap().published,
+        Some(ip("203.0.113.7"))
+    );
+    assert!(batch.record(&keys[5]).unwrap().stopped.is_some());
 }
