@@ -217,6 +217,14 @@ impl Drop for Agent {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        // A failed test shows what the agent did: the one clue to a failure seen only under load.
+        if std::thread::panicking() {
+            eprintln!(
+                "---- agent log ({}) ----\n{}",
+                self.log.display(),
+                self.log()
+            );
+        }
     }
 }
 
