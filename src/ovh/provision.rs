@@ -761,21 +761,7 @@ pub async fn provision(
         }
     }
     if created {
-        s.change(
-            Method::POST,
-            &format!("/domain/zone/{zone}/refresh"),
-            None,
-            None,
-        )
-        .await?;
-        s.steps.say(format!(
-            "zone {zone}: {}",
-            if s.steps.dry_run {
-                "would be refreshed"
-            } else {
-                "refreshed"
-            }
-        ));
+        refresh_zone(s, &zone).await?;
     }
 
     // The config entry.
@@ -1103,6 +1089,24 @@ pub fn reload_agent(state_dir: &Path) -> Result<Reload, ProvisionError> {
     Ok(Reload::Signalled(pid))
 }
 
+/// Asks OVH to apply the zone's changed records (DynHost records take effect only then).
+async fn refresh_zone(s: &mut Session<'_>, zone: &str) -> Result<(), OvhError> {
+    s.change(
+        Method::POST,
+        &format!("/domain/zone/{zone}/refresh"),
+        None,
+        None,
+    )
+    .await?;
+    let done = if s.steps.dry_run {
+        "would be refreshed"
+    } else {
+        "refreshed"
+    };
+    s.steps.say(format!("zone {zone}: {done}"));
+    Ok(())
+}
+
 /// `ovh remove`: deletes the host's login, and with `records` its DynHost records (then
 /// refreshes the zone). A login or record already gone is not an error.
 pub async fn remove(
@@ -1147,14 +1151,7 @@ pub async fn remove(
         if found.is_empty() {
             s.steps.say(format!("records of {hostname}: none"));
         } else {
-            s.change(
-                Method::POST,
-                &format!("/domain/zone/{zone}/refresh"),
-                None,
-                None,
-            )
-            .await?;
-            s.steps.say(format!("zone {zone}: refreshed"));
+            refresh_zone(s, &zone).await?;
         }
     }
     if config.hosts.iter().any(|h| h.hostname == hostname) {
