@@ -25,12 +25,6 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-const HOME_HOST: &str = "home.example.com";
-const OFFICE_HOST: &str = "office.example.com";
-/// Back-off for these tests: 1 s doubling to 2 s, so an ignored hint shows as a quick retry.
-const FAST_RETRY: &str =
-    "\n[update]\nmin_interval = \"0s\"\nretry_initial = \"1s\"\nretry_max = \"2s\"\n";
-
 fn mkfifo(path: &Path) {
     sh(&format!("mkfifo '{}'", path.display()));
 }

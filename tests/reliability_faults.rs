@@ -25,11 +25,6 @@ use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-const HOME_HOST: &str = "home.example.com";
-const OFFICE_HOST: &str = "office.example.com";
-/// Back-off for these tests: 1 s doubling to 2 s (±20 %), so retries come quickly.
-const FAST_RETRY: &str =
-    "\n[update]\nmin_interval = \"0s\"\nretry_initial = \"1s\"\nretry_max = \"2s\"\n";
 /// The least gap between two attempts that 1 s − 20 % jitter allows, less a little slack.
 const MIN_GAP: Duration = Duration::from_millis(700);
 

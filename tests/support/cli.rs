@@ -168,6 +168,11 @@ pub fn rand_suffix() -> u128 {
 
 pub const HOME: &str = "hostname = \"home.example.com\"\nlogin = \"example.com-home\"\npassword = \"Pw-for-tests-9f83b1\"";
 pub const OFFICE: &str = "hostname = \"office.example.com\"\nlogin = \"example.com-office\"\npassword = \"Pw-for-tests-9f83b1\"";
+pub const HOME_HOST: &str = "home.example.com";
+pub const OFFICE_HOST: &str = "office.example.com";
+/// Back-off for fault tests: 1 s doubling to 2 s, so an ignored hint shows as a quick retry.
+pub const FAST_RETRY: &str =
+    "\n[update]\nmin_interval = \"0s\"\nretry_initial = \"1s\"\nretry_max = \"2s\"\n";
 
 pub struct Agent {
     pub child: Child,
