@@ -125,7 +125,7 @@ impl Decider {
 #[allow(clippy::arithmetic_side_effects)]
 mod tests {
     use super::*;
-    use crate::decide::{DeciderConfig, DetectPolicy, Event, RecordSpec};
+    use crate::decide::{DeciderConfig, Event, RecordSpec};
     use crate::provider::Reply;
     use crate::state::State;
     use crate::wan::policy::AddressPolicy;
@@ -161,11 +161,7 @@ mod tests {
                 source: Default::default(),
             }],
             backoff: crate::config::UpdateConfig::default().backoff(),
-            detect: DetectPolicy {
-                mode: crate::config::DetectMode::Auto,
-                interval: Duration::from_secs(300),
-                families: Family::ALL.to_vec(),
-            },
+            detect: crate::decide::tests::detect_policy(),
             min_interval,
             refresh: Duration::ZERO,
             verify: None,

@@ -47,8 +47,8 @@ fn cfg(records: &[RecordKey]) -> DeciderConfig {
     }
 }
 
-/// What the default `[detect]` gives the core.
-fn detect_policy() -> DetectPolicy {
+/// What the default `[detect]` gives the core (also for the control tests).
+pub(super) fn detect_policy() -> DetectPolicy {
     let c = crate::config::DetectConfig::default();
     DetectPolicy {
         mode: c.mode,
