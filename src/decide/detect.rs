@@ -76,10 +76,12 @@ impl Detection {
 
     /// When this machine needs a wake-up.
     pub fn deadline(&self) -> Option<Instant> {
+        let spaced = self.last_start.map(|t| later(t, MIN_SPACING));
         match (self.asking, self.wanted) {
             (true, _) => None,
-            (false, true) => self.last_start.map(|t| later(t, MIN_SPACING)),
-            (false, false) => self.next_check,
+            (false, true) => spaced,
+            // Not before the spacing lets a round start: a deadline that passed unused is lost.
+            (false, false) => self.next_check.map(|t| spaced.map_or(t, |s| t.max(s))),
         }
     }
 }
