@@ -371,10 +371,8 @@ impl Decider {
     pub fn decide_now(&mut self, now: Now, force: bool) -> Vec<Action> {
         self.burst = None;
         self.mode = Mode::Update { force };
-        let mut save = false;
-        for rec in self.records.values_mut() {
-            save |= rec.skip_backoff();
-        }
+        let records = self.records.values_mut();
+        let save = records.fold(false, |s, r| r.skip_backoff() | s);
         let mut actions = self.decide(true, now);
         actions.extend(save.then_some(Action::Save));
         actions

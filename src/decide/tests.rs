@@ -1346,6 +1346,39 @@ fn detection_rounds_come_only_from_real_changes_and_are_spaced() {
     assert!(storm <= 2, "{storm} rounds in 1.3 s of check-now");
 }
 
+/// A failed round whose back-off is shorter than the 1 s spacing asks again once the spacing
+/// ends: the wake-up that came too early must not lose the re-check.
+#[test]
+fn a_failed_round_with_a_short_backoff_is_asked_again_after_the_spacing() {
+    let c = Clock::new();
+    let k = v4("home.example.com");
+    let mut config = nat_cfg(std::slice::from_ref(&k), DetectMode::Auto);
+    config.backoff.initial = Duration::from_millis(200);
+    let mut d = fresh(config, &c);
+    assert_eq!(
+        detects(&d.on_event(snapshot(3, &["100.64.1.2"]), c.at(0.0))).len(),
+        1
+    );
+    let none = Event::Public {
+        family: Family::V4,
+        ip: None,
+    };
+    assert!(d.on_event(none, c.at(0.1)).is_empty());
+    let mut rounds = 0;
+    for _ in 0..10 {
+        let Some(wake) = d.next_wake() else { break };
+        assert!(
+            wake >= c.at(1.0).mono,
+            "woken before the spacing allows a round"
+        );
+        rounds += detects(&d.on_event(Event::Timer, c.of(wake))).len();
+        if rounds > 0 {
+            break;
+        }
+    }
+    assert_eq!(rounds, 1, "the re-check after the failed round was lost");
+}
+
 /// `dynhostd update` after a 502: the failure backs off (saved), and the pass ends with nothing
 /// out and no push dropped.
 #[test]
