@@ -29,6 +29,7 @@ pub mod control;
 pub mod decide;
 pub mod dns;
 pub mod fsread;
+pub mod heap;
 pub mod hook;
 pub mod lock;
 pub mod logging;

@@ -192,7 +192,8 @@ impl PublicIpDetector {
         if let Some(ip) = bind.filter(|ip| Family::of(ip) == family) {
             b = b.local_address(ip);
         }
-        b.build()
+        // Reads the system's CA certificates: src/heap.rs says why on musl's allocator.
+        crate::heap::on_system(|| b.build())
     }
 
     async fn ask(&self, client: &reqwest::Client, url: &Url, family: Family) -> SourceReport {

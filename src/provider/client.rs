@@ -120,8 +120,8 @@ impl DynHostClient {
         if let Some(path) = ca_file {
             builder = builder.tls_certs_merge(read_ca_file(path)?);
         }
-        let http = builder
-            .build()
+        // Reads the system's CA certificates: src/heap.rs says why on musl's allocator.
+        let http = crate::heap::on_system(|| builder.build())
             .map_err(|e| ClientError::Build(error_chain(&e)))?;
         Ok(DynHostClient {
             http,
