@@ -121,10 +121,12 @@ impl Heap {
         self.dl.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Whether dlmalloc made the block at `p`.
+    /// Whether dlmalloc made the block at `p`. `end` is published after `base`, and read
+    /// first: a nonzero `end` comes with its `base`.
     fn owns(&self, p: *mut u8) -> bool {
         let p = p as usize;
-        p >= self.base.load(Ordering::Acquire) && p < self.end.load(Ordering::Acquire)
+        let end = self.end.load(Ordering::Acquire);
+        end != 0 && p >= self.base.load(Ordering::Relaxed) && p < end
     }
 
     /// Bytes of the arena handed to dlmalloc now (tests).
