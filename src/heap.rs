@@ -129,6 +129,35 @@ impl Heap {
         end != 0 && p >= self.base.load(Ordering::Relaxed) && p < end
     }
 
+    /// A new block from dlmalloc, or from `System` when on it or when the arena is full.
+    ///
+    /// # Safety
+    /// GlobalAlloc::alloc's: `layout` has a nonzero size.
+    unsafe fn make(&self, layout: Layout, zeroed: bool) -> *mut u8 {
+        if let Some(mut dl) = self.arena() {
+            let (size, align) = (layout.size(), layout.align());
+            // SAFETY: dlmalloc's contract is GlobalAlloc's (size and alignment from `layout`).
+            let p = unsafe {
+                if zeroed {
+                    dl.calloc(size, align)
+                } else {
+                    dl.malloc(size, align)
+                }
+            };
+            if !p.is_null() {
+                return p;
+            }
+        }
+        // SAFETY: forwarded as given.
+        unsafe {
+            if zeroed {
+                System.alloc_zeroed(layout)
+            } else {
+                System.alloc(layout)
+            }
+        }
+    }
+
     /// Bytes of the arena handed to dlmalloc now (tests).
     pub fn arena_in_use(&self) -> usize {
         let dl = self.owner();
@@ -147,27 +176,13 @@ impl Default for Heap {
 // only under its lock, and a block that dlmalloc cannot give comes from `System`.
 unsafe impl GlobalAlloc for Heap {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        if let Some(mut dl) = self.arena() {
-            // SAFETY: dlmalloc's contract is GlobalAlloc's (size and alignment from `layout`).
-            let p = unsafe { dl.malloc(layout.size(), layout.align()) };
-            if !p.is_null() {
-                return p;
-            }
-        }
         // SAFETY: forwarded as given.
-        unsafe { System.alloc(layout) }
+        unsafe { self.make(layout, false) }
     }
 
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        if let Some(mut dl) = self.arena() {
-            // SAFETY: as in `alloc`.
-            let p = unsafe { dl.calloc(layout.size(), layout.align()) };
-            if !p.is_null() {
-                return p;
-            }
-        }
         // SAFETY: forwarded as given.
-        unsafe { System.alloc_zeroed(layout) }
+        unsafe { self.make(layout, true) }
     }
 
     unsafe fn dealloc(&self, p: *mut u8, layout: Layout) {
