@@ -442,6 +442,15 @@ impl Run {
 /// The decider's configuration for a seed: one or two hosts, dual stack, following ppp0 or the
 /// default route, with or without HTTP detection and a minimum interval. Refresh is off, so that
 /// every push must carry a new address.
+/// Detection in `mode` for both families, re-checked every [`DETECT_INTERVAL`].
+fn detect(mode: DetectMode) -> DetectPolicy {
+    DetectPolicy {
+        mode,
+        interval: DETECT_INTERVAL,
+        families: Family::ALL.to_vec(),
+    }
+}
+
 fn config(rng: &mut Rng) -> DeciderConfig {
     let mut records = vec![
         RecordKey::new("home.example.com", Family::V4),
@@ -467,15 +476,11 @@ fn config(rng: &mut Rng) -> DeciderConfig {
             })
             .collect(),
         backoff: dynhostd::config::UpdateConfig::default().backoff(),
-        detect: DetectPolicy {
-            mode: if rng.chance(40) {
-                DetectMode::Auto
-            } else {
-                DetectMode::Never
-            },
-            interval: DETECT_INTERVAL,
-            families: Family::ALL.to_vec(),
-        },
+        detect: detect(if rng.chance(40) {
+            DetectMode::Auto
+        } else {
+            DetectMode::Never
+        }),
         min_interval: if rng.chance(50) {
             Duration::ZERO
         } else {
@@ -759,11 +764,7 @@ fn a_deadline_passing_while_an_unrelated_event_is_handled_is_not_lost() {
             source: Default::default(),
         }],
         backoff: dynhostd::config::UpdateConfig::default().backoff(),
-        detect: DetectPolicy {
-            mode: DetectMode::Never,
-            interval: DETECT_INTERVAL,
-            families: Family::ALL.to_vec(),
-        },
+        detect: detect(DetectMode::Never),
         min_interval: Duration::ZERO,
         refresh: Duration::ZERO,
         verify: None,
@@ -1033,11 +1034,7 @@ fn a_prefix_record_never_sends_an_address_outside_a_preferred_lan_prefix() {
                 },
             }],
             backoff: dynhostd::config::UpdateConfig::default().backoff(),
-            detect: DetectPolicy {
-                mode: DetectMode::Auto,
-                interval: DETECT_INTERVAL,
-                families: Family::ALL.to_vec(),
-            },
+            detect: detect(DetectMode::Auto),
             min_interval: Duration::ZERO,
             refresh: Duration::ZERO,
             verify: None,
