@@ -158,8 +158,9 @@ impl Heap {
         }
     }
 
-    /// Bytes of the arena handed to dlmalloc now (tests).
-    pub fn arena_in_use(&self) -> usize {
+    /// Bytes of the arena handed to dlmalloc now.
+    #[cfg(test)]
+    fn arena_in_use(&self) -> usize {
         let dl = self.owner();
         let base = self.base.load(Ordering::Acquire);
         dl.allocator().brk.get().saturating_sub(base)
