@@ -2,8 +2,9 @@
 //! only way to the text is the explicit [`Secret::expose`].
 //!
 //! Also the one code path that reads a secret from outside the config text: a password file or
-//! systemd credential (through the bounded reader, [`crate::fsread`]: regular file only, at most
-//! [`fsread::PASSWORD_CAP`]) or an environment variable. The config layer validates the text and
+//! systemd credential (through the bounded reader's [`fsread::read_secret`]: a regular file, not a
+//! link, that only root or the agent's user owns and can write, at most [`fsread::PASSWORD_CAP`])
+//! or an environment variable. The config layer validates the text and
 //! names the key in errors.
 
 use crate::fsread::{self, ReadError};
@@ -37,9 +38,11 @@ impl fmt::Display for Secret {
 }
 
 /// The first line (trimmed) of the password file at `path`. A FIFO, a device or anything over
-/// [`fsread::PASSWORD_CAP`] is refused, never read; the error names the file, never its text.
+/// [`fsread::PASSWORD_CAP`] is refused, never read, and so is a symbolic link, a file another user
+/// owns or can write, or one in a directory others can write ([`fsread::read_secret`]); the
+/// error names the file, never its text.
 pub fn from_file(path: &Path) -> Result<Secret, ReadError> {
-    let text = fsread::read_to_string(path, fsread::PASSWORD_CAP)?;
+    let text = fsread::read_secret_to_string(path, fsread::PASSWORD_CAP)?;
     Ok(Secret::new(text.lines().next().unwrap_or("").trim()))
 }
 
