@@ -1,6 +1,8 @@
 //! Hooks on change: the user's program (`exec = "/path/script"`), run after each update attempt
 //! with what happened in its environment (`DYNHOSTD_HOST`, `DYNHOSTD_FAMILY`, `DYNHOSTD_IP`,
-//! `DYNHOSTD_OLD_IP`, `DYNHOSTD_EVENT`, `DYNHOSTD_ERROR`).
+//! `DYNHOSTD_OLD_IP`, `DYNHOSTD_EVENT`, `DYNHOSTD_ERROR`). Of the agent's own environment it gets
+//! only the locale and the time zone, and [`HOOK_PATH`] as its `PATH`: secrets given through
+//! `*_env` stay with the agent.
 //!
 //! The program is executed directly, never through a shell: every value travels as an
 //! environment variable, verbatim, so an error text such as `$(reboot)` from a provider's reply is
@@ -92,9 +94,20 @@ fn env_value(s: &str) -> OsString {
     s.replace('\0', "\u{FFFD}").into()
 }
 
-/// Variables of ours that must not leak into the hook: with them it could speak to systemd in
-/// the agent's name.
-const NOT_INHERITED: [&str; 3] = ["NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID"];
+/// The hook's `PATH`, whatever the agent's own is: a `PATH` set by whoever started the agent (a
+/// login shell, an init script, `sudo -E`) must not decide which `sed` or `curl` a root hook runs.
+pub const HOOK_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// Whether the hook may see the agent's variable `name`: only the locale and the time zone, so
+/// its messages and dates read as the administrator's do. Everything else stays with the agent:
+/// a password given through `password_env`, an OVH secret through `*_env`, `NOTIFY_SOCKET`
+/// (with it a hook could speak to systemd in the agent's name), `LD_PRELOAD`, and whatever else
+/// the service manager or a shell left there.
+fn inherited(name: &std::ffi::OsStr) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+    let n = name.as_bytes();
+    n == b"LANG" || n == b"TZ" || n.starts_with(b"LC_")
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum HookError {
@@ -285,18 +298,19 @@ async fn supervise(mut rx: mpsc::UnboundedReceiver<HookJob>, limit: usize) {
     }
 }
 
-/// The hook's command line: the program alone, no shell, the event in the environment.
+/// The hook's command line: the program alone (the absolute path the config resolved, so no
+/// `PATH` lookup happens), no shell, the event in an environment of its own.
 fn command(path: &Path, ev: &HookEvent) -> tokio::process::Command {
     let mut cmd = tokio::process::Command::new(path);
+    // An allowlist, not a blocklist: nothing reaches the hook unless named here.
+    cmd.env_clear().env("PATH", HOOK_PATH);
+    cmd.envs(std::env::vars_os().filter(|(name, _)| inherited(name)));
     cmd.envs(ev.env())
         .stdin(Stdio::null())
         // Its own process group, so the timeout reaches the children of a script too.
         .process_group(0)
         // If the agent drops the future (shutdown), the hook goes with it.
         .kill_on_drop(true);
-    for var in NOT_INHERITED {
-        cmd.env_remove(var);
-    }
     cmd
 }
 
@@ -452,19 +466,63 @@ mod tests {
     }
 
     #[test]
-    fn systemd_variables_do_not_leak_into_the_hook() {
-        // Checked on the command rather than by setting NOTIFY_SOCKET in this process, which
-        // parallel tests share: each variable must be explicitly removed, whatever the agent has.
-        let cmd = command(Path::new("/bin/true"), &event());
-        let envs: Vec<_> = cmd.as_std().get_envs().collect();
-        for var in NOT_INHERITED {
+    fn only_the_locale_and_time_zone_are_inherited() {
+        for name in ["LANG", "TZ", "LC_ALL", "LC_TIME", "LC_MESSAGES"] {
+            assert!(inherited(name.as_ref()), "{name}");
+        }
+        for name in [
+            "PATH",
+            "HOME",
+            "NOTIFY_SOCKET",
+            "WATCHDOG_USEC",
+            "LD_PRELOAD",
+            "DYNHOSTD_CONFIG",
+            "DYNHOSTD_HOST",
+            "OVH_APPLICATION_SECRET",
+            "LANGUAGE_X",
+            "XTZ",
+        ] {
+            assert!(!inherited(name.as_ref()), "{name}");
+        }
+    }
+
+    #[tokio::test]
+    async fn the_hook_gets_an_environment_of_its_own() {
+        // The test process has plenty the hook must not see (CARGO_*, HOME, the caller's PATH);
+        // the hook dumps exactly what execve gave it, from /proc, before the shell adds anything.
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().display();
+        let hook = script(
+            dir.path(),
+            "env",
+            &format!("/bin/cat /proc/$$/environ > '{d}/environ'"),
+        );
+        let cmd = command(&hook, &event());
+        assert_eq!(cmd.as_std().get_args().count(), 0, "no arguments, no shell");
+        assert_eq!(cmd.as_std().get_program(), hook.as_os_str());
+        run_hook(&hook, &event(), Duration::from_secs(10))
+            .await
+            .unwrap();
+        let environ = std::fs::read(dir.path().join("environ")).unwrap();
+        let vars: Vec<String> = environ
+            .split(|b| *b == 0)
+            .filter(|v| !v.is_empty())
+            .map(|v| String::from_utf8_lossy(v).into_owned())
+            .collect();
+        assert!(vars.contains(&format!("PATH={HOOK_PATH}")), "{vars:?}");
+        for v in &vars {
+            let name = v.split('=').next().unwrap();
+            let event_var = event().env().iter().any(|(n, _)| *n == name);
             assert!(
-                envs.contains(&(std::ffi::OsStr::new(var), None)),
-                "{var} is not removed: {envs:?}"
+                name == "PATH" || event_var || inherited(name.as_ref()),
+                "{name} reached the hook: {vars:?}"
             );
         }
-        assert_eq!(cmd.as_std().get_args().count(), 0, "no arguments, no shell");
-        assert_eq!(cmd.as_std().get_program(), "/bin/true");
+        // The inherited ones arrive with the agent's values.
+        for (name, value) in std::env::vars_os().filter(|(n, _)| inherited(n)) {
+            let want = format!("{}={}", name.to_string_lossy(), value.to_string_lossy());
+            assert!(vars.contains(&want), "{want} is missing: {vars:?}");
+        }
     }
 
     #[tokio::test]

@@ -129,6 +129,88 @@ fn exec_hooks_run_after_each_attempt_with_the_documented_environment() {
     );
 }
 
+/// A hook sees an allowlist: a fixed PATH, the locale, the time zone and the event; never the
+/// password given through `password_env`, nor anything else the agent was started with.
+#[test]
+fn a_hook_gets_only_the_allowlisted_environment() {
+    in_netns("a_hook_gets_only_the_allowlisted_environment", || {
+        let s = standin_https();
+        let setup = Setup::new();
+        let out = setup.dir.path().join("environ");
+        let hook = setup.dir.path().join("env.sh");
+        // What execve handed over, from /proc, before the shell adds anything of its own.
+        std::fs::write(
+            &hook,
+            format!(
+                "#!/bin/sh
+/bin/cat /proc/$$/environ > '{}'
+",
+                out.display()
+            ),
+        )
+        .unwrap();
+        std::fs::set_permissions(&hook, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let home = "hostname = \"home.example.com\"\nlogin = \"example.com-home\"\npassword_env = \"DYNHOSTD_PASSWORD\"";
+        let extra = format!("\n[hook]\nexec = \"{}\"\n", hook.display());
+        setup.write_config_with(&s, Some("ppp0"), &[home], &extra);
+        let (status, _, err) = setup.run_env(
+            &["update", "--ip", "203.0.113.50"],
+            &[
+                ("DYNHOSTD_PASSWORD", PASSWORD),
+                ("OVH_APPLICATION_SECRET", "ovh-secret-0b9e"),
+                ("UNRELATED", "x"),
+                ("LD_PRELOAD", ""),
+                ("PATH", "/nonexistent-evil:/usr/bin:/bin"),
+                ("LANG", "C.UTF-8"),
+                ("LC_TIME", "C"),
+                ("TZ", "UTC"),
+            ],
+        );
+        assert!(status.success(), "{err}");
+        let environ = std::fs::read(&out).expect("the hook ran");
+        let vars: BTreeMap<String, String> = environ
+            .split(|b| *b == 0)
+            .filter(|v| !v.is_empty())
+            .map(|v| {
+                let v = String::from_utf8_lossy(v);
+                let (k, v) = v.split_once('=').unwrap();
+                (k.to_string(), v.to_string())
+            })
+            .collect();
+        let names: Vec<&str> = vars.keys().map(String::as_str).collect();
+        assert_eq!(
+            names,
+            [
+                "DYNHOSTD_ERROR",
+                "DYNHOSTD_EVENT",
+                "DYNHOSTD_FAMILY",
+                "DYNHOSTD_HOST",
+                "DYNHOSTD_IP",
+                "DYNHOSTD_OLD_IP",
+                "LANG",
+                "LC_TIME",
+                "PATH",
+                "TZ"
+            ],
+            "{vars:?}"
+        );
+        assert_eq!(
+            vars["PATH"],
+            "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+        );
+        assert_eq!(
+            (vars["LANG"].as_str(), vars["TZ"].as_str()),
+            ("C.UTF-8", "UTC")
+        );
+        assert_eq!(vars["DYNHOSTD_EVENT"], "updated");
+        let text = String::from_utf8_lossy(&environ);
+        assert!(
+            !text.contains(PASSWORD) && !text.contains("ovh-secret"),
+            "{text}"
+        );
+    });
+}
+
 #[test]
 fn a_hook_that_is_not_executable_is_a_config_error() {
     let dir = tempfile::tempdir().unwrap();
