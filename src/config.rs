@@ -886,8 +886,10 @@ pub(crate) fn validate_ca_file(
     Ok(path)
 }
 
-/// A hook program: an absolute (or config-relative) path to an executable file. It is run
-/// directly, never through a shell.
+/// A hook program: an absolute path, or one relative to the config file's directory, to an
+/// executable file this machine can run. Resolved here, once, to an absolute path: that exact
+/// file is what runs (a relative name would be looked up in `$PATH` by exec, finding another
+/// file than the one checked). It is run directly, never through a shell.
 fn validate_exec(
     v: &Spanned<String>,
     key: &str,
@@ -895,15 +897,35 @@ fn validate_exec(
     base: &Path,
 ) -> Result<PathBuf, ConfigError> {
     use std::os::unix::fs::PermissionsExt;
-    let path = base.join(v.get_ref());
+    let joined = base.join(v.get_ref());
+    let path = std::path::absolute(&joined)
+        .map_err(|e| ctx.err(v, key, format!("{}: {e}", joined.display())))?;
     let meta = std::fs::metadata(&path)
         .map_err(|e| ctx.err(v, key, format!("{}: {e}", path.display())))?;
-    if !meta.is_file() || meta.permissions().mode() & 0o111 == 0 {
+    let mode = meta.permissions().mode();
+    if !meta.is_file() || mode & 0o111 == 0 {
         return Err(ctx.err(
             v,
             key,
             format!("{} is not an executable file", path.display()),
         ));
+    }
+    crate::hook::check_program(&path).map_err(|m| ctx.err(v, key, m))?;
+    if mode & 0o022 != 0 {
+        // Not refused (it runs as the agent's user either way), but whoever can write it can
+        // run anything as that user, root on most routers.
+        tracing::warn!(
+            "{}",
+            ctx.err(
+                v,
+                key,
+                format!(
+                    "{} is writable by group or others (mode {:o}): anyone who can write it runs commands as this agent; chmod go-w it",
+                    path.display(),
+                    mode & 0o7777
+                ),
+            )
+        );
     }
     Ok(path)
 }
