@@ -680,6 +680,32 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
     Ok(config)
 }
 
+/// `[wan] accept` from the config file, every other key left unread: what `update --ip` needs to
+/// judge an address before anything else is asked (no secret is read, no agent contacted). An
+/// unreadable file or a bad prefix counts as no prefix: the full load reports those, naming the
+/// key and the line.
+pub fn read_wan_accept(path: &Path) -> Vec<Prefix> {
+    #[derive(Deserialize, Default)]
+    struct File {
+        #[serde(default)]
+        wan: Wan,
+    }
+    #[derive(Deserialize, Default)]
+    struct Wan {
+        #[serde(default)]
+        accept: Vec<String>,
+    }
+    let Ok(text) = crate::fsread::read_to_string(path, crate::fsread::CONFIG_CAP) else {
+        return Vec::new();
+    };
+    let file: File = toml::from_str(&text).unwrap_or_default();
+    file.wan
+        .accept
+        .iter()
+        .filter_map(|p| p.parse().ok())
+        .collect()
+}
+
 /// Parses and validates `text`. Relative `password_file` and `ca_file` paths are taken from
 /// `base` (the config file's directory).
 pub fn parse(text: &str, file: Option<&Path>, base: &Path) -> Result<Config, ConfigError> {
