@@ -1574,7 +1574,7 @@ fn validate_hostname(s: &str) -> Result<String, String> {
     let bare = s.trim().trim_start_matches('[').trim_end_matches(']');
     if bare.parse::<IpAddr>().is_ok() || (ok && last.bytes().all(|b| b.is_ascii_digit())) {
         return Err(format!(
-            "{s:?} is an IP address: give the DNS name whose record DynHost keeps, like \"home.example.com\""
+            "{s:?} is (or reads as) an IP address: give the DNS name whose record DynHost keeps, like \"home.example.com\""
         ));
     }
     if !ok {

@@ -98,15 +98,32 @@ fn env_value(s: &str) -> OsString {
 /// login shell, an init script, `sudo -E`) must not decide which `sed` or `curl` a root hook runs.
 pub const HOOK_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
+/// The locale categories (POSIX, and glibc's few more): by name, not `LC_*`, since any name may
+/// hold a secret (ssh's `AcceptEnv LC_*` is a known way to carry data in).
+const LOCALE: &[&str] = &[
+    "LANG",
+    "LC_ALL",
+    "LC_ADDRESS",
+    "LC_COLLATE",
+    "LC_CTYPE",
+    "LC_IDENTIFICATION",
+    "LC_MEASUREMENT",
+    "LC_MESSAGES",
+    "LC_MONETARY",
+    "LC_NAME",
+    "LC_NUMERIC",
+    "LC_PAPER",
+    "LC_TELEPHONE",
+    "LC_TIME",
+];
+
 /// Whether the hook may see the agent's variable `name`: only the locale and the time zone, so
 /// its messages and dates read as the administrator's do. Everything else stays with the agent:
 /// a password given through `password_env`, an OVH secret through `*_env`, `NOTIFY_SOCKET`
 /// (with it a hook could speak to systemd in the agent's name), `LD_PRELOAD`, and whatever else
 /// the service manager or a shell left there.
 fn inherited(name: &std::ffi::OsStr) -> bool {
-    use std::os::unix::ffi::OsStrExt;
-    let n = name.as_bytes();
-    n == b"LANG" || n == b"TZ" || n.starts_with(b"LC_")
+    name == "TZ" || LOCALE.iter().any(|l| name == *l)
 }
 
 /// How much of a hook is read to judge it: the kernel itself looks at no more (BINPRM_BUF_SIZE,
@@ -631,6 +648,7 @@ mod tests {
             "OVH_APPLICATION_SECRET",
             "LANGUAGE_X",
             "XTZ",
+            "LC_DYNHOST_PASSWORD",
         ] {
             assert!(!inherited(name.as_ref()), "{name}");
         }

@@ -159,6 +159,7 @@ fn a_hook_gets_only_the_allowlisted_environment() {
                 ("DYNHOSTD_PASSWORD", PASSWORD),
                 ("OVH_APPLICATION_SECRET", "ovh-secret-0b9e"),
                 ("UNRELATED", "x"),
+                ("LC_SECRET", "ovh-secret-in-lc"),
                 ("LD_PRELOAD", ""),
                 ("PATH", "/nonexistent-evil:/usr/bin:/bin"),
                 ("LANG", "C.UTF-8"),
