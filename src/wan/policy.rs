@@ -138,6 +138,18 @@ impl Rejection {
         )
     }
 
+    /// Ranges that are never a host's own address, whatever `[wan] accept` says.
+    fn never_a_host(self) -> bool {
+        matches!(
+            self,
+            Rejection::Unspecified
+                | Rejection::Multicast
+                | Rejection::Loopback
+                | Rejection::LinkLocal
+                | Rejection::Broadcast
+        )
+    }
+
     pub fn describe(self) -> &'static str {
         match self {
             Rejection::Private => "private range (RFC 1918)",
@@ -161,20 +173,6 @@ impl Rejection {
             Rejection::Ignored => "inside a [wan] ignore prefix",
             Rejection::NotAccepted => "outside every [wan] accept prefix",
         }
-    }
-}
-
-impl Rejection {
-    /// Ranges that are never a host's own address, whatever `[wan] accept` says.
-    fn never_a_host(self) -> bool {
-        matches!(
-            self,
-            Rejection::Unspecified
-                | Rejection::Multicast
-                | Rejection::Loopback
-                | Rejection::LinkLocal
-                | Rejection::Broadcast
-        )
     }
 }
 
