@@ -333,6 +333,32 @@ fn a_hook_writable_by_others_is_warned_about() {
     assert!(!err.contains("writable"), "{err}");
 }
 
+/// The agent says it too, at start.
+#[test]
+fn the_agent_warns_at_start_about_a_hook_others_may_write() {
+    in_netns(
+        "the_agent_warns_at_start_about_a_hook_others_may_write",
+        || {
+            let s = standin_https();
+            let setup = Setup::new();
+            let hook = setup.dir.path().join("hook.sh");
+            std::fs::write(&hook, "#!/bin/sh\n").unwrap();
+            std::fs::set_permissions(&hook, std::fs::Permissions::from_mode(0o777)).unwrap();
+            let extra = format!("\n[hook]\nexec = \"{}\"\n", hook.display());
+            setup.write_config_with(&s, Some("ppp0"), &[HOME], &extra);
+            let agent = setup.start_agent(&["--dry-run"]);
+            let (status, log) = agent.stop();
+            assert!(status.success(), "{log}");
+            assert!(
+                log.lines().any(|l| l.contains("WARN")
+                    && l.contains("hook.exec:")
+                    && l.contains("writable by group or others (mode 777)")),
+                "{log}"
+            );
+        },
+    );
+}
+
 /// An ELF header for `machine`, little-endian, 64-bit, of type `e_type`.
 fn elf(machine: u16, e_type: u16) -> Vec<u8> {
     let mut h = b"\x7fELF\x02\x01\x01".to_vec();
