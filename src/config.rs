@@ -23,6 +23,16 @@ pub const DEFAULT_STATE_DIR: &str = "/var/lib/dynhostd";
 /// Long enough to swallow a PPPoE redial (LCP down, IPCP up) on a typical link.
 pub const DEFAULT_DEBOUNCE: Duration = Duration::from_secs(2);
 
+/// Longest `http.timeout`, `http.connect_timeout` and `detect.timeout`: OVH answers in well under
+/// a second, and a server silent for minutes is down. While a request hangs its record can be
+/// neither retried nor sent a newer address, so a timeout of days would freeze it.
+pub const MAX_HTTP_TIMEOUT: Duration = Duration::from_secs(300);
+/// Longest `verify.timeout`, per DNS question: resolvers themselves give up after about 30 s.
+pub const MAX_DNS_TIMEOUT: Duration = Duration::from_secs(60);
+/// Longest `hook.timeout`: a hook holds one of the few places hooks run in, and the record's
+/// next event waits for it; lasting work belongs to the service manager.
+pub const MAX_HOOK_TIMEOUT: Duration = Duration::from_secs(3600);
+
 // ---------------------------------------------------------------------------------------------
 // Raw layer: exactly the file's shape.
 
@@ -670,6 +680,32 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
     Ok(config)
 }
 
+/// `[wan] accept` from the config file, every other key left unread: what `update --ip` needs to
+/// judge an address before anything else is asked (no secret is read, no agent contacted). An
+/// unreadable file or a bad prefix counts as no prefix: the full load reports those, naming the
+/// key and the line.
+pub fn read_wan_accept(path: &Path) -> Vec<Prefix> {
+    #[derive(Deserialize, Default)]
+    struct File {
+        #[serde(default)]
+        wan: Wan,
+    }
+    #[derive(Deserialize, Default)]
+    struct Wan {
+        #[serde(default)]
+        accept: Vec<String>,
+    }
+    let Ok(text) = crate::fsread::read_to_string(path, crate::fsread::CONFIG_CAP) else {
+        return Vec::new();
+    };
+    let file: File = toml::from_str(&text).unwrap_or_default();
+    file.wan
+        .accept
+        .iter()
+        .filter_map(|p| p.parse().ok())
+        .collect()
+}
+
 /// Parses and validates `text`. Relative `password_file` and `ca_file` paths are taken from
 /// `base` (the config file's directory).
 pub fn parse(text: &str, file: Option<&Path>, base: &Path) -> Result<Config, ConfigError> {
@@ -718,7 +754,7 @@ fn validate(raw: RawConfig, ctx: &Ctx<'_>, base: &Path) -> Result<Config, Config
             if d.is_zero() {
                 return Err(ctx.err(t, "hook.timeout", "must be more than 0"));
             }
-            d
+            at_most(d, MAX_HOOK_TIMEOUT, t, "hook.timeout", ctx)?
         }
         None => Duration::from_secs(30),
     };
@@ -850,10 +886,22 @@ fn validate_http(raw: RawHttp, ctx: &Ctx<'_>) -> Result<HttpConfig, ConfigError>
         Ok(d)
     };
     if let Some(t) = &raw.timeout {
-        http.timeout = positive(t, "http.timeout")?;
+        http.timeout = at_most(
+            positive(t, "http.timeout")?,
+            MAX_HTTP_TIMEOUT,
+            t,
+            "http.timeout",
+            ctx,
+        )?;
     }
     if let Some(t) = &raw.connect_timeout {
-        http.connect_timeout = positive(t, "http.connect_timeout")?;
+        http.connect_timeout = at_most(
+            positive(t, "http.connect_timeout")?,
+            MAX_HTTP_TIMEOUT,
+            t,
+            "http.connect_timeout",
+            ctx,
+        )?;
     }
     if let Some(n) = raw.max_concurrent {
         let v = *n.get_ref();
@@ -863,6 +911,28 @@ fn validate_http(raw: RawHttp, ctx: &Ctx<'_>) -> Result<HttpConfig, ConfigError>
         http.max_concurrent = v as usize;
     }
     Ok(http)
+}
+
+/// `d`, or an error at `v` when it is longer than `max`.
+fn at_most(
+    d: Duration,
+    max: Duration,
+    v: &Spanned<String>,
+    key: &str,
+    ctx: &Ctx<'_>,
+) -> Result<Duration, ConfigError> {
+    if d > max {
+        return Err(ctx.err(
+            v,
+            key,
+            format!(
+                "{:?} is too long: at most {:?}",
+                v.get_ref(),
+                format_duration(max)
+            ),
+        ));
+    }
+    Ok(d)
 }
 
 /// Extra trust anchors: a readable, bounded file (relative to the config) holding PEM
@@ -886,8 +956,10 @@ pub(crate) fn validate_ca_file(
     Ok(path)
 }
 
-/// A hook program: an absolute (or config-relative) path to an executable file. It is run
-/// directly, never through a shell.
+/// A hook program: an absolute path, or one relative to the config file's directory, to an
+/// executable file this machine can run. Resolved here, once, to an absolute path: that exact
+/// file is what runs (a relative name would be looked up in `$PATH` by exec, finding another
+/// file than the one checked). It is run directly, never through a shell.
 fn validate_exec(
     v: &Spanned<String>,
     key: &str,
@@ -895,15 +967,35 @@ fn validate_exec(
     base: &Path,
 ) -> Result<PathBuf, ConfigError> {
     use std::os::unix::fs::PermissionsExt;
-    let path = base.join(v.get_ref());
+    let joined = base.join(v.get_ref());
+    let path = std::path::absolute(&joined)
+        .map_err(|e| ctx.err(v, key, format!("{}: {e}", joined.display())))?;
     let meta = std::fs::metadata(&path)
         .map_err(|e| ctx.err(v, key, format!("{}: {e}", path.display())))?;
-    if !meta.is_file() || meta.permissions().mode() & 0o111 == 0 {
+    let mode = meta.permissions().mode();
+    if !meta.is_file() || mode & 0o111 == 0 {
         return Err(ctx.err(
             v,
             key,
             format!("{} is not an executable file", path.display()),
         ));
+    }
+    crate::hook::check_program(&path).map_err(|m| ctx.err(v, key, m))?;
+    if mode & 0o022 != 0 {
+        // Not refused (it runs as the agent's user either way), but whoever can write it can
+        // run anything as that user, root on most routers.
+        tracing::warn!(
+            "{}",
+            ctx.err(
+                v,
+                key,
+                format!(
+                    "{} is writable by group or others (mode {:o}): anyone who can write it runs commands as this agent; chmod go-w it",
+                    path.display(),
+                    mode & 0o7777
+                ),
+            )
+        );
     }
     Ok(path)
 }
@@ -940,6 +1032,7 @@ fn validate_verify(raw: RawVerify, ctx: &Ctx<'_>) -> Result<VerifyConfig, Config
         if v.timeout.is_zero() {
             return Err(ctx.err(t, "verify.timeout", "must be more than 0"));
         }
+        at_most(v.timeout, MAX_DNS_TIMEOUT, t, "verify.timeout", ctx)?;
     }
     Ok(v)
 }
@@ -966,9 +1059,25 @@ fn validate_update(raw: RawUpdate, ctx: &Ctx<'_>) -> Result<UpdateConfig, Config
     }
     if let Some(v) = &raw.retry_max {
         u.retry_max = dur(v, "update.retry_max")?;
-        if u.retry_max < u.retry_initial {
-            return Err(ctx.err(v, "update.retry_max", "must not be less than retry_initial"));
-        }
+    }
+    // Checked once both are known: a retry_initial above the default retry_max is as wrong as
+    // a retry_max below the default retry_initial.
+    if u.retry_max < u.retry_initial {
+        let (at, key) = match (&raw.retry_max, &raw.retry_initial) {
+            (Some(v), _) => (v, "update.retry_max"),
+            (None, Some(v)) => (v, "update.retry_initial"),
+            (None, None) => unreachable!("the defaults are in order"),
+        };
+        return Err(ctx.err(
+            at,
+            key,
+            format!(
+                "retry_initial ({}) is more than retry_max ({}{}): the back-off starts at the first and stops growing at the second",
+                format_duration(u.retry_initial),
+                format_duration(u.retry_max),
+                if raw.retry_max.is_none() { ", the default" } else { "" },
+            ),
+        ));
     }
     Ok(u)
 }
@@ -995,7 +1104,10 @@ fn validate_detect(raw: RawDetect, ctx: &Ctx<'_>) -> Result<DetectConfig, Config
                 let url = Url::parse(u.get_ref()).map_err(|e| {
                     ctx.err(&u, key, format!("{:?} is not a URL: {e}", u.get_ref()))
                 })?;
-                if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+                if !matches!(url.scheme(), "http" | "https")
+                    || url.host_str().is_none()
+                    || url.port() == Some(0)
+                {
                     return Err(ctx.err(
                         &u,
                         key,
@@ -1042,7 +1154,7 @@ fn validate_detect(raw: RawDetect, ctx: &Ctx<'_>) -> Result<DetectConfig, Config
         if v.is_zero() {
             return Err(ctx.err(t, "detect.timeout", "must be more than 0"));
         }
-        d.timeout = v;
+        d.timeout = at_most(v, MAX_HTTP_TIMEOUT, t, "detect.timeout", ctx)?;
     }
     Ok(d)
 }
@@ -1442,7 +1554,8 @@ fn check_password(p: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// A DNS name as DynHost takes it: letters, digits, '-', '_' and '*' labels, dot-separated.
+/// A DNS name as DynHost takes it: letters, digits, '-' and '_' labels, dot-separated; not an
+/// address, `localhost` or a wildcard (a `*` label is refused with its own message).
 fn validate_hostname(s: &str) -> Result<String, String> {
     let name = s.trim().trim_end_matches('.').to_ascii_lowercase();
     let ok = !name.is_empty()
@@ -1456,11 +1569,28 @@ fn validate_hostname(s: &str) -> Result<String, String> {
                     .chars()
                     .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '*')
         });
-    if ok {
-        Ok(name)
-    } else {
-        Err(format!("{s:?} is not a DNS name like \"home.example.com\""))
+    // An address is not a record; the last label of a name is never all digits (RFC 3696 §2).
+    let last = name.rsplit('.').next().unwrap_or_default();
+    let bare = s.trim().trim_start_matches('[').trim_end_matches(']');
+    if bare.parse::<IpAddr>().is_ok() || (ok && last.bytes().all(|b| b.is_ascii_digit())) {
+        return Err(format!(
+            "{s:?} is (or reads as) an IP address: give the DNS name whose record DynHost keeps, like \"home.example.com\""
+        ));
     }
+    if !ok {
+        return Err(format!("{s:?} is not a DNS name like \"home.example.com\""));
+    }
+    if name == "localhost" || name.ends_with(".localhost") {
+        return Err(format!(
+            "{s:?} is this machine's own name (RFC 6761), never a record at a provider"
+        ));
+    }
+    if name.contains('*') {
+        return Err(format!(
+            "{s:?} is a wildcard: an update names one record, like \"home.example.com\""
+        ));
+    }
+    Ok(name)
 }
 
 /// Whether the URL's host is this machine (`localhost`, 127.0.0.0/8, `[::1]`): the one place
@@ -1495,6 +1625,16 @@ fn validate_server(s: &str) -> Result<Url, String> {
     }
     if host.is_empty() {
         return Err(format!("{s:?} has no host"));
+    }
+    if url.port() == Some(0) {
+        return Err(format!("{s:?}: port 0 is not a port one can connect to"));
+    }
+    // dynhostd adds hostname= and myip= itself; parameters already in the URL would come first,
+    // and a server may take the first of each (`?hostname=evil.example.com&myip=…`).
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(format!(
+            "{s:?}: no query string (?…) or fragment (#…) in the update URL: dynhostd adds the parameters itself"
+        ));
     }
     Ok(url)
 }

@@ -1,6 +1,8 @@
 //! Hooks on change: the user's program (`exec = "/path/script"`), run after each update attempt
 //! with what happened in its environment (`DYNHOSTD_HOST`, `DYNHOSTD_FAMILY`, `DYNHOSTD_IP`,
-//! `DYNHOSTD_OLD_IP`, `DYNHOSTD_EVENT`, `DYNHOSTD_ERROR`).
+//! `DYNHOSTD_OLD_IP`, `DYNHOSTD_EVENT`, `DYNHOSTD_ERROR`). Of the agent's own environment it gets
+//! only the locale and the time zone, and [`HOOK_PATH`] as its `PATH`: secrets given through
+//! `*_env` stay with the agent.
 //!
 //! The program is executed directly, never through a shell: every value travels as an
 //! environment variable, verbatim, so an error text such as `$(reboot)` from a provider's reply is
@@ -92,9 +94,187 @@ fn env_value(s: &str) -> OsString {
     s.replace('\0', "\u{FFFD}").into()
 }
 
-/// Variables of ours that must not leak into the hook: with them it could speak to systemd in
-/// the agent's name.
-const NOT_INHERITED: [&str; 3] = ["NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID"];
+/// The hook's `PATH`, whatever the agent's own is: a `PATH` set by whoever started the agent (a
+/// login shell, an init script, `sudo -E`) must not decide which `sed` or `curl` a root hook runs.
+pub const HOOK_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// The locale categories (POSIX, and glibc's few more): by name, not `LC_*`, since any name may
+/// hold a secret (ssh's `AcceptEnv LC_*` is a known way to carry data in).
+const LOCALE: &[&str] = &[
+    "LANG",
+    "LC_ALL",
+    "LC_ADDRESS",
+    "LC_COLLATE",
+    "LC_CTYPE",
+    "LC_IDENTIFICATION",
+    "LC_MEASUREMENT",
+    "LC_MESSAGES",
+    "LC_MONETARY",
+    "LC_NAME",
+    "LC_NUMERIC",
+    "LC_PAPER",
+    "LC_TELEPHONE",
+    "LC_TIME",
+];
+
+/// Whether the hook may see the agent's variable `name`: only the locale and the time zone, so
+/// its messages and dates read as the administrator's do. Everything else stays with the agent:
+/// a password given through `password_env`, an OVH secret through `*_env`, `NOTIFY_SOCKET`
+/// (with it a hook could speak to systemd in the agent's name), `LD_PRELOAD`, and whatever else
+/// the service manager or a shell left there.
+fn inherited(name: &std::ffi::OsStr) -> bool {
+    name == "TZ" || LOCALE.iter().any(|l| name == *l)
+}
+
+/// How much of a hook is read to judge it: the kernel itself looks at no more (BINPRM_BUF_SIZE,
+/// the `#!` line included).
+const HEAD: u64 = 256;
+
+/// Interpreters within interpreters the kernel follows (`#!` naming another script); deeper
+/// than this it gives up with ELOOP.
+const MAX_NESTED: usize = 4;
+
+/// Whether the file at `path` is something execve(2) can run on this machine: a script whose
+/// `#!` interpreter exists and is itself runnable, or an ELF program of this machine's kind.
+/// Anything else (a text file without `#!`, a binary built for another CPU, an object file)
+/// would fail at every event with ENOEXEC, long after `check` said the config was fine. Only
+/// the first [`HEAD`] bytes are read, as src/fsread.rs reads files: non-blocking open (a FIFO in
+/// its place cannot hang the agent), and only a regular file.
+///
+/// The error names the file and what is wrong with it; the caller adds the config key.
+pub fn check_program(path: &Path) -> Result<(), String> {
+    check_nested(path, 0)
+}
+
+fn check_nested(path: &Path, depth: usize) -> Result<(), String> {
+    use std::os::unix::ffi::OsStrExt;
+    use std::os::unix::fs::PermissionsExt;
+    let shown = path.display();
+    let head = match read_head(path) {
+        Ok(head) => head,
+        // Execute-only (mode 0711 and not ours): the kernel may still run it; nothing to judge.
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => return Ok(()),
+        Err(e) => return Err(format!("{shown}: {e}")),
+    };
+    if let Some(line) = head.strip_prefix(b"#!") {
+        let line = line.split(|b| *b == b'\n').next().unwrap_or_default();
+        let interp = line
+            .split(|b| *b == b' ' || *b == b'\t')
+            .find(|w| !w.is_empty())
+            .unwrap_or_default();
+        if interp.is_empty() {
+            return Err(format!(
+                "{shown} starts with \"#!\" but names no interpreter"
+            ));
+        }
+        let interp = Path::new(std::ffi::OsStr::from_bytes(interp));
+        let named = interp.display();
+        // The kernel would look a relative interpreter up from the agent's working directory.
+        if !interp.is_absolute() {
+            return Err(format!(
+                "{shown}: its interpreter {named} is not an absolute path"
+            ));
+        }
+        let meta = std::fs::metadata(interp)
+            .map_err(|e| format!("{shown}: its interpreter {named}: {e}"))?;
+        if !meta.is_file() || meta.permissions().mode() & 0o111 == 0 {
+            return Err(format!(
+                "{shown}: its interpreter {named} is not an executable file"
+            ));
+        }
+        if depth >= MAX_NESTED {
+            return Err(format!(
+                "{shown}: too many interpreters within interpreters"
+            ));
+        }
+        return check_nested(interp, depth + 1)
+            .map_err(|e| format!("{shown}: its interpreter is unusable: {e}"));
+    }
+    if head.starts_with(b"\x7fELF") {
+        return elf_for_this_machine(&head).map_err(|m| format!("{shown} is {m}"));
+    }
+    Err(format!(
+        "{shown} is neither a program (ELF) nor a script starting with \"#!\": the system cannot run it"
+    ))
+}
+
+/// The first [`HEAD`] bytes of the regular file at `path`.
+fn read_head(path: &Path) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open(path)?;
+    if !file.metadata()?.is_file() {
+        return Err(std::io::Error::other("not a regular file"));
+    }
+    let mut head = Vec::new();
+    file.take(HEAD).read_to_end(&mut head)?;
+    Ok(head)
+}
+
+/// ELF `e_machine` numbers (the System V gABI's registry) of the targets dynhostd is built for.
+const MACHINES: &[(&str, u16)] = &[
+    ("x86", 3),
+    ("mips", 8),
+    ("mips64", 8),
+    ("powerpc", 20),
+    ("powerpc64", 21),
+    ("s390x", 22),
+    ("arm", 40),
+    ("x86_64", 62),
+    ("aarch64", 183),
+    ("riscv32", 243),
+    ("riscv64", 243),
+    ("loongarch64", 258),
+];
+
+/// Ok if the ELF header in `h` describes a program this machine runs: this build's word size,
+/// byte order and CPU (`std::env::consts::ARCH`), or the 32-bit programs a 64-bit x86 or Arm
+/// kernel also runs. Err: what the file is instead, in words ("an ELF program for aarch64").
+fn elf_for_this_machine(h: &[u8]) -> Result<(), String> {
+    // e_ident (16 bytes), e_type (2), e_machine (2).
+    if h.len() < 20 {
+        return Err("a truncated ELF file".into());
+    }
+    let (class, data) = (h[4], h[5]);
+    let half = |at: usize| match data {
+        1 => u16::from_le_bytes([h[at], h[at + 1]]),
+        _ => u16::from_be_bytes([h[at], h[at + 1]]),
+    };
+    let (e_type, machine) = (half(16), half(18));
+    // ET_EXEC, or ET_DYN (position-independent programs); not ET_REL (.o) or ET_CORE.
+    if !matches!(e_type, 2 | 3) {
+        return Err("an ELF file that is not a program (an object or core file)".into());
+    }
+    let our_class = if cfg!(target_pointer_width = "64") {
+        2
+    } else {
+        1
+    };
+    let our_data = if cfg!(target_endian = "little") { 1 } else { 2 };
+    let arch = std::env::consts::ARCH;
+    let ours = MACHINES.iter().find(|(a, _)| *a == arch).map(|(_, m)| *m);
+    // A CPU missing from the table is not judged by machine: better to accept than to refuse a
+    // working hook.
+    let native = class == our_class && data == our_data && ours.is_none_or(|m| m == machine);
+    let compat = class == 1
+        && data == our_data
+        && matches!((arch, machine), ("x86_64", 3) | ("aarch64", 40));
+    if native || compat {
+        return Ok(());
+    }
+    let cpu = MACHINES
+        .iter()
+        .find(|(_, m)| *m == machine)
+        .map_or_else(|| format!("CPU type {machine}"), |(a, _)| (*a).to_string());
+    let bits = if class == 1 { 32 } else { 64 };
+    let order = if data == 1 { "little" } else { "big" };
+    Err(format!(
+        "an ELF program for {cpu} ({bits}-bit, {order}-endian), not for this machine ({arch})"
+    ))
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum HookError {
@@ -285,18 +465,19 @@ async fn supervise(mut rx: mpsc::UnboundedReceiver<HookJob>, limit: usize) {
     }
 }
 
-/// The hook's command line: the program alone, no shell, the event in the environment.
+/// The hook's command line: the program alone (the absolute path the config resolved, so no
+/// `PATH` lookup happens), no shell, the event in an environment of its own.
 fn command(path: &Path, ev: &HookEvent) -> tokio::process::Command {
     let mut cmd = tokio::process::Command::new(path);
+    // An allowlist, not a blocklist: nothing reaches the hook unless named here.
+    cmd.env_clear().env("PATH", HOOK_PATH);
+    cmd.envs(std::env::vars_os().filter(|(name, _)| inherited(name)));
     cmd.envs(ev.env())
         .stdin(Stdio::null())
         // Its own process group, so the timeout reaches the children of a script too.
         .process_group(0)
         // If the agent drops the future (shutdown), the hook goes with it.
         .kill_on_drop(true);
-    for var in NOT_INHERITED {
-        cmd.env_remove(var);
-    }
     cmd
 }
 
@@ -452,19 +633,117 @@ mod tests {
     }
 
     #[test]
-    fn systemd_variables_do_not_leak_into_the_hook() {
-        // Checked on the command rather than by setting NOTIFY_SOCKET in this process, which
-        // parallel tests share: each variable must be explicitly removed, whatever the agent has.
-        let cmd = command(Path::new("/bin/true"), &event());
-        let envs: Vec<_> = cmd.as_std().get_envs().collect();
-        for var in NOT_INHERITED {
+    fn only_the_locale_and_time_zone_are_inherited() {
+        for name in ["LANG", "TZ", "LC_ALL", "LC_TIME", "LC_MESSAGES"] {
+            assert!(inherited(name.as_ref()), "{name}");
+        }
+        for name in [
+            "PATH",
+            "HOME",
+            "NOTIFY_SOCKET",
+            "WATCHDOG_USEC",
+            "LD_PRELOAD",
+            "DYNHOSTD_CONFIG",
+            "DYNHOSTD_HOST",
+            "OVH_APPLICATION_SECRET",
+            "LANGUAGE_X",
+            "XTZ",
+            "LC_DYNHOST_PASSWORD",
+        ] {
+            assert!(!inherited(name.as_ref()), "{name}");
+        }
+    }
+
+    #[tokio::test]
+    async fn the_hook_gets_an_environment_of_its_own() {
+        // The test process has plenty the hook must not see (CARGO_*, HOME, the caller's PATH);
+        // the hook dumps exactly what execve gave it, from /proc, before the shell adds anything.
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().display();
+        let hook = script(
+            dir.path(),
+            "env",
+            &format!("/bin/cat /proc/$$/environ > '{d}/environ'"),
+        );
+        let cmd = command(&hook, &event());
+        assert_eq!(cmd.as_std().get_args().count(), 0, "no arguments, no shell");
+        assert_eq!(cmd.as_std().get_program(), hook.as_os_str());
+        run_hook(&hook, &event(), Duration::from_secs(10))
+            .await
+            .unwrap();
+        let environ = std::fs::read(dir.path().join("environ")).unwrap();
+        let vars: Vec<String> = environ
+            .split(|b| *b == 0)
+            .filter(|v| !v.is_empty())
+            .map(|v| String::from_utf8_lossy(v).into_owned())
+            .collect();
+        assert!(vars.contains(&format!("PATH={HOOK_PATH}")), "{vars:?}");
+        for v in &vars {
+            let name = v.split('=').next().unwrap();
+            let event_var = event().env().iter().any(|(n, _)| *n == name);
             assert!(
-                envs.contains(&(std::ffi::OsStr::new(var), None)),
-                "{var} is not removed: {envs:?}"
+                name == "PATH" || event_var || inherited(name.as_ref()),
+                "{name} reached the hook: {vars:?}"
             );
         }
-        assert_eq!(cmd.as_std().get_args().count(), 0, "no arguments, no shell");
-        assert_eq!(cmd.as_std().get_program(), "/bin/true");
+        // The inherited ones arrive with the agent's values.
+        for (name, value) in std::env::vars_os().filter(|(n, _)| inherited(n)) {
+            let want = format!("{}={}", name.to_string_lossy(), value.to_string_lossy());
+            assert!(vars.contains(&want), "{want} is missing: {vars:?}");
+        }
+    }
+
+    /// An ELF header: class (1: 32-bit, 2: 64-bit), data (1: little, 2: big endian), type, CPU.
+    fn elf(class: u8, data: u8, e_type: u16, machine: u16) -> Vec<u8> {
+        let mut h = vec![0x7f, b'E', b'L', b'F', class, data, 1];
+        h.resize(16, 0);
+        let half = |v: u16| {
+            if data == 1 {
+                v.to_le_bytes()
+            } else {
+                v.to_be_bytes()
+            }
+        };
+        h.extend_from_slice(&half(e_type));
+        h.extend_from_slice(&half(machine));
+        h.resize(64, 0);
+        h
+    }
+
+    #[test]
+    fn elf_programs_are_judged_by_word_size_byte_order_and_cpu() {
+        let arch = std::env::consts::ARCH;
+        let ours = MACHINES.iter().find(|(a, _)| *a == arch).unwrap().1;
+        let class = if cfg!(target_pointer_width = "64") {
+            2
+        } else {
+            1
+        };
+        let data = if cfg!(target_endian = "little") { 1 } else { 2 };
+        // Ours, as a fixed-address or a position-independent program.
+        assert_eq!(elf_for_this_machine(&elf(class, data, 2, ours)), Ok(()));
+        assert_eq!(elf_for_this_machine(&elf(class, data, 3, ours)), Ok(()));
+        // Another CPU, word size or byte order; an object file; a header cut short.
+        let other = if ours == 62 { 183 } else { 62 };
+        let e = elf_for_this_machine(&elf(class, data, 2, other)).unwrap_err();
+        assert!(e.contains("an ELF program for") && e.contains(arch), "{e}");
+        assert!(elf_for_this_machine(&elf(3 - class, data, 2, ours)).is_err());
+        assert!(elf_for_this_machine(&elf(class, 3 - data, 2, ours)).is_err());
+        assert!(elf_for_this_machine(&elf(class, data, 1, ours)).is_err());
+        assert!(elf_for_this_machine(&elf(class, data, 2, ours)[..19]).is_err());
+        // A 64-bit x86 or Arm kernel also runs the 32-bit programs of its family.
+        let compat = match arch {
+            "x86_64" => Some(3),
+            "aarch64" => Some(40),
+            _ => None,
+        };
+        if let Some(m) = compat {
+            assert_eq!(elf_for_this_machine(&elf(1, data, 2, m)), Ok(()));
+            assert!(elf_for_this_machine(&elf(1, data, 2, 8)).is_err());
+        }
+        // The program running this test is one this machine runs.
+        let me = std::env::current_exe().unwrap();
+        assert_eq!(check_program(&me), Ok(()));
     }
 
     #[tokio::test]

@@ -396,6 +396,22 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
                     return Ok(ExitCode::from(2));
                 }
             }
+            // An address no record can take is refused as what it is, before an agent (which
+            // would answer "already published") or the WAN (blamed otherwise) is involved.
+            if !ips.is_empty() {
+                let accept = config::read_wan_accept(&path.config);
+                for ip in &ips {
+                    if let Some(class) = dynhostd::wan::policy::refuse_given(*ip, &accept) {
+                        let hint = if dynhostd::wan::policy::acceptable(class) {
+                            " (add its prefix to [wan] accept to publish it anyway)"
+                        } else {
+                            ""
+                        };
+                        eprintln!("dynhostd: --ip {ip} is not a public address: {class}{hint}");
+                        return Ok(ExitCode::from(2));
+                    }
+                }
+            }
             // One writer: hand the work to the running agent, or hold the lock while doing it.
             // A dry run writes nothing and needs neither.
             let lock = if dry_run {

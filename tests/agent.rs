@@ -337,10 +337,10 @@ fn update_with_ip_from_pppd_and_force_and_exit_codes() {
         assert!(status.success());
         assert_eq!(s.request_count(), 2, "--force sends anyway");
         assert!(s.requests()[1].answer.contains("nochg"));
-        // A CGNAT address from pppd: nothing to publish, exit 1.
+        // A CGNAT address from pppd: refused up front as what it is, exit 2 (tests/update_ip.rs).
         let (status, _, err) = setup.run(&["update", "--ip", "100.64.7.7"]);
-        assert_eq!(status.code(), Some(1), "{err}");
-        assert!(err.contains("private or CGNAT"), "{err}");
+        assert_eq!(status.code(), Some(2), "{err}");
+        assert!(err.contains("carrier-grade NAT"), "{err}");
         // --dry-run sends nothing and writes nothing.
         let before = std::fs::read_to_string(setup.state_path()).unwrap();
         let (status, _, err) = setup.run(&["update", "--ip", "203.0.113.51", "--dry-run"]);

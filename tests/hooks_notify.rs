@@ -129,6 +129,89 @@ fn exec_hooks_run_after_each_attempt_with_the_documented_environment() {
     );
 }
 
+/// A hook sees an allowlist: a fixed PATH, the locale, the time zone and the event; never the
+/// password given through `password_env`, nor anything else the agent was started with.
+#[test]
+fn a_hook_gets_only_the_allowlisted_environment() {
+    in_netns("a_hook_gets_only_the_allowlisted_environment", || {
+        let s = standin_https();
+        let setup = Setup::new();
+        let out = setup.dir.path().join("environ");
+        let hook = setup.dir.path().join("env.sh");
+        // What execve handed over, from /proc, before the shell adds anything of its own.
+        std::fs::write(
+            &hook,
+            format!(
+                "#!/bin/sh
+/bin/cat /proc/$$/environ > '{}'
+",
+                out.display()
+            ),
+        )
+        .unwrap();
+        std::fs::set_permissions(&hook, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let home = "hostname = \"home.example.com\"\nlogin = \"example.com-home\"\npassword_env = \"DYNHOSTD_PASSWORD\"";
+        let extra = format!("\n[hook]\nexec = \"{}\"\n", hook.display());
+        setup.write_config_with(&s, Some("ppp0"), &[home], &extra);
+        let (status, _, err) = setup.run_env(
+            &["update", "--ip", "203.0.113.50"],
+            &[
+                ("DYNHOSTD_PASSWORD", PASSWORD),
+                ("OVH_APPLICATION_SECRET", "ovh-secret-0b9e"),
+                ("UNRELATED", "x"),
+                ("LC_SECRET", "ovh-secret-in-lc"),
+                ("LD_PRELOAD", ""),
+                ("PATH", "/nonexistent-evil:/usr/bin:/bin"),
+                ("LANG", "C.UTF-8"),
+                ("LC_TIME", "C"),
+                ("TZ", "UTC"),
+            ],
+        );
+        assert!(status.success(), "{err}");
+        let environ = std::fs::read(&out).expect("the hook ran");
+        let vars: BTreeMap<String, String> = environ
+            .split(|b| *b == 0)
+            .filter(|v| !v.is_empty())
+            .map(|v| {
+                let v = String::from_utf8_lossy(v);
+                let (k, v) = v.split_once('=').unwrap();
+                (k.to_string(), v.to_string())
+            })
+            .collect();
+        let names: Vec<&str> = vars.keys().map(String::as_str).collect();
+        assert_eq!(
+            names,
+            [
+                "DYNHOSTD_ERROR",
+                "DYNHOSTD_EVENT",
+                "DYNHOSTD_FAMILY",
+                "DYNHOSTD_HOST",
+                "DYNHOSTD_IP",
+                "DYNHOSTD_OLD_IP",
+                "LANG",
+                "LC_TIME",
+                "PATH",
+                "TZ"
+            ],
+            "{vars:?}"
+        );
+        assert_eq!(
+            vars["PATH"],
+            "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+        );
+        assert_eq!(
+            (vars["LANG"].as_str(), vars["TZ"].as_str()),
+            ("C.UTF-8", "UTC")
+        );
+        assert_eq!(vars["DYNHOSTD_EVENT"], "updated");
+        let text = String::from_utf8_lossy(&environ);
+        assert!(
+            !text.contains(PASSWORD) && !text.contains("ovh-secret"),
+            "{text}"
+        );
+    });
+}
+
 #[test]
 fn a_hook_that_is_not_executable_is_a_config_error() {
     let dir = tempfile::tempdir().unwrap();
@@ -152,6 +235,230 @@ fn a_hook_that_is_not_executable_is_a_config_error() {
         err.contains("host[0].exec") && err.contains("not an executable file"),
         "{err}"
     );
+}
+
+/// `exec = "hookprobe"` with a relative `--config` is the file next to the config, resolved once;
+/// it is that file that runs, never a `hookprobe` found in the caller's `$PATH`.
+#[test]
+fn a_relative_hook_runs_the_file_next_to_the_config_never_one_from_path() {
+    in_netns(
+        "a_relative_hook_runs_the_file_next_to_the_config_never_one_from_path",
+        || {
+            let s = standin_https();
+            let setup = Setup::new();
+            let evil = tempfile::tempdir().unwrap();
+            let marker = |name: &str| setup.dir.path().join(name);
+            for (dir, name) in [(setup.dir.path(), "good"), (evil.path(), "evil")] {
+                let hook = dir.join("hookprobe");
+                std::fs::write(
+                    &hook,
+                    format!("#!/bin/sh\n: > '{}'\n", marker(name).display()),
+                )
+                .unwrap();
+                std::fs::set_permissions(&hook, std::fs::Permissions::from_mode(0o755)).unwrap();
+            }
+            setup.write_config_with(
+                &s,
+                Some("ppp0"),
+                &[HOME],
+                "\n[hook]\nexec = \"hookprobe\"\n",
+            );
+            let path = format!("{}:/usr/bin:/bin", evil.path().display());
+            let run = |args: &[&str]| {
+                std::process::Command::new(BIN)
+                    .args(args)
+                    .args(["--config", "config.toml"])
+                    .current_dir(setup.dir.path())
+                    .env("PATH", &path)
+                    .env_remove("DYNHOSTD_LOG")
+                    .output()
+                    .unwrap()
+            };
+            let out = run(&["update", "--ip", "203.0.113.50"]);
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            assert!(marker("good").exists(), "the checked hook did not run");
+            assert!(!marker("evil").exists(), "the hook from $PATH ran");
+            // `check` shows the one file it resolved.
+            let out = run(&["check"]);
+            let shown = String::from_utf8_lossy(&out.stdout);
+            let want = setup.dir.path().join("hookprobe");
+            assert!(
+                shown.contains(&format!("exec = \"{}\"", want.display())),
+                "{shown}"
+            );
+        },
+    );
+}
+
+/// A hook anyone but its owner can write is a way in: `check` (and the agent at start, which
+/// reads the config the same way) says so, naming the key, and still accepts it.
+#[test]
+fn a_hook_writable_by_others_is_warned_about() {
+    let dir = tempfile::tempdir().unwrap();
+    let hook = dir.path().join("hook.sh");
+    std::fs::write(&hook, "#!/bin/sh\n").unwrap();
+    let cfg = dir.path().join("c.toml");
+    std::fs::write(
+        &cfg,
+        "[hook]\nexec = \"hook.sh\"\n\n[[host]]\n".to_string() + HOME,
+    )
+    .unwrap();
+    let check = || {
+        let out = std::process::Command::new(BIN)
+            .arg("check")
+            .arg("--config")
+            .arg(&cfg)
+            .env_remove("DYNHOSTD_LOG")
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    for mode in [0o775, 0o757] {
+        std::fs::set_permissions(&hook, std::fs::Permissions::from_mode(mode)).unwrap();
+        let err = check();
+        assert!(
+            err.contains("WARN")
+                && err.contains("c.toml:2: hook.exec:")
+                && err.contains("writable by group or others"),
+            "{mode:o}: {err}"
+        );
+    }
+    std::fs::set_permissions(&hook, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let err = check();
+    assert!(!err.contains("writable"), "{err}");
+}
+
+/// The agent says it too, at start.
+#[test]
+fn the_agent_warns_at_start_about_a_hook_others_may_write() {
+    in_netns(
+        "the_agent_warns_at_start_about_a_hook_others_may_write",
+        || {
+            let s = standin_https();
+            let setup = Setup::new();
+            let hook = setup.dir.path().join("hook.sh");
+            std::fs::write(&hook, "#!/bin/sh\n").unwrap();
+            std::fs::set_permissions(&hook, std::fs::Permissions::from_mode(0o777)).unwrap();
+            let extra = format!("\n[hook]\nexec = \"{}\"\n", hook.display());
+            setup.write_config_with(&s, Some("ppp0"), &[HOME], &extra);
+            let agent = setup.start_agent(&["--dry-run"]);
+            let (status, log) = agent.stop();
+            assert!(status.success(), "{log}");
+            assert!(
+                log.lines().any(|l| l.contains("WARN")
+                    && l.contains("hook.exec:")
+                    && l.contains("writable by group or others (mode 777)")),
+                "{log}"
+            );
+        },
+    );
+}
+
+/// An ELF header for `machine`, little-endian, 64-bit, of type `e_type`.
+fn elf(machine: u16, e_type: u16) -> Vec<u8> {
+    let mut h = b"\x7fELF\x02\x01\x01".to_vec();
+    h.resize(16, 0);
+    h.extend_from_slice(&e_type.to_le_bytes());
+    h.extend_from_slice(&machine.to_le_bytes());
+    h.resize(64, 0);
+    h
+}
+
+/// A hook execve(2) would refuse (ENOEXEC, ENOENT for its interpreter) is refused by `check`,
+/// naming the key and the line, instead of failing at every event later.
+#[test]
+fn a_hook_this_machine_cannot_run_is_a_config_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let file = |name: &str, body: &[u8], mode: u32| {
+        let p = d.join(name);
+        std::fs::write(&p, body).unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode)).unwrap();
+        p
+    };
+    let not_x = file("not-x", b"#!/bin/sh\n", 0o644);
+    let foreign = if std::env::consts::ARCH == "x86_64" {
+        183
+    } else {
+        62
+    };
+    let bad: Vec<(std::path::PathBuf, &str)> = vec![
+        (
+            file("no-interp", b"#!/nonexistent/sh\necho\n", 0o755),
+            "/nonexistent/sh",
+        ),
+        (
+            file(
+                "interp-not-x",
+                format!("#!{}\n", not_x.display()).as_bytes(),
+                0o755,
+            ),
+            "is not an executable file",
+        ),
+        (
+            file("empty-interp", b"#!  \necho\n", 0o755),
+            "names no interpreter",
+        ),
+        (
+            file("relative-interp", b"#!sh\n", 0o755),
+            "not an absolute path",
+        ),
+        (
+            file("text", b"echo hello\n", 0o755),
+            "neither a program (ELF) nor a script",
+        ),
+        (
+            file("empty", b"", 0o755),
+            "neither a program (ELF) nor a script",
+        ),
+        (
+            file("foreign", &elf(foreign, 2), 0o755),
+            "an ELF program for",
+        ),
+        (file("object", &elf(62, 1), 0o755), "not a program"),
+        (file("truncated", b"\x7fELF\x02\x01", 0o755), "truncated"),
+    ];
+    let check = |hook: &Path| {
+        let cfg = d.join("c.toml");
+        std::fs::write(
+            &cfg,
+            format!("[[host]]\n{HOME}\nexec = \"{}\"\n", hook.display()),
+        )
+        .unwrap();
+        let out = std::process::Command::new(BIN)
+            .arg("check")
+            .arg("--config")
+            .arg(&cfg)
+            .env_remove("DYNHOSTD_LOG")
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    for (hook, why) in &bad {
+        let (code, err) = check(hook);
+        assert_eq!(code, Some(2), "{}: {err}", hook.display());
+        assert!(
+            err.contains("c.toml:5: host[0].exec:") && err.contains(why),
+            "{}: {err}",
+            hook.display()
+        );
+    }
+    // What this machine runs: a script with a real interpreter, one through env, this very
+    // program (an ELF of this machine's kind).
+    let env_script = file("env-sh", b"#!/usr/bin/env sh\n", 0o755);
+    let sh_script = file("sh", b"#!/bin/sh -e\n", 0o755);
+    for good in [sh_script.as_path(), env_script.as_path(), Path::new(BIN)] {
+        let (code, err) = check(good);
+        assert_eq!(code, Some(0), "{}: {err}", good.display());
+    }
 }
 
 #[test]

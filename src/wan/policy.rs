@@ -102,6 +102,8 @@ pub enum Rejection {
     LinkLocal,
     Multicast,
     Unspecified,
+    /// 255.255.255.255, the limited broadcast address (RFC 919).
+    Broadcast,
     /// RFC 5737 / RFC 3849 documentation ranges.
     Documentation,
     /// RFC 2544 / RFC 5180 benchmarking ranges.
@@ -136,6 +138,18 @@ impl Rejection {
         )
     }
 
+    /// Ranges that are never a host's own address, whatever `[wan] accept` says.
+    fn never_a_host(self) -> bool {
+        matches!(
+            self,
+            Rejection::Unspecified
+                | Rejection::Multicast
+                | Rejection::Loopback
+                | Rejection::LinkLocal
+                | Rejection::Broadcast
+        )
+    }
+
     pub fn describe(self) -> &'static str {
         match self {
             Rejection::Private => "private range (RFC 1918)",
@@ -145,6 +159,7 @@ impl Rejection {
             Rejection::LinkLocal => "link-local",
             Rejection::Multicast => "multicast",
             Rejection::Unspecified => "unspecified",
+            Rejection::Broadcast => "broadcast",
             Rejection::Documentation => {
                 "documentation range (RFC 5737/3849); add it to [wan] accept to use it"
             }
@@ -198,12 +213,7 @@ pub fn judge_ip(ip: IpAddr, policy: &AddressPolicy) -> Result<(), Rejection> {
     if !policy.accept.is_empty() {
         // The user's list replaces the global-only rule, but never makes these usable.
         return match range_rejection(ip) {
-            Some(
-                r @ (Rejection::Unspecified
-                | Rejection::Multicast
-                | Rejection::Loopback
-                | Rejection::LinkLocal),
-            ) => Err(r),
+            Some(r) if r.never_a_host() => Err(r),
             _ if policy.accept.iter().any(|p| p.contains(&ip)) => Ok(()),
             _ => Err(Rejection::NotAccepted),
         };
@@ -212,6 +222,25 @@ pub fn judge_ip(ip: IpAddr, policy: &AddressPolicy) -> Result<(), Rejection> {
         Some(r) => Err(r),
         None => Ok(()),
     }
+}
+
+/// `update --ip ADDR`: the range that rules out an address a caller hands over (pppd's `$4`),
+/// judged before any agent or network is asked, so that a broadcast or CGNAT address is refused
+/// as what it is rather than answered "already published". `accept` is the config's `[wan]
+/// accept`: as in [`judge_ip`] it can make a private, CGNAT, ULA or reserved address count,
+/// never the ranges no host has. Documentation ranges pass: they stand for public addresses in
+/// examples and tests, and the policy judges them afterwards as it judges an interface's.
+pub fn refuse_given(ip: IpAddr, accept: &[Prefix]) -> Option<Rejection> {
+    match range_rejection(ip)? {
+        Rejection::Documentation => None,
+        r if !r.never_a_host() && accept.iter().any(|p| p.contains(&ip)) => None,
+        r => Some(r),
+    }
+}
+
+/// Whether `accept` could make an address of this range count (the hint `update --ip` gives).
+pub fn acceptable(r: Rejection) -> bool {
+    !r.never_a_host()
 }
 
 /// Judges an interface address: its flags first (they are about the address's state), then
@@ -703,6 +732,8 @@ fn v4_rejection(ip: Ipv4Addr) -> Option<Rejection> {
         ([198, 51, 100, 0], 24, Documentation),
         ([203, 0, 113, 0], 24, Documentation),
         ([224, 0, 0, 0], 4, Multicast),
+        // Before 240/4, which holds it: the first match wins.
+        ([255, 255, 255, 255], 32, Broadcast),
         ([240, 0, 0, 0], 4, Reserved),
     ];
     table
@@ -790,7 +821,8 @@ mod tests {
             ("169.254.1.1", Err(LinkLocal)),
             ("224.0.0.1", Err(Multicast)),
             ("0.0.0.0", Err(Unspecified)),
-            ("255.255.255.255", Err(Reserved)),
+            ("255.255.255.255", Err(Broadcast)),
+            ("::ffff:255.255.255.255", Err(Broadcast)),
             ("240.0.0.1", Err(Reserved)),
             ("192.0.2.1", Err(Documentation)),
             ("198.51.100.1", Err(Documentation)),
@@ -814,6 +846,42 @@ mod tests {
         ];
         for (ip, want) in cases {
             assert_eq!(judge_ip(ip.parse().unwrap(), &none), *want, "{ip}");
+        }
+    }
+
+    #[test]
+    fn an_address_given_to_update_is_refused_by_its_real_class() {
+        use Rejection::*;
+        let accept: Vec<Prefix> = vec![
+            "10.0.0.0/8".parse().unwrap(),
+            "255.0.0.0/8".parse().unwrap(),
+        ];
+        let cases: &[(&str, &[Prefix], Option<Rejection>)] = &[
+            ("255.255.255.255", &[], Some(Broadcast)),
+            ("224.0.0.1", &[], Some(Multicast)),
+            ("ff02::1", &[], Some(Multicast)),
+            ("127.0.0.1", &[], Some(Loopback)),
+            ("::1", &[], Some(Loopback)),
+            ("169.254.1.1", &[], Some(LinkLocal)),
+            ("fe80::1", &[], Some(LinkLocal)),
+            ("0.0.0.0", &[], Some(Unspecified)),
+            ("::", &[], Some(Unspecified)),
+            ("10.1.2.3", &[], Some(Private)),
+            ("100.64.7.7", &[], Some(SharedCgnat)),
+            ("fd00::2", &[], Some(UniqueLocal)),
+            ("240.0.0.1", &[], Some(Reserved)),
+            // Public and documentation addresses pass (the tests' public addresses).
+            ("81.56.1.2", &[], None),
+            ("2a01:e0a:1:2::1", &[], None),
+            ("192.0.2.1", &[], None),
+            ("203.0.113.50", &[], None),
+            ("2001:db8::5", &[], None),
+            // [wan] accept makes a private address count, never a broadcast one.
+            ("10.1.2.3", &accept, None),
+            ("255.255.255.255", &accept, Some(Broadcast)),
+        ];
+        for (ip, accept, want) in cases {
+            assert_eq!(refuse_given(ip.parse().unwrap(), accept), *want, "{ip}");
         }
     }
 
