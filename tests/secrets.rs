@@ -407,6 +407,41 @@ fn provision_refuses_a_planted_password_file_beside_the_config() {
     }
 }
 
+/// The `[ovh_api]` secrets are read the same way: a consumer key file that is a link (or
+/// writable by others) is refused, naming the key and the file, before any call.
+#[test]
+fn ovh_api_secret_files_are_refused_like_passwords() {
+    let env = Env::new();
+    let d = env.dir.path();
+    let ck = d.join("ovh-ck");
+    let real = d.join("ovh-ck-real");
+    std::fs::rename(&ck, &real).unwrap();
+    std::os::unix::fs::symlink(&real, &ck).unwrap();
+    let (ok, out, err) = env.provision("home.example.com", &[]);
+    assert!(!ok, "{out}{err}");
+    assert!(
+        err.contains(&format!(
+            "ovh_api.consumer_key_file: {}: a symbolic link",
+            ck.display()
+        )),
+        "{err}"
+    );
+    std::fs::remove_file(&ck).unwrap();
+    std::fs::rename(&real, &ck).unwrap();
+    chmod(&ck, 0o646);
+    let (ok, out, err) = env.provision("home.example.com", &[]);
+    assert!(!ok, "{out}{err}");
+    assert!(
+        err.contains(&format!(
+            "ovh_api.consumer_key_file: {}: writable by every user (mode 0646)",
+            ck.display()
+        )),
+        "{err}"
+    );
+    assert!(!err.contains(WIDE_KEY), "{err}");
+    assert!(env.fake.requests().is_empty(), "{:?}", env.fake.requests());
+}
+
 /// `--write-config` from many provisions at once: each appends to what the others wrote (the
 /// config is locked from the read to the rename), none is lost, and the result validates.
 #[test]
