@@ -42,7 +42,21 @@ impl fmt::Display for Secret {
 /// owns or can write, or one in a directory others can write ([`fsread::read_secret`]); the
 /// error names the file, never its text.
 pub fn from_file(path: &Path) -> Result<Secret, ReadError> {
-    let text = fsread::read_secret_to_string(path, fsread::PASSWORD_CAP)?;
+    let text = fsread::read_secret_to_string(path, fsread::PASSWORD_CAP).map_err(|e| {
+        // A refused directory is named by fsread; say which secret it was refused for, so the
+        // error leads to the file the config names.
+        match e.problem {
+            fsread::Problem::Untrusted(why) if e.path != path => ReadError {
+                problem: fsread::Problem::Untrusted(format!(
+                    "refused: its directory {} is {}",
+                    e.path.display(),
+                    why.strip_prefix("a directory ").unwrap_or(&why)
+                )),
+                path: path.to_path_buf(),
+            },
+            _ => e,
+        }
+    })?;
     Ok(Secret::new(text.lines().next().unwrap_or("").trim()))
 }
 
@@ -81,6 +95,27 @@ mod tests {
         let e = from_file(&p).unwrap_err().to_string();
         assert!(e.ends_with("too large (the limit is 4 KiB)"), "{e}");
         assert!(!e.contains("xxx"));
+    }
+
+    #[test]
+    fn a_refused_directory_is_named_with_the_secret_it_holds() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let sub = dir.path().join("shared");
+        std::fs::create_dir(&sub).unwrap();
+        std::fs::set_permissions(&sub, std::fs::Permissions::from_mode(0o777)).unwrap();
+        let p = sub.join("pw");
+        std::fs::write(&p, "hunter2\n").unwrap();
+        let e = from_file(&p).unwrap_err();
+        assert_eq!(e.path, p);
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "{}: refused: its directory {} is writable by every user (mode 0777): another user could plant or swap files in it",
+                p.display(),
+                sub.display()
+            )
+        );
     }
 
     #[test]

@@ -3,8 +3,14 @@
 //! (temp file, fsync, rename, fsync of the directory), so a power cut leaves the old file or the
 //! new one, never half of one. A missing or corrupt file means "unknown", never a crash: the
 //! worst case is one repeated update.
+//!
+//! The file can be edited (or the directory written) by someone other than the agent, so
+//! neither step trusts what is there: the temp file is created afresh (`O_EXCL|O_NOFOLLOW`, a
+//! link planted at its name is never followed), and every text read back is cleaned as server
+//! text is ([`crate::provider::server_text::clean`]) before a log line or a terminal sees it.
 
 use crate::fsread;
+use crate::provider::server_text::clean;
 use crate::record::RecordKey;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -15,6 +21,11 @@ use std::path::{Path, PathBuf};
 pub const FILE_NAME: &str = "state.json";
 /// Bumped when the format changes incompatibly; an unknown version is treated as corrupt.
 pub const VERSION: u32 = 1;
+/// Longest text kept from one string field of the file (a reply summary, a stop's reason or
+/// fix): the agent writes well under it (a fix with the server's message is about 400).
+const TEXT_MAX_CHARS: usize = 1000;
+/// Longest record key kept: a hostname (253) and `/AAAA`.
+const KEY_MAX_CHARS: usize = 300;
 
 /// Why a host was stopped, kept until its configuration changes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -54,6 +65,24 @@ pub struct PublishedRecord {
     /// back-off (capped at `retry_max`): the cap applied when it is read back.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub retry_asked: bool,
+}
+
+impl PublishedRecord {
+    /// Every string field, cleaned ([`clean`]) and capped.
+    fn clean_texts(&mut self) {
+        let text = |s: &mut String| *s = clean(s, TEXT_MAX_CHARS);
+        if let Some(r) = &mut self.last_reply {
+            text(r);
+        }
+        if let Some(c) = &mut self.attempt_config {
+            text(c);
+        }
+        if let Some(stop) = &mut self.stopped {
+            text(&mut stop.reason);
+            text(&mut stop.fix);
+            text(&mut stop.config);
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -97,8 +126,13 @@ impl State {
             return Err(format!("unknown state version {}", disk.version));
         }
         let mut records = BTreeMap::new();
-        for (k, v) in disk.records {
+        for (k, mut v) in disk.records {
+            // The agent writes only clean text; anything else was put there by hand (or by
+            // someone who could write the file) and must not reach a log line or a terminal
+            // as it is: a U+202E in a stop reason would rewrite the line it is logged in.
+            let k = clean(&k, KEY_MAX_CHARS);
             let key = RecordKey::parse(&k).ok_or_else(|| format!("bad record key {k:?}"))?;
+            v.clean_texts();
             records.insert(key, v);
         }
         Ok(State { records })
@@ -139,10 +173,19 @@ pub fn save(path: &Path, state: &State) -> io::Result<()> {
     let tmp = temp_path(path);
     let result = (|| {
         use std::os::unix::fs::OpenOptionsExt;
+        // Whatever has the temp name (a file left by a crashed run whose pid we now have, or a
+        // link someone planted to make us overwrite another file) is unlinked, never opened:
+        // unlink removes a link itself, not its target. The file is then created afresh;
+        // O_EXCL also fails on a link (and O_NOFOLLOW says so twice), so a name planted again
+        // in between makes the save fail, not write through it.
+        match std::fs::remove_file(&tmp) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+            _ => {}
+        }
         let mut f = std::fs::OpenOptions::new()
             .write(true)
-            .create(true)
-            .truncate(true)
+            .create_new(true)
+            .custom_flags(libc::O_NOFOLLOW)
             .mode(0o600)
             .open(&tmp)?;
         state.write_to(&mut f)?;
@@ -327,6 +370,66 @@ mod tests {
             vec!["other.tmp.1", "state.json", "state.json.tmp.notapid"]
         );
         assert_eq!(load(&path).0, sample());
+    }
+
+    #[test]
+    fn a_link_planted_at_the_temp_name_is_replaced_not_followed() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(FILE_NAME);
+        let victim = dir.path().join("victim");
+        std::fs::write(&victim, "keep me\n").unwrap();
+        std::os::unix::fs::symlink(&victim, temp_path(&path)).unwrap();
+        save(&path, &sample()).unwrap();
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "keep me\n");
+        let meta = std::fs::symlink_metadata(&path).unwrap();
+        assert!(meta.file_type().is_file(), "{meta:?}");
+        assert_eq!(load(&path), (sample(), Loaded::Read));
+        // A leftover regular file with our name (a crashed run with the same pid) does not
+        // wedge the next save either.
+        std::fs::write(temp_path(&path), "{half").unwrap();
+        save(&path, &State::default()).unwrap();
+        assert_eq!(load(&path), (State::default(), Loaded::Read));
+        assert!(!temp_path(&path).exists());
+    }
+
+    #[test]
+    fn text_read_back_from_an_edited_file_is_cleaned() {
+        // Raw characters and JSON escapes (the file's text) alike.
+        let text = serde_json::json!({"version": 1, "records": {"h\u{202E}.example.com/A": {
+            "last_reply": "good\u{1b}[2J",
+            "attempt_config": "a\u{2066}b",
+            "stopped": {"reason": "401 \u{202E}evil", "fix": "x\ny", "at": 1, "config": "c\u{200B}d"},
+        }}})
+        .to_string();
+        assert!(
+            text.contains("\\u001b") && text.contains('\u{202E}'),
+            "{text}"
+        );
+        let text = text.as_str();
+        let s = State::from_json(text).unwrap();
+        let (key, r) = s.records.iter().next().unwrap();
+        assert_eq!(key.to_string(), "h?.example.com/A");
+        assert_eq!(r.last_reply.as_deref(), Some("good?[2J"));
+        assert_eq!(r.attempt_config.as_deref(), Some("a?b"));
+        let stop = r.stopped.as_ref().unwrap();
+        assert_eq!(
+            (
+                stop.reason.as_str(),
+                stop.fix.as_str(),
+                stop.config.as_str()
+            ),
+            ("401 ?evil", "x?y", "c?d")
+        );
+        let long = format!(
+            "{{\"version\":1,\"records\":{{\"h.example.com/A\":{{\"last_reply\":\"{}\"}}}}}}",
+            "x".repeat(5000)
+        );
+        let s = State::from_json(&long).unwrap();
+        let r = s.records.values().next().unwrap();
+        assert_eq!(
+            r.last_reply.as_ref().unwrap().chars().count(),
+            TEXT_MAX_CHARS
+        );
     }
 
     #[test]

@@ -285,6 +285,8 @@ fn read_text(path: &Path, cap: u64) -> Result<String, ProvisionError> {
 }
 
 /// `path`'s temporary sibling, written (0600, or `mode`) and fsynced but not yet renamed.
+/// Whatever has its name is unlinked (a link itself, never its target), then the file is made
+/// afresh with `O_EXCL|O_NOFOLLOW`: a link planted at the name is never written through.
 fn write_temp(path: &Path, text: &[u8], mode: u32) -> Result<PathBuf, ProvisionError> {
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
     let tmp = path.with_file_name(format!(".{name}.tmp-{}", std::process::id()));
@@ -292,6 +294,7 @@ fn write_temp(path: &Path, text: &[u8], mode: u32) -> Result<PathBuf, ProvisionE
     let mut f = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
+        .custom_flags(libc::O_NOFOLLOW)
         .mode(mode)
         .open(&tmp)
         .map_err(io_err("cannot write", &tmp))?;
@@ -317,15 +320,100 @@ fn commit(tmp: &Path, path: &Path) -> Result<(), ProvisionError> {
     Ok(())
 }
 
-/// A secret in its own 0600 file, replaced atomically.
+/// The directory `path` goes in, created if missing, and refused if another user could plant
+/// or swap files in it ([`crate::fsread::check_dir`]): a secret or a config written there could
+/// be read, replaced or turned into a link by them.
+fn prepare_dir(path: &Path) -> Result<(), ProvisionError> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    std::fs::create_dir_all(dir).map_err(io_err("cannot create", dir))?;
+    check_dir(dir)
+}
+
+/// [`crate::fsread::check_dir`], as a refusal to write there.
+fn check_dir(dir: &Path) -> Result<(), ProvisionError> {
+    crate::fsread::check_dir(dir).map_err(|e| ProvisionError::Io {
+        what: "refusing to write in",
+        path: e.path.display().to_string(),
+        message: e.problem.to_string(),
+    })
+}
+
+/// A secret in its own 0600 file, replaced atomically, in a directory only root or we can
+/// write.
 pub fn write_secret_file(path: &Path, secret: &Secret) -> Result<(), ProvisionError> {
-    if let Some(dir) = path.parent()
-        && !dir.as_os_str().is_empty()
-    {
-        std::fs::create_dir_all(dir).map_err(io_err("cannot create", dir))?;
-    }
+    prepare_dir(path)?;
     let tmp = write_temp(path, format!("{}\n", secret.expose()).as_bytes(), 0o600)?;
     commit(&tmp, path)
+}
+
+/// The password a file (or credential) already holds, from an earlier run: `None` when there
+/// is no such file yet. A file that is there but refused (a link, another user's, writable by
+/// others, in a directory others can write: [`crate::secret::from_file`]) is an error, never
+/// "no password yet": it could be a link to `/etc/shadow`, which would then be sent to OVH.
+fn password_already_in(path: &Path) -> Result<Option<Secret>, ProvisionError> {
+    // Nothing there: not a refusal of a password (the directory is checked before writing).
+    if std::fs::symlink_metadata(path).is_err_and(|e| e.kind() == std::io::ErrorKind::NotFound) {
+        return Ok(None);
+    }
+    match crate::secret::from_file(path) {
+        Ok(pw) if pw.expose().is_empty() => Ok(None),
+        Ok(pw) => Ok(Some(pw)),
+        // No file yet (or no directory yet: it is made when the password is written).
+        Err(e) if e.is_not_found() => Ok(None),
+        Err(e) => Err(ProvisionError::Io {
+            what: "refusing the password already in",
+            path: path.display().to_string(),
+            message: if e.path == path {
+                e.problem.to_string()
+            } else {
+                e.to_string()
+            },
+        }),
+    }
+}
+
+/// Where [`append_to_config`] wrote.
+#[derive(Debug, PartialEq, Eq)]
+pub enum ConfigWritten {
+    /// The file at the given path, replaced.
+    InPlace,
+    /// The config path is a symbolic link: the file it leads to was replaced (the new text
+    /// written beside it and renamed over it), and the link kept.
+    ThroughLink(PathBuf),
+}
+
+/// An exclusive `flock` on the config file that stays the one at `path`: a writer that
+/// renamed a new file over it in the meantime has let go of an old inode, so the lock is taken
+/// again on the new one. Held from the read to the rename by every `provision --write-config`,
+/// so two at once each append to what the other wrote instead of one losing its entry.
+fn lock_config(path: &Path) -> Result<std::fs::File, ProvisionError> {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::fs::MetadataExt;
+    loop {
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_NOCTTY)
+            .open(path)
+            .map_err(io_err("cannot open", path))?;
+        loop {
+            // SAFETY: flock(2) on a descriptor we own; no memory is passed.
+            if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) } == 0 {
+                break;
+            }
+            let e = std::io::Error::last_os_error();
+            if e.kind() != std::io::ErrorKind::Interrupted {
+                return Err(io_err("cannot lock", path)(e));
+            }
+        }
+        let held = file.metadata().map_err(io_err("cannot read", path))?;
+        let now = std::fs::symlink_metadata(path).map_err(io_err("cannot read", path))?;
+        if (held.dev(), held.ino()) == (now.dev(), now.ino()) {
+            return Ok(file);
+        }
+    }
 }
 
 /// Appends `entry` to the config at `path`: the old text kept as it is (comments included),
@@ -333,14 +421,33 @@ pub fn write_secret_file(path: &Path, secret: &Secret) -> Result<(), ProvisionEr
 /// On any failure the old file stays. `check_as`, if given, is validated in place of `entry`:
 /// a `password_credential` can only be read under systemd, so it is checked as the file the
 /// unit will load.
+///
+/// The file is locked from the read to the rename ([`lock_config`]). A config that is a
+/// symbolic link is written through: the link is resolved once, the new text written beside
+/// the file it leads to and renamed over that file, so the link stays a link. The directory
+/// written in must pass [`crate::fsread::check_dir`].
 pub fn append_to_config(
     path: &Path,
     entry: &str,
     check_as: Option<&str>,
-) -> Result<(), ProvisionError> {
+) -> Result<ConfigWritten, ProvisionError> {
     use std::os::unix::fs::PermissionsExt;
-    let old = read_text(path, crate::fsread::CONFIG_CAP)?;
-    let mode = std::fs::metadata(path)
+    let is_link = std::fs::symlink_metadata(path)
+        .map_err(io_err("cannot read", path))?
+        .file_type()
+        .is_symlink();
+    let (target, written) = if is_link {
+        let target =
+            std::fs::canonicalize(path).map_err(io_err("cannot resolve the link", path))?;
+        (target.clone(), ConfigWritten::ThroughLink(target))
+    } else {
+        (path.to_path_buf(), ConfigWritten::InPlace)
+    };
+    prepare_dir(&target)?;
+    let lock = lock_config(&target)?;
+    let old = read_text(&target, crate::fsread::CONFIG_CAP)?;
+    let mode = lock
+        .metadata()
         .map(|m| m.permissions().mode() & 0o7777)
         .unwrap_or(0o600);
     let mut new = old.clone();
@@ -350,6 +457,7 @@ pub fn append_to_config(
     new.push('\n');
     let checked = format!("{new}{}", check_as.unwrap_or(entry));
     new.push_str(entry);
+    // Relative paths in the config are relative to where it is read from: the link's directory.
     let base = path.parent().unwrap_or(Path::new("."));
     crate::config::parse(&checked, Some(path), base).map_err(|e| {
         ProvisionError::ConfigRewrite {
@@ -357,8 +465,10 @@ pub fn append_to_config(
             message: e.to_string(),
         }
     })?;
-    let tmp = write_temp(path, new.as_bytes(), mode)?;
-    commit(&tmp, path)
+    let tmp = write_temp(&target, new.as_bytes(), mode)?;
+    commit(&tmp, &target)?;
+    drop(lock);
+    Ok(written)
 }
 
 /// The `[[host]]` entry `provision` prints or appends.
@@ -563,6 +673,8 @@ pub async fn provision(
         .trim()
         .trim_end_matches('.')
         .to_ascii_lowercase();
+    // Before any call: where the password lives, and the one this machine already has.
+    let (place, known) = local_password(config, config_path, &hostname, req)?;
     let (zone, sub) = find_zone(s, &hostname, req.zone.as_deref()).await?;
     s.steps.say(format!(
         "zone {zone}, subdomain {}",
@@ -594,31 +706,6 @@ pub async fn provision(
             zone: zone.clone(),
         })?
         .to_string();
-
-    // Where the password lives: the existing entry's place, or a new file or credential.
-    let config_dir = config_path.parent().unwrap_or(Path::new("."));
-    let place = match (existing, &req.credential) {
-        (Some(_), _) => password_place_of(config_path, &hostname, &req.credstore).ok(),
-        (None, Some(name)) => Some(PasswordPlace::Credential {
-            path: req.credstore.join(name),
-            name: name.clone(),
-        }),
-        (None, None) => {
-            let name = format!("dynhost-{hostname}.password");
-            Some(PasswordPlace::File {
-                path: config_dir.join(&name),
-                in_config: name,
-            })
-        }
-    };
-    // A password this machine already has: the entry's, or the file's from an earlier run.
-    let known: Option<Secret> = match existing {
-        Some(h) => Some(h.password.clone()),
-        None => place
-            .as_ref()
-            .and_then(|p| crate::secret::from_file(p.path()).ok())
-            .filter(|t| !t.expose().is_empty()),
-    };
 
     // The login.
     let login_path = format!("/domain/zone/{zone}/dynHost/login/{login}");
@@ -786,12 +873,19 @@ pub async fn provision(
                     )),
                     PasswordPlace::File { .. } => None,
                 };
-                append_to_config(config_path, &entry, check_as.as_deref())?;
+                let written = append_to_config(config_path, &entry, check_as.as_deref())?;
                 s.steps.changed = true;
-                s.steps.say(format!(
-                    "config: [[host]] {hostname} appended to {}",
-                    config_path.display()
-                ));
+                s.steps.say(match written {
+                    ConfigWritten::InPlace => format!(
+                        "config: [[host]] {hostname} appended to {}",
+                        config_path.display()
+                    ),
+                    ConfigWritten::ThroughLink(target) => format!(
+                        "config: [[host]] {hostname} appended to {} (the file the link {} leads to; the link is kept)",
+                        target.display(),
+                        config_path.display()
+                    ),
+                });
             } else {
                 s.steps.say(format!(
                     "config: {} this entry{}:\n\n{entry}",
@@ -846,6 +940,55 @@ fn write_password(place: Option<&PasswordPlace>, pw: &Secret) -> Result<(), Prov
         Some(p) => write_secret_file(p.path(), pw),
         None => Ok(()),
     }
+}
+
+/// Before any API call: where `provision` keeps the host's password (the existing entry's
+/// place, or a new file beside the config or a credential), and the password this machine
+/// already has (the entry's, or the file's from an earlier run). A password file or credential
+/// that is there but refused stops provisioning here ([`password_already_in`]), and so does a
+/// directory that others can write, where the password or the config would go.
+fn local_password(
+    config: &Config,
+    config_path: &Path,
+    hostname: &str,
+    req: &ProvisionRequest,
+) -> Result<(Option<PasswordPlace>, Option<Secret>), ProvisionError> {
+    let existing = config.hosts.iter().find(|h| h.hostname == hostname);
+    let config_dir = config_path.parent().unwrap_or(Path::new("."));
+    let place = match (existing, &req.credential) {
+        (Some(_), _) => password_place_of(config_path, hostname, &req.credstore).ok(),
+        (None, Some(name)) => Some(PasswordPlace::Credential {
+            path: req.credstore.join(name),
+            name: name.clone(),
+        }),
+        (None, None) => {
+            let name = format!("dynhost-{hostname}.password");
+            Some(PasswordPlace::File {
+                path: config_dir.join(&name),
+                in_config: name,
+            })
+        }
+    };
+    // First the file (an error names it), then the directories even when it is missing.
+    let known = match (existing, &place) {
+        (Some(h), _) => Some(h.password.clone()),
+        (None, Some(p)) => password_already_in(p.path())?,
+        (None, None) => None,
+    };
+    let dir_of = |p: &Path| match p.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    if req.write_config && existing.is_none() {
+        check_dir(&dir_of(config_path))?;
+    }
+    // A credential store not made yet is made (and checked) when the password is written.
+    if let Some(dir) = place.as_ref().map(|p| dir_of(p.path()))
+        && dir.exists()
+    {
+        check_dir(&dir)?;
+    }
+    Ok((place, known))
 }
 
 /// Per family asked for: the address `run` would publish now (same netlink view, policy and
@@ -1016,11 +1159,7 @@ pub async fn rotate(
     let pw = new_password()?;
     s.client.redact_also(&pw);
     let dest = place.path();
-    if let Some(dir) = dest.parent()
-        && !dir.as_os_str().is_empty()
-    {
-        std::fs::create_dir_all(dir).map_err(io_err("cannot create", dir))?;
-    }
+    prepare_dir(dest)?;
     let tmp = write_temp(dest, format!("{}\n", pw.expose()).as_bytes(), 0o600)?;
     let changed = s
         .change(
