@@ -1443,7 +1443,7 @@ fn check_password(p: &str) -> Result<(), String> {
 }
 
 /// A DNS name as DynHost takes it: letters, digits, '-', '_' and '*' labels, dot-separated.
-fn validate_hostname(s: &str) -> Result<String, String> {
+pub(crate) fn validate_hostname(s: &str) -> Result<String, String> {
     let name = s.trim().trim_end_matches('.').to_ascii_lowercase();
     let ok = !name.is_empty()
         && name.len() <= 253
