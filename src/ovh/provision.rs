@@ -739,7 +739,7 @@ pub async fn provision(
         (Some(l), _) if l.sub_domain != sub => {
             return Err(ProvisionError::LoginScope {
                 login,
-                scope: l.sub_domain,
+                scope: s.client.clean(&l.sub_domain),
                 wanted: sub,
             });
         }
