@@ -93,9 +93,14 @@ pub enum OvhError {
         message: String,
     },
     #[error(
-        "the OVH API's clock (GET /auth/time: {server}) is {skew} s from this machine's ({local}), more than a day apart: nothing was signed or sent; fix this machine's clock (NTP), or check ovh_api.endpoint"
+        "the OVH API's clock (GET /auth/time: {server}) is {skew} this machine's ({local}), more than a day apart: nothing was signed or sent; fix this machine's clock (NTP), or check ovh_api.endpoint"
     )]
-    ClockSkew { server: i64, local: i64, skew: i64 },
+    ClockSkew {
+        server: i64,
+        local: i64,
+        /// "3 days 2 h (266400 s) ahead of", or "… behind".
+        skew: String,
+    },
     #[error(
         "OVH API: GET /auth/time answered {answer:?}, not a Unix time after 1970 that fits: nothing was signed or sent; check ovh_api.endpoint"
     )]
@@ -343,7 +348,7 @@ impl OvhClient {
                 return Err(OvhError::ClockSkew {
                     server,
                     local,
-                    skew: o.unwrap_or(i64::MAX),
+                    skew: skew_words(o),
                 });
             }
         };
@@ -713,6 +718,20 @@ fn header(value: &str, sensitive: bool, what: &str) -> Result<HeaderValue, OvhEr
     Ok(v)
 }
 
+/// How far the server's clock is from ours, and which way; `None`: the difference overflowed.
+fn skew_words(skew: Option<i64>) -> String {
+    let Some(s) = skew else {
+        return "too far ahead of".into();
+    };
+    let a = s.unsigned_abs();
+    format!(
+        "{} days {} h ({a} s) {}",
+        a / 86_400,
+        a % 86_400 / 3600,
+        if s > 0 { "ahead of" } else { "behind" }
+    )
+}
+
 fn local_now() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -854,6 +873,16 @@ mod tests {
         assert!(validation_url_ok(&local, "http://127.0.0.1:8080/auth/?credentialToken=a").is_ok());
         assert!(validation_url_ok(&local, "http://127.0.0.2/auth/").is_err());
         assert!(validation_url_ok(&local, "https://eu.api.ovh.com/auth/").is_err());
+    }
+
+    #[test]
+    fn a_skew_says_how_far_and_which_way() {
+        assert_eq!(
+            skew_words(Some(2 * 86_400 + 7200)),
+            "2 days 2 h (180000 s) ahead of"
+        );
+        assert_eq!(skew_words(Some(-90_000)), "1 days 1 h (90000 s) behind");
+        assert_eq!(skew_words(None), "too far ahead of");
     }
 
     #[test]
