@@ -1060,6 +1060,24 @@ fn bad_names_are_refused_before_any_call_or_write() {
         );
     }
 
+    // A credential name that would climb out of the credential store.
+    let store = env.dir.path().join("store");
+    for name in ["..", ".", "a/b"] {
+        let (ok, out, err) = env.ovh(&[
+            "provision",
+            "home.example.com",
+            "--ip",
+            "203.0.113.10",
+            "--credential",
+            name,
+            "--credstore",
+            store.to_str().unwrap(),
+        ]);
+        assert!(!ok && err.contains("--credential"), "{name}: {out}{err}");
+        assert!(env.fake.requests().is_empty(), "{:#?}", env.fake.requests());
+        assert_eq!(files_under(env.dir.path()), before, "{name}");
+    }
+
     // A config's login that is not <zone>-<suffix> is refused by rotate, remove and provision,
     // also before any call.
     std::fs::write(
