@@ -1103,8 +1103,9 @@ pub enum Reload {
 
 /// `ovh rotate`, in the order that keeps a working password at every step:
 /// 1. the new password is written beside the old file (not over it) and synced;
-/// 2. `changePassword` at OVH; if it fails, the temporary file is removed and the old password
-///    (file and login) is untouched;
+/// 2. `changePassword` at OVH; if OVH surely did not apply it (nothing sent, or a 4xx), the
+///    temporary file is removed and the old password (file and login) is untouched; if the
+///    answer is lost (timeout, 5xx), the file is kept and the error says how to finish;
 /// 3. the new file is renamed over the old one (atomic): from here on a restart reads it;
 /// 4. the running agent is told to reload (SIGHUP). Until then it still holds the old password:
 ///    an update in that window gets `401` and stops the host, and the reload (a changed
