@@ -1556,7 +1556,7 @@ fn check_password(p: &str) -> Result<(), String> {
 
 /// A DNS name as DynHost takes it: letters, digits, '-' and '_' labels, dot-separated; not an
 /// address, `localhost` or a wildcard (a `*` label is refused with its own message).
-fn validate_hostname(s: &str) -> Result<String, String> {
+pub(crate) fn validate_hostname(s: &str) -> Result<String, String> {
     let name = s.trim().trim_end_matches('.').to_ascii_lowercase();
     let ok = !name.is_empty()
         && name.len() <= 253

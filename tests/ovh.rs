@@ -13,7 +13,7 @@ mod netns;
 mod standin;
 
 use cli::{BIN, DEBOUNCE_MS};
-use fake_ovh::{FakeConfig, FakeOvh};
+use fake_ovh::{FakeConfig, FakeOvh, Hostile};
 use netns::{in_netns, sh};
 use standin::{DynRecord, Standin, StandinConfig};
 use std::os::unix::fs::PermissionsExt;
@@ -800,5 +800,435 @@ fn the_password_can_go_to_the_credential_store() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    env.assert_no_secret_seen();
+}
+
+/// Every file under `dir`, as relative paths, sorted.
+fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for e in std::fs::read_dir(&d).unwrap().filter_map(|e| e.ok()) {
+            let p = e.path();
+            if p.is_dir() {
+                todo.push(p.clone());
+            }
+            out.push(p.strip_prefix(dir).unwrap().to_path_buf());
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Temporary files (`.NAME.tmp-PID`) in the config's directory.
+fn temp_files(dir: &Path) -> Vec<PathBuf> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().contains(".tmp-"))
+        .map(|e| e.path())
+        .collect()
+}
+
+/// Issue 20, item 4: OVH applies changePassword and its answer never comes (the client times
+/// out). The new password may be the only one that works now: it is kept, the error says
+/// where and how to finish, and finishing as told works.
+#[test]
+fn a_rotation_whose_answer_is_lost_keeps_the_new_password() {
+    let env = Env::new(FakeConfig::new());
+    let ck = env.wide_key();
+    env.write_config(None, ck, "");
+    let (ok, out, err) = env.ovh(&[
+        "provision",
+        "home.example.com",
+        "--ip",
+        "203.0.113.10",
+        "--write-config",
+    ]);
+    assert!(ok, "{out}{err}");
+    let pw_file = env.dir.path().join("dynhost-home.example.com.password");
+    let old = first_line(&pw_file);
+
+    env.fake.set_hostile(Hostile {
+        hang_after: Some("/changePassword".into()),
+        ..Hostile::default()
+    });
+    let (ok, out, err) = env.ovh(&["rotate", "home.example.com"]);
+    assert!(!ok, "{out}{err}");
+    let applied = env.fake.logins()[0].password.clone();
+    assert_ne!(applied, old, "the fake applied the change");
+    let kept = temp_files(env.dir.path());
+    assert_eq!(kept.len(), 1, "{kept:?}\n{err}");
+    assert_eq!(first_line(&kept[0]), applied);
+    assert_eq!(mode_of(&kept[0]), 0o600);
+    assert!(
+        err.contains("may have applied")
+            && err.contains(&kept[0].display().to_string())
+            && err.contains("dynhostd ovh rotate home.example.com")
+            && err.contains(&format!("mv {} {}", kept[0].display(), pw_file.display())),
+        "{err}"
+    );
+    assert!(!err.contains("check the network"), "{err}");
+    assert_eq!(first_line(&pw_file), old, "the old file is untouched");
+
+    // Finishing as the error says: rotate again once the API answers.
+    env.fake.set_hostile(Hostile::default());
+    let (ok, out, err) = env.ovh(&["rotate", "home.example.com"]);
+    assert!(ok, "{out}{err}");
+    assert_eq!(first_line(&pw_file), env.fake.logins()[0].password);
+    env.assert_no_secret_seen();
+}
+
+/// Issue 20, item 14: a name goes into the path as one percent-encoded segment, and the URL
+/// signed is the URL sent. A login as a server may list it (a space, a slash, a dot segment, a
+/// '?') is fetched under its own name, with a signature the fake accepts.
+#[test]
+fn names_are_sent_as_encoded_segments_under_a_matching_signature() {
+    let env = Env::new(FakeConfig::new());
+    let ck = env.wide_key();
+    env.write_config(None, ck, "");
+    let odd = "example.com-a b/../x?y=1";
+    env.fake.add_login("example.com", odd, "home");
+    let (ok, out, err) = env.ovh(&["list", "--zone", "example.com"]);
+    assert!(ok, "{out}{err}");
+    assert!(out.contains(odd), "{out}");
+    let reqs = env.fake.requests();
+    let get = reqs
+        .iter()
+        .find(|r| r.target.contains("/dynHost/login/"))
+        .unwrap_or_else(|| panic!("{reqs:#?}"));
+    assert_eq!(
+        get.target,
+        "/1.0/domain/zone/example.com/dynHost/login/example.com-a%20b%2F..%2Fx%3Fy=1"
+    );
+    assert!(reqs.iter().all(|r| r.status == 200), "{reqs:#?}");
+    env.assert_no_secret_seen();
+}
+
+/// Issue 20, item 20: what the API lists reaches the terminal sanitised (escape sequences,
+/// terminal hyperlinks, bidi overrides, line breaks).
+#[test]
+fn listed_server_text_reaches_the_terminal_sanitised() {
+    let env = Env::new(FakeConfig::new());
+    let ck = env.wide_key();
+    env.write_config(None, ck, "");
+    let hyperlink =
+        "example.com-\u{1b}]8;;https://evil.example/\u{7}click\u{1b}]8;;\u{7}\u{202e}nigol";
+    env.fake.add_login(
+        "example.com",
+        hyperlink,
+        "home\u{1b}[2J\nzone forged.example",
+    );
+    env.fake.add_record(
+        "example.com",
+        "nas\u{2028}\u{1b}[31m",
+        "198.51.100.9\u{202e}\r\nzone forged.example",
+    );
+    let (ok, out, err) = env.ovh(&["list", "--zone", "example.com"]);
+    assert!(ok, "{out}{err}");
+    let unsafe_chars = ['\u{1b}', '\u{7}', '\u{202e}', '\u{2028}', '\r'];
+    assert!(
+        !out.contains(unsafe_chars) && !err.contains(unsafe_chars),
+        "{out:?}{err:?}"
+    );
+    assert!(!out.lines().any(|l| l.starts_with("zone forged")), "{out}");
+    assert!(
+        out.contains("example.com-?]8;;https://evil.example/?click?]8;;??nigol"),
+        "{out}"
+    );
+    assert!(out.contains("198.51.100.9???zone forged.example"), "{out}");
+    env.assert_no_secret_seen();
+}
+
+/// Issue 20, item 20: a validation URL is shown only when it is https on the endpoint's site
+/// (http on loopback, here), and then as the parsed URL, every escape encoded.
+#[test]
+fn a_validation_url_is_shown_only_on_the_endpoints_site() {
+    let env = Env::new(FakeConfig::new());
+    let ck = env.wide_key();
+    env.write_config(None, ck, "");
+    let unsafe_chars = ['\u{1b}', '\u{7}', '\u{202e}', '\u{2028}', '\r'];
+    // A validation URL on another site: not shown, and the key not written.
+    let key_file = env.dir.path().join("ovh-ck");
+    let before = first_line(&key_file);
+    env.fake.set_hostile(Hostile {
+        validation_url: Some("https://evil.example.net/auth/?credentialToken=phish".into()),
+        ..Hostile::default()
+    });
+    let (ok, out, err) = env.ovh(&["auth", "--zone", "example.com"]);
+    assert!(!ok, "{out}{err}");
+    assert!(
+        err.contains("validation URL")
+            && err.contains("another site")
+            && err.contains("evil.example.net"),
+        "{err}"
+    );
+    assert!(
+        !out.contains("phish") && !err.contains("phish"),
+        "{out}{err}"
+    );
+    assert_eq!(first_line(&key_file), before);
+    // Plain http off loopback is refused the same way.
+    env.fake.set_hostile(Hostile {
+        validation_url: Some("http://eu.api.ovh.com/auth/?credentialToken=phish".into()),
+        ..Hostile::default()
+    });
+    let (ok, out, err) = env.ovh(&["auth", "--zone", "example.com"]);
+    assert!(
+        !ok && err.contains("not https") && !err.contains("phish"),
+        "{out}{err}"
+    );
+    assert_eq!(first_line(&key_file), before);
+
+    // On the endpoint's own host, with escapes in it: shown, as the parsed (encoded) URL.
+    let base = env.fake.endpoint().trim_end_matches("/1.0").to_string();
+    env.fake.set_hostile(Hostile {
+        validation_url: Some(format!(
+            "{base}/auth/?credentialToken=abc\u{1b}]8;;https://evil.example/\u{7}def\u{202e}"
+        )),
+        ..Hostile::default()
+    });
+    let (ok, out, err) = env.ovh(&["auth", "--zone", "example.com"]);
+    assert!(ok, "{out}{err}");
+    assert!(!out.contains(unsafe_chars), "{out:?}");
+    assert!(
+        out.contains(&format!(
+            "{base}/auth/?credentialToken=abc%1B]8;;https://evil.example/%07def%E2%80%AE"
+        )),
+        "{out}"
+    );
+    env.assert_no_secret_seen();
+}
+
+/// Issue 20, item 21: a hostname, zone or login suffix that is not a DNS name (or a plain
+/// suffix) is refused before any API call or file write, by every ovh command that takes one.
+#[test]
+fn bad_names_are_refused_before_any_call_or_write() {
+    let env = Env::new(FakeConfig::new());
+    let ck = env.wide_key();
+    env.write_config(None, ck, "");
+    let before = files_under(env.dir.path());
+    let config_before = std::fs::read_to_string(env.config_path()).unwrap();
+    let ip = ["--ip", "203.0.113.10", "--write-config"];
+    let cases: Vec<Vec<&str>> = vec![
+        [&["provision", "a/../x.example.com"][..], &ip].concat(),
+        [&["provision", "a/../../../../tmp/x.example.com"][..], &ip].concat(),
+        [&["provision", "x.example.com/.."][..], &ip].concat(),
+        [&["provision", ".."][..], &ip].concat(),
+        [&["provision", "x\u{1b}[31m.example.com"][..], &ip].concat(),
+        [&["provision", "x y.example.com"][..], &ip].concat(),
+        [
+            &["provision", "home.example.com", "--zone", "example.com/.."][..],
+            &ip,
+        ]
+        .concat(),
+        [&["provision", "home.example.com", "--zone", "com"][..], &ip].concat(),
+        [
+            &["provision", "home.example.com", "--login-suffix", "../x"][..],
+            &ip,
+        ]
+        .concat(),
+        [
+            &["provision", "home.example.com", "--login-suffix", "a.b"][..],
+            &ip,
+        ]
+        .concat(),
+        vec!["rotate", "a/../x.example.com"],
+        vec!["rotate", "home.example.com", "--zone", "../x"],
+        vec!["remove", "a/../x.example.com", "--yes", "--record"],
+        vec!["remove", "home.example.com", "--zone", "a/b", "--yes"],
+        vec!["list", "--zone", "../../me"],
+        vec!["auth", "--zone", "example.com/../../me"],
+    ];
+    for args in &cases {
+        let (ok, out, err) = env.ovh(args);
+        assert!(!ok, "{args:?}: {out}{err}");
+        assert!(
+            err.contains("nothing was sent or written"),
+            "{args:?}: {err}"
+        );
+        assert!(!err.contains('\u{1b}'), "{args:?}: {err:?}");
+        assert!(
+            env.fake.requests().is_empty(),
+            "{args:?} reached the API: {:#?}",
+            env.fake.requests()
+        );
+        assert_eq!(files_under(env.dir.path()), before, "{args:?}");
+        assert_eq!(
+            std::fs::read_to_string(env.config_path()).unwrap(),
+            config_before
+        );
+    }
+
+    // A credential name that would climb out of the credential store.
+    let store = env.dir.path().join("store");
+    for name in ["..", ".", "a/b"] {
+        let (ok, out, err) = env.ovh(&[
+            "provision",
+            "home.example.com",
+            "--ip",
+            "203.0.113.10",
+            "--credential",
+            name,
+            "--credstore",
+            store.to_str().unwrap(),
+        ]);
+        assert!(!ok && err.contains("--credential"), "{name}: {out}{err}");
+        assert!(env.fake.requests().is_empty(), "{:#?}", env.fake.requests());
+        assert_eq!(files_under(env.dir.path()), before, "{name}");
+    }
+
+    // A config's login that is not <zone>-<suffix> is refused by rotate, remove and provision,
+    // also before any call.
+    std::fs::write(
+        env.dir.path().join("home.password"),
+        "OldPassword0123456789abc\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(
+        env.dir.path().join("home.password"),
+        std::fs::Permissions::from_mode(0o600),
+    )
+    .unwrap();
+    env.write_config(
+        None,
+        ck,
+        "[[host]]\nhostname = \"home.example.com\"\nlogin = \"example.com-a/../../me\"\npassword_file = \"home.password\"\n",
+    );
+    let (ok, _, err) = env.dynhostd(&["check"]);
+    assert!(ok, "the config itself is valid: {err}");
+    for args in [
+        &["rotate", "home.example.com"][..],
+        &["remove", "home.example.com", "--yes"],
+        &["provision", "home.example.com", "--ip", "203.0.113.10"],
+    ] {
+        let (ok, out, err) = env.ovh(args);
+        assert!(
+            !ok && err.contains("login") && err.contains("nothing was sent"),
+            "{args:?}: {out}{err}"
+        );
+        assert!(env.fake.requests().is_empty(), "{:#?}", env.fake.requests());
+    }
+    assert!(temp_files(env.dir.path()).is_empty());
+    env.assert_no_secret_seen();
+}
+
+/// A key with every right, and a config pointing at the fake.
+fn ready_env() -> Env {
+    let env = Env::new(FakeConfig::new());
+    let ck = env.wide_key();
+    env.write_config(None, ck, "");
+    env
+}
+
+/// Issue 20, item 22: a list of thousands of ids (one signed call each) is refused before
+/// walking it, saying how many and the limit.
+#[test]
+fn a_huge_id_list_is_refused_before_walking_it() {
+    let env = ready_env();
+
+    env.fake.set_hostile(Hostile {
+        phantom_record_ids: 5000,
+        ..Hostile::default()
+    });
+    let (ok, out, err) = env.ovh(&["list", "--zone", "example.com"]);
+    assert!(
+        !ok && err.contains("5000 DynHost records") && err.contains("1000"),
+        "{out}{err}"
+    );
+    let calls = env.fake.requests().len();
+    assert!(calls < 10, "{calls} calls: the list was walked");
+    env.assert_no_secret_seen();
+}
+
+/// Issue 20, item 22: a redirect is named as one, not followed, its Location sanitised.
+#[test]
+fn a_redirect_is_named_and_not_followed() {
+    let env = ready_env();
+
+    env.fake.set_hostile(Hostile {
+        redirect: Some((
+            301,
+            "https://evil.example.net/\u{202e}gnp.exe"
+                .as_bytes()
+                .to_vec(),
+        )),
+        ..Hostile::default()
+    });
+    let (ok, out, err) = env.ovh(&["list", "--zone", "example.com"]);
+    assert!(
+        !ok && err.contains("301")
+            && err.contains("redirect to https://evil.example.net/?gnp.exe")
+            && err.contains("not followed"),
+        "{out}{err}"
+    );
+    assert!(!err.contains('\u{202e}'), "{err:?}");
+    assert!(
+        env.fake
+            .requests()
+            .iter()
+            .all(|r| !r.target.contains("evil")),
+        "followed"
+    );
+    env.assert_no_secret_seen();
+}
+
+/// Issue 20, item 22: an `/auth/time` that is not positive, does not fit, or is more than a
+/// day from the local clock is refused, naming the skew, before anything is signed with it.
+#[test]
+fn a_bad_server_time_is_refused_before_signing() {
+    let env = ready_env();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let far = (now + 2 * 86_400).to_string();
+    let past = (now - 3 * 86_400).to_string();
+    for (answer, expect) in [
+        ("-5", "not a Unix time"),
+        ("0", "not a Unix time"),
+        ("99999999999999999999", "not a Unix time"),
+        ("9223372036854775807", "more than a day apart"),
+        (far.as_str(), "ahead of this machine's"),
+        (past.as_str(), "behind this machine's"),
+    ] {
+        env.fake.set_hostile(Hostile {
+            time_answer: Some(answer.into()),
+            ..Hostile::default()
+        });
+        let seen = env.fake.requests().len();
+        let (ok, out, err) = env.ovh(&["list", "--zone", "example.com"]);
+        assert!(!ok && err.contains(expect), "{answer}: {out}{err}");
+        assert!(!err.contains("QUERY_TIME_OUT"), "{err}");
+        let later = &env.fake.requests()[seen..];
+        assert!(
+            later.iter().all(|r| r.target == "/1.0/auth/time"),
+            "{answer}: a call was signed with that time: {later:#?}"
+        );
+    }
+    env.assert_no_secret_seen();
+}
+
+/// Issue 20, item 22: a consumer key with control characters is refused and not written (a
+/// consumer key is a short printable token), and not printed either.
+#[test]
+fn a_consumer_key_with_control_characters_is_not_written() {
+    let env = ready_env();
+    env.fake.set_hostile(Hostile {
+        consumer_key: Some("abc\u{1b}[8mdef\nghi".into()),
+        ..Hostile::default()
+    });
+    let key_file = env.dir.path().join("ovh-ck");
+    let (ok, out, err) = env.ovh(&["auth", "--zone", "example.com"]);
+    assert!(
+        !ok && err.contains("not a short printable token"),
+        "{out}{err}"
+    );
+    assert_eq!(
+        first_line(&key_file),
+        WIDE_KEY,
+        "the key file was overwritten"
+    );
+    assert!(!out.contains("credentialToken"), "{out}");
     env.assert_no_secret_seen();
 }

@@ -121,7 +121,9 @@ pub fn run(config_path: &Path, command: OvhCommand) -> ExitCode {
         Err(e) => {
             eprintln!("dynhostd: {e}");
             match e {
-                ProvisionError::Config(_) | ProvisionError::NotInConfig(_) => ExitCode::from(2),
+                ProvisionError::Config(_)
+                | ProvisionError::NotInConfig(_)
+                | ProvisionError::BadName { .. } => ExitCode::from(2),
                 _ => ExitCode::from(1),
             }
         }
@@ -149,7 +151,9 @@ async fn dispatch(
     let client = OvhClient::new(api, &opts, needs_key)?;
     match command {
         OvhCommand::Auth { zone } => {
-            let zone = zone.map(|z| z.trim().trim_end_matches('.').to_ascii_lowercase());
+            let zone = zone
+                .map(|z| provision::check_name(provision::NameKind::Zone, &z))
+                .transpose()?;
             let config_dir = config_path.parent().unwrap_or(Path::new("."));
             let key_path = api
                 .consumer_key_file
@@ -193,19 +197,12 @@ async fn dispatch(
                 "both" => FamilySet::Both,
                 _ => FamilySet::V4,
             };
-            if let Some(s) = &login_suffix
-                && (s.is_empty()
-                    || !s
-                        .chars()
-                        .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'))
-            {
-                eprintln!("dynhostd: --login-suffix: letters, digits, '-' and '_' only");
-                return Ok(ExitCode::from(2));
-            }
+            // HOSTNAME, --zone and --login-suffix are checked by `provision` itself, before
+            // any call or write (provision::check_name).
             if let Some(name) = &credential
-                && (name.is_empty() || name.contains('/'))
+                && (name.is_empty() || name.contains('/') || name == "." || name == "..")
             {
-                eprintln!("dynhostd: --credential: a credential name, without '/'");
+                eprintln!("dynhostd: --credential: a credential name, without '/', not . or ..");
                 return Ok(ExitCode::from(2));
             }
             let req = ProvisionRequest {
@@ -291,7 +288,7 @@ async fn list(
     let s = Session::new(client, false);
     let mut zones: Vec<String> = Vec::new();
     match zone {
-        Some(z) => zones.push(z.trim().trim_end_matches('.').to_ascii_lowercase()),
+        Some(z) => zones.push(provision::check_name(provision::NameKind::Zone, &z)?),
         None => {
             for h in &config.hosts {
                 let (z, _) = provision::find_zone(&s, &h.hostname, None).await?;

@@ -6,7 +6,7 @@
 //! any call uses it, so a failure never leaves a login whose password nobody has. It is never
 //! printed, logged, or put in an error.
 
-use super::api::{AccessRule, OvhClient, OvhError};
+use super::api::{AccessRule, ApiUrl, OvhClient, OvhError};
 use crate::config::{Config, ConfigError, FamilySet};
 use crate::record::Family;
 use crate::secret::Secret;
@@ -101,6 +101,31 @@ pub enum ProvisionError {
     },
     #[error("the changed config did not validate, so {path} was left as it was: {message}")]
     ConfigRewrite { path: String, message: String },
+    #[error(
+        "the OVH API lists {count} {what} in zone {zone}: more than the {max} this command reads one call at a time, so it stopped before reading them; tidy the zone in the OVH panel",
+        max = MAX_LISTED
+    )]
+    TooMany {
+        what: &'static str,
+        zone: String,
+        count: usize,
+    },
+    #[error("{what} {given:?}: {rule}; nothing was sent or written")]
+    BadName {
+        what: &'static str,
+        given: String,
+        rule: &'static str,
+    },
+    #[error(
+        "login {login}: OVH may have applied its new password, but the answer was lost ({cause}). The new password is kept in {kept} (mode 0600); {dest} still holds the old one. To finish: run `dynhostd ovh rotate {hostname}` again once the API answers (it sets a newer password either way), then delete {kept}; or, if updates now fail with 401, `mv {kept} {dest}` and reload the agent"
+    )]
+    RotateUnsure {
+        login: String,
+        hostname: String,
+        kept: String,
+        dest: String,
+        cause: String,
+    },
     #[error("cannot get random bytes from the OS")]
     Random,
     #[error("not confirmed: pass --yes to remove without asking")]
@@ -144,8 +169,13 @@ impl<'a> Session<'a> {
         }
     }
 
-    async fn get<T: serde::de::DeserializeOwned>(&self, path: &str) -> Result<T, OvhError> {
-        self.client.call(Method::GET, path, None).await
+    async fn get<T: serde::de::DeserializeOwned>(&self, url: &ApiUrl) -> Result<T, OvhError> {
+        self.client.call(Method::GET, url, None).await
+    }
+
+    /// `/domain/zone/{zone}/{rest…}`, each part one encoded path segment.
+    fn zone_url(&self, zone: &str, rest: &[&str]) -> Result<ApiUrl, OvhError> {
+        self.client.zone_url(zone, rest, &[])
     }
 
     /// A call that changes something: made, or with `--dry-run` shown (with `shown`, the body
@@ -153,21 +183,18 @@ impl<'a> Session<'a> {
     async fn change(
         &mut self,
         method: Method,
-        path: &str,
+        url: &ApiUrl,
         body: Option<serde_json::Value>,
         shown: Option<serde_json::Value>,
     ) -> Result<Option<serde_json::Value>, OvhError> {
         if self.steps.dry_run {
             let shown = shown.or(body).map(|b| format!(" {b}")).unwrap_or_default();
             self.steps
-                .say(format!("would call: {method} {path}{shown}"));
+                .say(format!("would call: {method} {}{shown}", url.path()));
             return Ok(None);
         }
         self.steps.changed = true;
-        self.client
-            .call(method, path, body.as_ref())
-            .await
-            .map(Some)
+        self.client.call(method, url, body.as_ref()).await.map(Some)
     }
 }
 
@@ -188,6 +215,77 @@ pub struct Record {
 
 // ---------------------------------------------------------------------------------------------
 // Names.
+
+/// What kind of name an `ovh` command was given.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NameKind {
+    Hostname,
+    Zone,
+    LoginSuffix,
+}
+
+/// The one check of every name an `ovh` command takes (a hostname, a zone, a login suffix, the
+/// suffix of a config's login), made before any API call or file write: a name becomes part of
+/// a file name (`dynhost-<hostname>.password`) and of API paths, so `a/../../x.example.com`
+/// must never get that far. Hostnames and zones follow the config's own rule (one definition of
+/// a DNS name); a zone has no wildcard and at least two labels; a login suffix is letters,
+/// digits, `-` and `_` (the login is `<zone>-<suffix>`). Gives the name as used (lowercase, no
+/// final dot).
+pub fn check_name(kind: NameKind, given: &str) -> Result<String, ProvisionError> {
+    let (what, rule, ok) = match kind {
+        NameKind::Hostname => (
+            "hostname",
+            "not a DNS name like \"home.example.com\" (letters, digits, '-' and '_' in dot-separated labels)",
+            crate::config::validate_hostname(given).ok(),
+        ),
+        NameKind::Zone => (
+            "zone",
+            "not a domain like \"example.com\" (two or more labels of letters, digits, '-' and '_')",
+            crate::config::validate_hostname(given)
+                .ok()
+                .filter(|z| z.contains('.') && !z.contains('*')),
+        ),
+        NameKind::LoginSuffix => (
+            "login suffix",
+            "letters, digits, '-' and '_' only, at most 63 (the login is <zone>-<suffix>)",
+            Some(given.to_string()).filter(|s| {
+                !s.is_empty()
+                    && s.len() <= 63
+                    && s.chars()
+                        .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+            }),
+        ),
+    };
+    ok.ok_or_else(|| ProvisionError::BadName {
+        what,
+        given: crate::provider::server_text::clean(given, 100),
+        rule,
+    })
+}
+
+/// A config's `login` checked as `<zone>-<suffix>` for a zone that could hold `hostname` (the
+/// forced one if given) and a suffix [`check_name`] takes, before any call.
+fn check_login(login: &str, hostname: &str, zone: Option<&str>) -> Result<(), ProvisionError> {
+    let zones = match zone {
+        Some(z) => vec![z.to_string()],
+        None => zone_candidates(hostname),
+    };
+    let fits = zones.iter().any(|z| {
+        login
+            .strip_prefix(z.as_str())
+            .and_then(|rest| rest.strip_prefix('-'))
+            .is_some_and(|suffix| check_name(NameKind::LoginSuffix, suffix).is_ok())
+    });
+    if fits {
+        Ok(())
+    } else {
+        Err(ProvisionError::BadName {
+            what: "login",
+            given: crate::provider::server_text::clean(login, 100),
+            rule: "not <zone>-<suffix> for a zone holding the hostname, with a suffix of letters, digits, '-' and '_'",
+        })
+    }
+}
 
 /// The zones that could hold `hostname`, longest first, down to two labels.
 pub fn zone_candidates(hostname: &str) -> Vec<String> {
@@ -580,13 +678,13 @@ pub async fn find_zone(
     forced: Option<&str>,
 ) -> Result<(String, String), ProvisionError> {
     if let Some(zone) = forced {
-        let zone = zone.trim().trim_end_matches('.').to_ascii_lowercase();
+        let zone = check_name(NameKind::Zone, zone)?;
         let sub = subdomain_in(hostname, &zone).ok_or_else(|| ProvisionError::NotInZone {
             hostname: hostname.into(),
             zone: zone.clone(),
         })?;
         match s
-            .get::<Vec<u64>>(&format!("/domain/zone/{zone}/dynHost/record"))
+            .get::<Vec<u64>>(&s.zone_url(&zone, &["dynHost", "record"])?)
             .await
         {
             Ok(_) => return Ok((zone, sub)),
@@ -598,7 +696,7 @@ pub async fn find_zone(
     let mut refused = None;
     for zone in &candidates {
         match s
-            .get::<Vec<u64>>(&format!("/domain/zone/{zone}/dynHost/record"))
+            .get::<Vec<u64>>(&s.zone_url(zone, &["dynHost", "record"])?)
             .await
         {
             Ok(_) => {
@@ -635,7 +733,8 @@ pub async fn auth(
     zone: Option<&str>,
     key_path: &Path,
 ) -> Result<(String, Vec<AccessRule>), ProvisionError> {
-    let rules = access_rules(zone);
+    let zone = zone.map(|z| check_name(NameKind::Zone, z)).transpose()?;
+    let rules = access_rules(zone.as_deref());
     let new = client.request_credential(&rules, None).await?;
     let key = Secret::new(new.consumer_key);
     client.redact_also(&key);
@@ -668,14 +767,22 @@ pub async fn provision(
     config_path: &Path,
     req: &ProvisionRequest,
 ) -> Result<(), ProvisionError> {
-    let hostname = req
-        .hostname
-        .trim()
-        .trim_end_matches('.')
-        .to_ascii_lowercase();
+    // Every name checked before the first call or write.
+    let hostname = check_name(NameKind::Hostname, &req.hostname)?;
+    let forced = req
+        .zone
+        .as_deref()
+        .map(|z| check_name(NameKind::Zone, z))
+        .transpose()?;
+    if let Some(suffix) = &req.login_suffix {
+        check_name(NameKind::LoginSuffix, suffix)?;
+    }
+    if let Some(h) = config.hosts.iter().find(|h| h.hostname == hostname) {
+        check_login(&h.login, &hostname, forced.as_deref())?;
+    }
     // Before any call: where the password lives, and the one this machine already has.
     let (place, known) = local_password(config, config_path, &hostname, req)?;
-    let (zone, sub) = find_zone(s, &hostname, req.zone.as_deref()).await?;
+    let (zone, sub) = find_zone(s, &hostname, forced.as_deref()).await?;
     s.steps.say(format!(
         "zone {zone}, subdomain {}",
         if sub.is_empty() { "(apex)" } else { &sub }
@@ -708,8 +815,8 @@ pub async fn provision(
         .to_string();
 
     // The login.
-    let login_path = format!("/domain/zone/{zone}/dynHost/login/{login}");
-    let found: Option<Login> = match s.get::<Login>(&login_path).await {
+    let login_url = s.zone_url(&zone, &["dynHost", "login", &login])?;
+    let found: Option<Login> = match s.get::<Login>(&login_url).await {
         Ok(l) => Some(l),
         Err(e) if e.is_not_found() => None,
         Err(e) => return Err(e.into()),
@@ -719,7 +826,7 @@ pub async fn provision(
         (Some(l), _) if l.sub_domain != sub => {
             return Err(ProvisionError::LoginScope {
                 login,
-                scope: l.sub_domain,
+                scope: s.client.clean(&l.sub_domain),
                 wanted: sub,
             });
         }
@@ -744,7 +851,7 @@ pub async fn provision(
             }
             s.change(
                 Method::POST,
-                &format!("{login_path}/changePassword"),
+                &s.zone_url(&zone, &["dynHost", "login", &login, "changePassword"])?,
                 Some(json!({ "password": pw.expose() })),
                 Some(json!({ "password": "<generated>" })),
             )
@@ -769,7 +876,7 @@ pub async fn provision(
             }
             s.change(
                 Method::POST,
-                &format!("/domain/zone/{zone}/dynHost/login"),
+                &s.zone_url(&zone, &["dynHost", "login"])?,
                 Some(json!({ "loginSuffix": suffix, "password": pw.expose(), "subDomain": sub })),
                 Some(json!({ "loginSuffix": suffix, "password": "<generated>", "subDomain": sub })),
             )
@@ -812,10 +919,11 @@ pub async fn provision(
                 r.id, r.ip
             )),
             None => {
+                let url = s.zone_url(&zone, &["dynHost", "record"])?;
                 let result = s
                     .change(
                         Method::POST,
-                        &format!("/domain/zone/{zone}/dynHost/record"),
+                        &url,
                         Some(json!({ "ip": ip.to_string(), "subDomain": sub })),
                         None,
                     )
@@ -1058,27 +1166,33 @@ async fn addresses(
     Ok(out)
 }
 
-/// The zone's DynHost records (optionally of one subdomain), each fetched.
+/// The most ids or names a listing walks: each is one signed call, made one after the other.
+/// A DynHost zone holds a handful; a server that lists more is refused at once rather than
+/// walked for hours.
+pub const MAX_LISTED: usize = 1000;
+
+/// The zone's DynHost records (optionally of one subdomain), each fetched; their text
+/// sanitised before anything else sees it.
 pub async fn list_records(
     s: &Session<'_>,
     zone: &str,
     sub: Option<&str>,
 ) -> Result<Vec<Record>, ProvisionError> {
-    let path = match sub {
-        Some(sub) => format!(
-            "/domain/zone/{zone}/dynHost/record?subDomain={}",
-            encode(sub)
-        ),
-        None => format!("/domain/zone/{zone}/dynHost/record"),
-    };
-    let ids: Vec<u64> = s.get(&path).await?;
+    let query: Vec<(&str, &str)> = sub.map(|sub| ("subDomain", sub)).into_iter().collect();
+    let url = s.client.zone_url(zone, &["dynHost", "record"], &query)?;
+    let ids: Vec<u64> = s.get(&url).await?;
+    too_many("DynHost records", zone, ids.len())?;
     let mut out = Vec::new();
     for id in ids {
         match s
-            .get::<Record>(&format!("/domain/zone/{zone}/dynHost/record/{id}"))
+            .get::<Record>(&s.zone_url(zone, &["dynHost", "record", &id.to_string()])?)
             .await
         {
-            Ok(r) if sub.is_none_or(|sub| r.sub_domain == sub) => out.push(r),
+            Ok(r) if sub.is_none_or(|sub| r.sub_domain == sub) => out.push(Record {
+                id: r.id,
+                sub_domain: s.client.clean(&r.sub_domain),
+                ip: s.client.clean(&r.ip),
+            }),
             Ok(_) => {}
             // Deleted between the two calls.
             Err(e) if e.is_not_found() => {}
@@ -1088,16 +1202,21 @@ pub async fn list_records(
     Ok(out)
 }
 
-/// The zone's DynHost logins, each fetched.
+/// The zone's DynHost logins, each fetched (by the name as the server gave it, as one encoded
+/// path segment); their text sanitised before anything else sees it.
 pub async fn list_logins(s: &Session<'_>, zone: &str) -> Result<Vec<Login>, ProvisionError> {
-    let names: Vec<String> = s.get(&format!("/domain/zone/{zone}/dynHost/login")).await?;
+    let names: Vec<String> = s.get(&s.zone_url(zone, &["dynHost", "login"])?).await?;
+    too_many("DynHost logins", zone, names.len())?;
     let mut out = Vec::new();
     for name in names {
         match s
-            .get::<Login>(&format!("/domain/zone/{zone}/dynHost/login/{name}"))
+            .get::<Login>(&s.zone_url(zone, &["dynHost", "login", &name])?)
             .await
         {
-            Ok(l) => out.push(l),
+            Ok(l) => out.push(Login {
+                login: s.client.clean(&l.login),
+                sub_domain: s.client.clean(&l.sub_domain),
+            }),
             Err(e) if e.is_not_found() => {}
             Err(e) => return Err(e.into()),
         }
@@ -1105,16 +1224,15 @@ pub async fn list_logins(s: &Session<'_>, zone: &str) -> Result<Vec<Login>, Prov
     Ok(out)
 }
 
-/// Query-string encoding for a subdomain (letters, digits, '-', '_', '.' and '*' pass).
-fn encode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'*' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
+fn too_many(what: &'static str, zone: &str, count: usize) -> Result<(), ProvisionError> {
+    if count > MAX_LISTED {
+        return Err(ProvisionError::TooMany {
+            what,
+            zone: zone.to_string(),
+            count,
+        });
+    }
+    Ok(())
 }
 
 /// What `rotate` did with the running agent.
@@ -1128,8 +1246,9 @@ pub enum Reload {
 
 /// `ovh rotate`, in the order that keeps a working password at every step:
 /// 1. the new password is written beside the old file (not over it) and synced;
-/// 2. `changePassword` at OVH; if it fails, the temporary file is removed and the old password
-///    (file and login) is untouched;
+/// 2. `changePassword` at OVH; if OVH surely did not apply it (nothing sent, or a 4xx), the
+///    temporary file is removed and the old password (file and login) is untouched; if the
+///    answer is lost (timeout, 5xx), the file is kept and the error says how to finish;
 /// 3. the new file is renamed over the old one (atomic): from here on a restart reads it;
 /// 4. the running agent is told to reload (SIGHUP). Until then it still holds the old password:
 ///    an update in that window gets `401` and stops the host, and the reload (a changed
@@ -1142,12 +1261,15 @@ pub async fn rotate(
     zone: Option<&str>,
     credstore: &Path,
 ) -> Result<Reload, ProvisionError> {
-    let hostname = hostname.trim().trim_end_matches('.').to_ascii_lowercase();
+    let hostname = check_name(NameKind::Hostname, hostname)?;
+    let zone = zone.map(|z| check_name(NameKind::Zone, z)).transpose()?;
+    let zone = zone.as_deref();
     let host = config
         .hosts
         .iter()
         .find(|h| h.hostname == hostname)
         .ok_or_else(|| ProvisionError::NotInConfig(hostname.clone()))?;
+    check_login(&host.login, &hostname, zone)?;
     let place = password_place_of(config_path, &hostname, credstore)?;
     let (zone, _) = find_zone(s, &hostname, zone).await?;
     if !host.login.starts_with(&format!("{zone}-")) {
@@ -1160,21 +1282,34 @@ pub async fn rotate(
     s.client.redact_also(&pw);
     let dest = place.path();
     prepare_dir(dest)?;
+    let url = s.zone_url(&zone, &["dynHost", "login", &host.login, "changePassword"])?;
     let tmp = write_temp(dest, format!("{}\n", pw.expose()).as_bytes(), 0o600)?;
     let changed = s
         .change(
             Method::POST,
-            &format!(
-                "/domain/zone/{zone}/dynHost/login/{}/changePassword",
-                host.login
-            ),
+            &url,
             Some(json!({ "password": pw.expose() })),
             Some(json!({ "password": "<generated>" })),
         )
         .await;
     if let Err(e) = changed {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(e.into());
+        // Only a definite refusal proves the old password still holds: after a timeout, a
+        // cut connection or a 5xx, OVH may have the new one, and then this file is the only
+        // copy of it.
+        if e.surely_not_applied() {
+            let _ = std::fs::remove_file(&tmp);
+            return Err(e.into());
+        }
+        return Err(ProvisionError::RotateUnsure {
+            login: host.login.clone(),
+            hostname,
+            kept: tmp.display().to_string(),
+            dest: dest.display().to_string(),
+            cause: match e {
+                OvhError::Unreachable { message, .. } => format!("no complete answer: {message}"),
+                other => other.to_string(),
+            },
+        });
     }
     commit(&tmp, dest).map_err(|e| ProvisionError::Io {
         what: "OVH has the new password, but it could not be put in place: move",
@@ -1230,13 +1365,8 @@ pub fn reload_agent(state_dir: &Path) -> Result<Reload, ProvisionError> {
 
 /// Asks OVH to apply the zone's changed records (DynHost records take effect only then).
 async fn refresh_zone(s: &mut Session<'_>, zone: &str) -> Result<(), OvhError> {
-    s.change(
-        Method::POST,
-        &format!("/domain/zone/{zone}/refresh"),
-        None,
-        None,
-    )
-    .await?;
+    s.change(Method::POST, &s.zone_url(zone, &["refresh"])?, None, None)
+        .await?;
     let done = if s.steps.dry_run {
         "would be refreshed"
     } else {
@@ -1255,21 +1385,19 @@ pub async fn remove(
     zone: Option<&str>,
     records: bool,
 ) -> Result<(), ProvisionError> {
-    let hostname = hostname.trim().trim_end_matches('.').to_ascii_lowercase();
-    let (zone, sub) = find_zone(s, &hostname, zone).await?;
-    let login = match config.hosts.iter().find(|h| h.hostname == hostname) {
+    let hostname = check_name(NameKind::Hostname, hostname)?;
+    let zone = zone.map(|z| check_name(NameKind::Zone, z)).transpose()?;
+    let configured = config.hosts.iter().find(|h| h.hostname == hostname);
+    if let Some(h) = configured {
+        check_login(&h.login, &hostname, zone.as_deref())?;
+    }
+    let (zone, sub) = find_zone(s, &hostname, zone.as_deref()).await?;
+    let login = match configured {
         Some(h) => h.login.clone(),
         None => format!("{zone}-{}", default_suffix(&sub)),
     };
-    match s
-        .change(
-            Method::DELETE,
-            &format!("/domain/zone/{zone}/dynHost/login/{login}"),
-            None,
-            None,
-        )
-        .await
-    {
+    let url = s.zone_url(&zone, &["dynHost", "login", &login])?;
+    match s.change(Method::DELETE, &url, None, None).await {
         Ok(_) => s.steps.say(format!("login {login}: removed")),
         Err(e) if e.is_not_found() => s.steps.say(format!("login {login}: already gone")),
         Err(e) => return Err(e.into()),
@@ -1279,7 +1407,7 @@ pub async fn remove(
         for r in &found {
             s.change(
                 Method::DELETE,
-                &format!("/domain/zone/{zone}/dynHost/record/{}", r.id),
+                &s.zone_url(&zone, &["dynHost", "record", &r.id.to_string()])?,
                 None,
                 None,
             )

@@ -17,6 +17,12 @@
 //!   Client::NotFound` for a zone, login or record it lacks, `409 Client::Conflict` for a login
 //!   that exists or a second record of one family for one subdomain, `400 "Invalid ip"`.
 //!
+//! - Path segments are percent-decoded before routing, as a real server does, and the
+//!   signature is checked against the target exactly as it arrived.
+//! - [`Hostile`] makes it misbehave on purpose: apply a call and never answer, list thousands
+//!   of record ids, redirect everything, answer a bad `/auth/time`, a consumer key with
+//!   control characters or a validation URL on another site.
+//!
 //! Include it with `#[path = "support/fake_ovh.rs"] mod fake_ovh;`.
 
 #![allow(dead_code)]
@@ -71,6 +77,23 @@ pub struct FakeRequest {
     pub status: u16,
 }
 
+/// What the fake does wrong on purpose (all off by default); see [`FakeOvh::set_hostile`].
+#[derive(Clone, Debug, Default)]
+pub struct Hostile {
+    /// A call whose path ends with this is applied, then never answered.
+    pub hang_after: Option<String>,
+    /// This many ids of records that do not exist are added to every record list.
+    pub phantom_record_ids: usize,
+    /// Every call under `/1.0` is answered with this status and `Location` (raw bytes).
+    pub redirect: Option<(u16, Vec<u8>)>,
+    /// The body of `GET /auth/time`, instead of the fake's clock.
+    pub time_answer: Option<String>,
+    /// The `consumerKey` `POST /auth/credential` answers (the key it keeps is this too).
+    pub consumer_key: Option<String>,
+    /// The `validationUrl` `POST /auth/credential` answers.
+    pub validation_url: Option<String>,
+}
+
 pub struct FakeConfig {
     pub application_key: String,
     pub application_secret: String,
@@ -102,6 +125,7 @@ struct State {
     refreshes: HashMap<String, usize>,
     log: Vec<FakeRequest>,
     base: String,
+    hostile: Hostile,
 }
 
 pub struct FakeOvh {
@@ -148,6 +172,7 @@ impl FakeOvh {
             refreshes: HashMap::new(),
             log: Vec::new(),
             base: format!("http://{addr}"),
+            hostile: Hostile::default(),
         }));
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let shared = state.clone();
@@ -246,6 +271,25 @@ impl FakeOvh {
         id
     }
 
+    /// A login made behind the client's back, with any name (e.g. one holding escape
+    /// sequences, as a hostile server would list it).
+    pub fn add_login(&self, zone: &str, login: &str, sub_domain: &str) {
+        lock(&self.state).logins.insert(
+            login.into(),
+            FakeLogin {
+                login: login.into(),
+                zone: zone.into(),
+                sub_domain: sub_domain.into(),
+                password: "SetInThePanel0123456789".into(),
+            },
+        );
+    }
+
+    /// From now on, misbehave as `hostile` says.
+    pub fn set_hostile(&self, hostile: Hostile) {
+        lock(&self.state).hostile = hostile;
+    }
+
     pub fn refreshes(&self, zone: &str) -> usize {
         lock(&self.state).refreshes.get(zone).copied().unwrap_or(0)
     }
@@ -308,9 +352,14 @@ async fn serve(mut tcp: TcpStream, shared: &Mutex<State>) -> io::Result<()> {
     }
     body.truncate(length);
     let body = String::from_utf8_lossy(&body).into_owned();
-    let (status, answer) = {
+    let (status, answer, hostile) = {
         let mut st = lock(shared);
-        let (status, answer) = handle(&mut st, &method, &target, &headers, &body);
+        let hostile = st.hostile.clone();
+        let (status, answer) = match (&hostile.redirect, &hostile.time_answer) {
+            (Some((status, _)), _) if target.starts_with("/1.0/") => (*status, Value::Null),
+            (_, Some(t)) if target == "/1.0/auth/time" => (200, Value::String(t.clone())),
+            _ => handle(&mut st, &method, &target, &headers, &body),
+        };
         st.log.push(FakeRequest {
             method: method.clone(),
             target: target.clone(),
@@ -318,9 +367,29 @@ async fn serve(mut tcp: TcpStream, shared: &Mutex<State>) -> io::Result<()> {
             body: body.clone(),
             status,
         });
-        (status, answer)
+        (status, answer, hostile)
     };
-    let text = answer.to_string();
+    let path = target.split('?').next().unwrap_or("");
+    if hostile
+        .hang_after
+        .as_deref()
+        .is_some_and(|h| path.ends_with(h))
+    {
+        // Applied above; the answer never comes (until the fake stops).
+        std::future::pending::<()>().await;
+    }
+    if let (Some((_, location)), true) = (&hostile.redirect, target.starts_with("/1.0/")) {
+        let mut reply = format!("HTTP/1.1 {status} Moved\r\nLocation: ").into_bytes();
+        reply.extend_from_slice(location);
+        reply.extend_from_slice(b"\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+        tcp.write_all(&reply).await?;
+        return tcp.shutdown().await;
+    }
+    // A bare `/auth/time` answer is sent as it is (not as a JSON string).
+    let text = match (&hostile.time_answer, &answer) {
+        (Some(_), Value::String(t)) if target == "/1.0/auth/time" => t.clone(),
+        _ => answer.to_string(),
+    };
     let reply = format!(
         "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nX-Ovh-QueryID: EU.fake-{}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{text}",
         now(),
@@ -328,6 +397,34 @@ async fn serve(mut tcp: TcpStream, shared: &Mutex<State>) -> io::Result<()> {
     );
     tcp.write_all(reply.as_bytes()).await?;
     tcp.shutdown().await
+}
+
+/// `%XX` decoded (and, in a query value, `+` as a space); bad escapes kept as they are.
+fn unescape_with(s: &str, plus_is_space: bool) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let hex = |c: u8| (c as char).to_digit(16);
+        match b[i] {
+            b'%' if i + 2 < b.len() => match (hex(b[i + 1]), hex(b[i + 2])) {
+                (Some(h), Some(l)) => {
+                    out.push((h * 16 + l) as u8);
+                    i += 3;
+                    continue;
+                }
+                _ => out.push(b'%'),
+            },
+            b'+' if plus_is_space => out.push(b' '),
+            c => out.push(c),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn unescape(segment: &str) -> String {
+    unescape_with(segment, false)
 }
 
 fn err(status: u16, class: &str, message: &str, code: Option<&str>) -> (u16, Value) {
@@ -450,14 +547,22 @@ fn handle(
             return err(400, "Client::BadRequest", "Missing accessRules", None);
         }
         let key = ConsumerKey {
-            key: random_token(32),
+            key: st
+                .hostile
+                .consumer_key
+                .clone()
+                .unwrap_or_else(|| random_token(32)),
             token: random_token(24),
             rules,
             validated: false,
         };
         let answer = json!({
             "consumerKey": key.key,
-            "validationUrl": format!("{}/auth/?credentialToken={}", st.base, key.token),
+            "validationUrl": st
+                .hostile
+                .validation_url
+                .clone()
+                .unwrap_or_else(|| format!("{}/auth/?credentialToken={}", st.base, key.token)),
             "state": "pendingValidation",
         });
         st.keys.push(key);
@@ -531,7 +636,8 @@ fn route(
     let Some(rest) = path.strip_prefix("/domain/zone/") else {
         return not_found();
     };
-    let segs: Vec<&str> = rest.split('/').collect();
+    let decoded: Vec<String> = rest.split('/').map(unescape).collect();
+    let segs: Vec<&str> = decoded.iter().map(String::as_str).collect();
     let zone = segs[0].to_string();
     if !st.cfg.zones.contains(&zone) {
         return not_found();
@@ -622,13 +728,15 @@ fn route(
             }
         }
         ("GET", ["dynHost", "record"]) => {
-            let ids: Vec<u64> = st
+            let mut ids: Vec<u64> = st
                 .records
                 .values()
                 .filter(|r| r.zone == zone)
-                .filter(|r| q("subDomain").is_none_or(|v| v == r.sub_domain))
+                .filter(|r| q("subDomain").is_none_or(|v| unescape_with(v, true) == r.sub_domain))
                 .map(|r| r.id)
                 .collect();
+            // Ids of nothing: each answers 404 when asked for.
+            ids.extend((0..st.hostile.phantom_record_ids as u64).map(|i| 9_000_000_000 + i));
             (200, json!(ids))
         }
         ("POST", ["dynHost", "record"]) => {
