@@ -261,6 +261,12 @@ impl Decider {
                 } else if self.signature() != before {
                     // A real change restarts the quiet period, within the burst's bound (a
                     // redial removes and re-adds everything; only the state at its end matters).
+                    if self.burst.is_none() {
+                        debug!(
+                            "WAN changed: deciding after {}ms without another change",
+                            self.cfg.debounce.as_millis()
+                        );
+                    }
                     let start = self.burst.map_or(now.mono, |(_, start)| start);
                     let bound = later(start, debounce_bound(self.cfg.debounce));
                     self.burst = Some((now.after(self.cfg.debounce).min(bound), start));
@@ -321,7 +327,9 @@ impl Decider {
     }
 
     /// A new configuration (SIGHUP): a stopped record gets a new chance only if its entry
-    /// changed, requests in flight stay in flight, and everything is decided again at once.
+    /// changed, requests in flight stay in flight, and everything is decided again at once,
+    /// unless a WAN change is still settling: a reload re-reads the configuration, it does not
+    /// end the debounce (deciding then would publish an address from the middle of a flap).
     /// `cancelled`: pushes the shell withdrew before sending (they held the old entry).
     pub fn reconfigure(
         &mut self,
@@ -351,7 +359,8 @@ impl Decider {
             }
         }
         self.last_choice.clear();
-        self.burst = None;
+        // A pending burst keeps its deadline (and bound): the timer then decides, as after any
+        // settled change.
         self.decide(true, now)
     }
 

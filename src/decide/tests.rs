@@ -1657,3 +1657,44 @@ fn a_batch_of_events_acts_as_the_same_events_one_by_one() {
     );
     assert!(batch.record(&keys[5]).unwrap().stopped.is_some());
 }
+
+/// A reload (SIGHUP) in the middle of a flap re-reads the configuration but does not end the
+/// debounce: only the address the flap ends on is sent, once, when the WAN has been quiet.
+#[test]
+fn a_reload_during_a_flap_keeps_the_debounce() {
+    let c = Clock::new();
+    let k = v4("home.example.com");
+    let mut d = decider(std::slice::from_ref(&k), published(&k, "203.0.113.7"), &c);
+    assert!(pushes(&d.on_event(snapshot(3, &["203.0.113.7"]), c.at(0.0))).is_empty());
+    // Four moves within a second, the reload after the second one.
+    let moves = [
+        "203.0.113.7",
+        "198.51.100.1",
+        "198.51.100.2",
+        "198.51.100.3",
+        "198.51.100.4",
+    ];
+    let mut sent = Vec::new();
+    for (i, pair) in moves.windows(2).enumerate() {
+        let t = 10.0 + 0.25 * i as f64;
+        let del = NetEvent::DelAddr(addr(3, pair[0]));
+        sent.extend(pushes(&d.on_event(Event::Net(del), c.at(t))));
+        let add = NetEvent::NewAddr(addr(3, pair[1]));
+        sent.extend(pushes(&d.on_event(Event::Net(add), c.at(t + 0.01))));
+        if i == 1 {
+            let a = d.reconfigure(cfg(std::slice::from_ref(&k)), &[], c.at(t + 0.1));
+            assert!(pushes(&a).is_empty(), "the reload decided early: {a:?}");
+            assert_eq!(
+                d.next_wake(),
+                Some(c.at(t + 0.01).mono + DEBOUNCE),
+                "the reload kept the quiet period"
+            );
+        }
+    }
+    assert!(sent.is_empty(), "sent during the flap: {sent:?}");
+    // Quiet after the last move: one decision, with the address it ended on.
+    let last = 10.0 + 0.25 * 3.0 + 0.01;
+    assert!(pushes(&d.on_event(Event::Timer, c.at(last + 1.9))).is_empty());
+    let a = d.on_event(Event::Timer, c.of(d.next_wake().unwrap()));
+    assert_eq!(pushes(&a), vec![(k, ip("198.51.100.4"))]);
+}
