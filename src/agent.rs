@@ -139,7 +139,8 @@ fn new_decider(config: &Config) -> Decider {
 /// What a background task finished.
 enum Done {
     Push(RecordKey, IpAddr, Reply),
-    Detect(PublicAddress),
+    /// A detection round, by its number, and what it found.
+    Detect(u64, PublicAddress),
     Verified(RecordKey, Result<Vec<IpAddr>, String>),
 }
 
@@ -147,9 +148,10 @@ impl Done {
     fn into_event(self) -> Event {
         match self {
             Done::Push(key, ip, reply) => Event::Outcome { key, ip, reply },
-            Done::Detect(found) => Event::Public {
+            Done::Detect(round, found) => Event::Public {
                 family: found.family,
                 ip: found.address,
+                round,
             },
             Done::Verified(key, shows) => Event::Verified { key, shows },
         }
@@ -248,7 +250,17 @@ impl Pusher {
 
     fn start(&mut self, push: Push) {
         let Some((host, client)) = self.hosts.get(&push.key).cloned() else {
-            error!(record = %push.key, "no host for this record (bug)");
+            // Answered like a request that got no reply, so the record leaves "sending", says
+            // why in its last reply and backs off, instead of waiting for an outcome forever.
+            let why =
+                "not sent: no [[host]] entry for this record in the running configuration (a bug)";
+            error!(record = %push.key, "cannot send {}: {why}", push.ip);
+            let reply = Reply::Transport {
+                kind: crate::provider::TransportKind::Other,
+                message: why.to_string(),
+            };
+            self.tasks
+                .spawn(async move { Done::Push(push.key, push.ip, reply) });
             return;
         };
         let previous = push
@@ -323,12 +335,13 @@ impl Pusher {
         });
     }
 
-    /// Asks the what's-my-IP sources (also in a dry run: it sends no update).
-    fn detect(&mut self, family: crate::record::Family, bind: Option<IpAddr>) {
+    /// Asks the what's-my-IP sources (also in a dry run: it sends no update); the answer
+    /// carries `round` back to the decider.
+    fn detect(&mut self, family: crate::record::Family, bind: Option<IpAddr>, round: u64) {
         let detector = self.detector.clone();
-        debug!(%family, bind = ?bind, "asking what's-my-IP sources");
+        debug!(%family, bind = ?bind, round, "asking what's-my-IP sources");
         self.tasks
-            .spawn(async move { Done::Detect(detector.detect(family, bind, false).await) });
+            .spawn(async move { Done::Detect(round, detector.detect(family, bind, false).await) });
     }
 
     /// The next finished task; None when none is out.
@@ -392,7 +405,11 @@ fn perform(actions: Vec<Action>, pusher: &mut Pusher) -> bool {
         match action {
             Action::Push(push) => pusher.start(push),
             Action::Save => save = true,
-            Action::Detect { family, bind } => pusher.detect(family, bind),
+            Action::Detect {
+                family,
+                bind,
+                round,
+            } => pusher.detect(family, bind, round),
             Action::Verify { key } => pusher.verify(key),
             Action::Hook(ev) => pusher.hook(ev),
         }
@@ -823,4 +840,42 @@ pub async fn verify_all(config: &Config) -> Vec<(RecordKey, Result<Vec<IpAddr>, 
     }
     out.sort_by(|a, b| a.0.cmp(&b.0));
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record::Family;
+
+    /// A push for a record the running configuration has no `[[host]]` for is answered with an
+    /// error (it used to be dropped, leaving the record "sending" for ever): the decider gets an
+    /// outcome that says why.
+    #[tokio::test]
+    async fn a_push_with_no_host_is_answered_with_an_error() {
+        let text = "[[host]]\nhostname = \"home.example.com\"\nlogin = \"l\"\npassword = \"pw\"\n";
+        let config = crate::config::parse(text, None, Path::new("/")).unwrap();
+        let mut pusher = Pusher::new(&config, false).unwrap();
+        let key = RecordKey::new("gone.example.com", Family::V4);
+        let ip: IpAddr = "203.0.113.7".parse().unwrap();
+        pusher.start(Push {
+            key: key.clone(),
+            ip,
+            previous: None,
+        });
+        let Some(Done::Push(k, sent, reply)) = pusher.next().await else {
+            panic!("the push was dropped without an answer");
+        };
+        assert_eq!((k, sent), (key, ip));
+        assert!(
+            matches!(reply, Reply::Transport { .. }),
+            "{}",
+            reply.summary()
+        );
+        assert!(
+            reply.summary().contains("no [[host]] entry"),
+            "{}",
+            reply.summary()
+        );
+        assert!(pusher.queued.is_empty(), "nothing was queued for a request");
+    }
 }

@@ -92,8 +92,13 @@ pub enum Event {
     Net(NetEvent),
     /// The deadline from [`Decider::next_wake`] has passed.
     Timer,
-    /// HTTP detection of `family`'s public address finished; None: no two sources agreed.
-    Public { family: Family, ip: Option<IpAddr> },
+    /// HTTP detection round `round` (from [`Action::Detect`]) of `family`'s public address
+    /// finished; `ip` None: no two sources agreed.
+    Public {
+        family: Family,
+        ip: Option<IpAddr>,
+        round: u64,
+    },
     /// "Check everything now" (SIGUSR1): as after a WAN change, without the debounce.
     CheckNow,
     /// What `key`'s authoritative name servers hold (Err: they could not be asked).
@@ -131,10 +136,11 @@ pub enum Action {
     /// An update attempt ended: run the host's `exec` hook, if it has one.
     Hook(HookEvent),
     /// Ask the what's-my-IP sources of `family`, from `bind` (the WAN's own address of that
-    /// family) when there is one; answer with [`Event::Public`].
+    /// family) when there is one; answer with [`Event::Public`], giving back `round`.
     Detect {
         family: Family,
         bind: Option<IpAddr>,
+        round: u64,
     },
 }
 
@@ -169,6 +175,8 @@ pub struct Decider {
     last_choice: BTreeMap<(Family, AddressSource), (WanChoice, bool)>,
     /// Families whose address comes from HTTP detection now.
     nat: BTreeMap<Family, Detection>,
+    /// The number of the last detection round started (any family): answers name their round.
+    rounds: u64,
     mode: Mode,
     /// The latest moment an event was handled at: every deadline up to it has been acted on.
     last_now: Now,
@@ -197,6 +205,7 @@ impl Decider {
             chosen: BTreeMap::new(),
             last_choice: BTreeMap::new(),
             nat: BTreeMap::new(),
+            rounds: 0,
             mode: Mode::Agent,
             last_now: now,
             rng: seed | 1,
@@ -261,6 +270,12 @@ impl Decider {
                 } else if self.signature() != before {
                     // A real change restarts the quiet period, within the burst's bound (a
                     // redial removes and re-adds everything; only the state at its end matters).
+                    if self.burst.is_none() {
+                        debug!(
+                            "WAN changed: deciding after {}ms without another change",
+                            self.cfg.debounce.as_millis()
+                        );
+                    }
                     let start = self.burst.map_or(now.mono, |(_, start)| start);
                     let bound = later(start, debounce_bound(self.cfg.debounce));
                     self.burst = Some((now.after(self.cfg.debounce).min(bound), start));
@@ -278,10 +293,14 @@ impl Decider {
                 }
                 settled
             }
-            Event::Public { family, ip } => {
+            Event::Public { family, ip, round } => {
                 let unit = self.next_unit();
-                if let Some(det) = self.nat.get_mut(&family) {
-                    det.answer(ip, &self.cfg, now, unit);
+                let det = self.nat.get_mut(&family);
+                if !det.is_some_and(|d| d.answer(round, ip, &self.cfg, now, unit)) {
+                    // The family left NAT since, or a newer round is out: this answer is about
+                    // a WAN that has changed.
+                    debug!(%family, round, "what's-my-IP answer of an earlier round: ignored");
+                    return None;
                 }
                 false
             }
@@ -321,7 +340,9 @@ impl Decider {
     }
 
     /// A new configuration (SIGHUP): a stopped record gets a new chance only if its entry
-    /// changed, requests in flight stay in flight, and everything is decided again at once.
+    /// changed, requests in flight stay in flight, and everything is decided again at once,
+    /// unless a WAN change is still settling: a reload re-reads the configuration, it does not
+    /// end the debounce (deciding then would publish an address from the middle of a flap).
     /// `cancelled`: pushes the shell withdrew before sending (they held the old entry).
     pub fn reconfigure(
         &mut self,
@@ -351,7 +372,8 @@ impl Decider {
             }
         }
         self.last_choice.clear();
-        self.burst = None;
+        // A pending burst keeps its deadline (and bound): the timer then decides, as after any
+        // settled change.
         self.decide(true, now)
     }
 
@@ -509,8 +531,14 @@ impl Decider {
         let choice = if via_http {
             let bind = policy::bind_address(&self.view, self.cfg.wan_interface.as_deref(), family);
             let det = self.nat.entry(family).or_insert_with(Detection::at_once);
-            if det.start(now) {
-                actions.push(Action::Detect { family, bind });
+            let round = self.rounds.wrapping_add(1);
+            if det.start(now, round) {
+                self.rounds = round;
+                actions.push(Action::Detect {
+                    family,
+                    bind,
+                    round,
+                });
             }
             det.public.map_or(WanChoice::BehindNat, WanChoice::Public)
         } else {

@@ -154,14 +154,18 @@ fn generate(what: Generate) -> anyhow::Result<ExitCode> {
     if let Some(long) = full.get_long_about() {
         cmd = cmd.long_about(long.clone());
     }
+    // Rendered in memory and printed once, so a closed stdout ends the command the way it ends
+    // every other one (see `end_quietly_when_output_closes`); clap_complete would panic on it.
+    let mut out = Vec::new();
     match what {
-        Generate::Man { dir: None } => clap_mangen::Man::new(cmd).render(&mut std::io::stdout())?,
+        Generate::Man { dir: None } => clap_mangen::Man::new(cmd).render(&mut out)?,
         Generate::Man { dir: Some(dir) } => clap_mangen::generate_to(cmd, &dir)
             .with_context(|| format!("cannot write man pages to {}", dir.display()))?,
         Generate::Completions { shell } => {
-            clap_complete::generate(shell, &mut cmd, "dynhostd", &mut std::io::stdout())
+            clap_complete::generate(shell, &mut cmd, "dynhostd", &mut out)
         }
     }
+    print!("{}", String::from_utf8_lossy(&out));
     Ok(ExitCode::SUCCESS)
 }
 
@@ -205,7 +209,67 @@ async fn shutdown_signal() {
     }
 }
 
+/// A closed stdout (`dynhostd status | head -1`) ends a command the way it ends `cat`: killed
+/// by SIGPIPE, with no message. Rust ignores SIGPIPE, so a print to a closed pipe panics
+/// ("failed printing to stdout"), and the release builds (panic = abort) then abort with exit
+/// 134 and a panic message.
+///
+/// SIGPIPE is not simply reset to its default: the commands also write to the agent's control
+/// socket, and a peer that hung up there must give an error that says so, not a silent death;
+/// and an `update` pass must not die between a provider's reply and the state save because
+/// whoever read its log went away (tracing drops a log line it cannot write). Only the
+/// standard streams' print path is ended here, at the one place every print to a closed one
+/// lands (std's own "failed printing" panic, matched to the letter, EPIPE included); any
+/// other panic goes to the default hook. The agent (`run`) prints nothing on stdout.
+fn end_quietly_when_output_closes() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let payload = info.payload();
+        let text = payload
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| payload.downcast_ref::<&str>().copied());
+        let epipe = std::io::Error::from_raw_os_error(libc::EPIPE).to_string();
+        let closed = text.is_some_and(|t| {
+            ["stdout", "stderr"]
+                .iter()
+                .any(|s| t == format!("failed printing to {s}: {epipe}"))
+        });
+        if closed {
+            // SAFETY: signal(2) and raise(3) with a valid signal number and the default
+            // disposition; nothing runs after the signal ends the process.
+            unsafe {
+                libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+                libc::raise(libc::SIGPIPE);
+            }
+            // Only if the signal is blocked: the status a shell shows for SIGPIPE.
+            std::process::exit(128 + libc::SIGPIPE);
+        }
+        default(info);
+    }));
+}
+
+/// An error and its causes, each once: `a: b: c`. Many error types already end their message
+/// with their cause's text (`cannot lock X: {source}` with `#[source]`), which anyhow's `{:#}`
+/// would print a second time (`…: Permission denied (os error 13): Permission denied (os
+/// error 13)`); a cause whose text is already there is left out.
+fn error_text(e: &anyhow::Error) -> String {
+    let mut text = String::new();
+    for cause in e.chain() {
+        let s = cause.to_string();
+        if s.is_empty() || text.contains(&s) {
+            continue;
+        }
+        if !text.is_empty() {
+            text.push_str(": ");
+        }
+        text.push_str(&s);
+    }
+    text
+}
+
 fn main() -> ExitCode {
+    end_quietly_when_output_closes();
     let cli = Cli::parse();
     // A DYNHOSTD_LOG that doesn't parse is a usage error, not a silent fallback.
     if let Err(e) = dynhostd::logging::init(cli.verbose, cli.quiet) {
@@ -215,7 +279,7 @@ fn main() -> ExitCode {
     match dispatch(cli.command) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("dynhostd: {e:#}");
+            eprintln!("dynhostd: {}", error_text(&e));
             ExitCode::from(1)
         }
     }
@@ -531,5 +595,34 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("cannot lock /x/lock: {source}")]
+    struct Lock {
+        #[source]
+        source: std::io::Error,
+    }
+
+    #[test]
+    fn each_cause_is_printed_once() {
+        let denied = || std::io::Error::from_raw_os_error(libc::EACCES);
+        // The cause already in the message: not repeated.
+        let e = anyhow::Error::new(Lock { source: denied() });
+        let text = error_text(&e);
+        assert_eq!(text, format!("cannot lock /x/lock: {}", denied()));
+        // With context on top, and a cause that is not in any message: each once, in order.
+        let e = anyhow::Error::new(Lock { source: denied() }).context("status");
+        assert_eq!(
+            error_text(&e),
+            format!("status: cannot lock /x/lock: {}", denied())
+        );
+        let e = anyhow::Error::new(denied()).context("cannot open /y");
+        assert_eq!(error_text(&e), format!("cannot open /y: {}", denied()));
     }
 }

@@ -254,8 +254,9 @@ struct Run {
     in_flight: BTreeMap<RecordKey, IpAddr>,
     /// Records that got a stop reply.
     stopped: BTreeSet<RecordKey>,
-    /// Detections asked for and not yet answered, by family.
-    detecting: BTreeMap<Family, u32>,
+    /// Detection rounds asked for and not yet answered, by family, oldest first (a family that
+    /// left NAT and came back can have two out).
+    detecting: BTreeMap<Family, Vec<u64>>,
     log: Vec<String>,
     /// Show every event on failure, not only the last ones.
     verbose: bool,
@@ -320,7 +321,9 @@ impl Run {
             self.log.push(format!("             -> {a:?}"));
             match a {
                 Action::Push(p) => self.check_push(p),
-                Action::Detect { family, .. } => *self.detecting.entry(*family).or_default() += 1,
+                Action::Detect { family, round, .. } => {
+                    self.detecting.entry(*family).or_default().push(*round)
+                }
                 Action::Save | Action::Hook(_) => {}
                 Action::Verify { key } => self.fail(&format!("verify of {key} with verify off")),
             }
@@ -416,12 +419,12 @@ impl Run {
     }
 
     fn answer_detect(&mut self, family: Family, ip: Option<IpAddr>) -> Vec<Action> {
-        let n = self.detecting.get_mut(&family).expect("a detection is out");
-        *n -= 1;
-        if *n == 0 {
+        let out = self.detecting.get_mut(&family).expect("a detection is out");
+        let round = out.remove(0);
+        if out.is_empty() {
             self.detecting.remove(&family);
         }
-        self.feed(Event::Public { family, ip })
+        self.feed(Event::Public { family, ip, round })
     }
 
     /// What the address policy picks for `key` from the final view, keeping the address it

@@ -533,6 +533,50 @@ fn sighup_retries_a_stopped_host_only_when_its_entry_changed() {
     );
 }
 
+/// SIGHUP in the middle of a flap re-reads the configuration without deciding early (issue 20,
+/// item 11): with a long debounce, a move, a reload and another move send nothing; the address
+/// the flap ends on is sent once (check-now ends the wait instead of a minute of quiet).
+#[test]
+fn sighup_during_a_flap_does_not_publish_the_middle_of_it() {
+    in_netns(
+        "sighup_during_a_flap_does_not_publish_the_middle_of_it",
+        || {
+            let s = standin_https();
+            let setup = Setup::new();
+            setup.write_config_full(Some("ppp0"), "60s", "", "", &[host_on(&s, HOME)]);
+            ppp0("203.0.113.10", "10.64.0.1");
+            let agent = setup.start_agent(&[]);
+            s.wait_for_requests_blocking(1, LONG).unwrap();
+            agent.wait_log("updated home.example.com/A: unknown → 203.0.113.10");
+
+            readdress("203.0.113.10", "203.0.113.11");
+            agent.wait_log("WAN changed: deciding after");
+            agent.signal("HUP");
+            agent.wait_log("configuration reloaded");
+            readdress("203.0.113.11", "203.0.113.12");
+            // The agent has taken the last move in once its live status shows it (the reload is
+            // handled in full before the next request is answered).
+            netns::wait_for("the agent to see 203.0.113.12", LONG, || {
+                setup.run(&["status"]).1.contains("203.0.113.12")
+            });
+            agent.signal("USR1");
+            agent.wait_log("SIGUSR1: checking everything now");
+            agent.wait_log("→ 203.0.113.12");
+            agent.quiet_on("ppp0");
+            assert_eq!(
+                updates(&s),
+                [
+                    ("home.example.com".into(), "203.0.113.10".into()),
+                    ("home.example.com".into(), "203.0.113.12".into())
+                ],
+                "{}",
+                agent.log()
+            );
+            assert!(agent.stop().0.success());
+        },
+    );
+}
+
 /// Opens a [`held_relay`]'s gate: replies held back go on, later ones pass at once.
 #[derive(Clone, Default)]
 struct Gate(std::sync::Arc<(std::sync::Mutex<bool>, std::sync::Condvar)>);

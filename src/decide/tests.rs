@@ -642,7 +642,7 @@ fn detects(actions: &[Action]) -> Vec<(Family, Option<IpAddr>)> {
     actions
         .iter()
         .filter_map(|a| match a {
-            Action::Detect { family, bind } => Some((*family, *bind)),
+            Action::Detect { family, bind, .. } => Some((*family, *bind)),
             _ => None,
         })
         .collect()
@@ -682,6 +682,7 @@ fn behind_nat_asks_http_sources_and_rechecks_only_while_there() {
     );
     let a = d.on_event(
         Event::Public {
+            round: d.rounds,
             family: Family::V4,
             ip: Some(ip("203.0.113.50")),
         },
@@ -699,6 +700,7 @@ fn behind_nat_asks_http_sources_and_rechecks_only_while_there() {
     assert_eq!(detects(&a).len(), 1);
     let a = d.on_event(
         Event::Public {
+            round: d.rounds,
             family: Family::V4,
             ip: Some(ip("203.0.113.50")),
         },
@@ -719,6 +721,7 @@ fn behind_nat_asks_http_sources_and_rechecks_only_while_there() {
     assert_eq!(detects(&a), vec![(Family::V4, Some(ip("100.64.9.9")))]);
     let a = d.on_event(
         Event::Public {
+            round: d.rounds,
             family: Family::V4,
             ip: Some(ip("203.0.113.51")),
         },
@@ -741,6 +744,7 @@ fn behind_nat_asks_http_sources_and_rechecks_only_while_there() {
     assert!(
         d.on_event(
             Event::Public {
+                round: d.rounds,
                 family: Family::V4,
                 ip: Some(ip("203.0.113.99"))
             },
@@ -781,6 +785,7 @@ fn detection_modes_always_and_never() {
     );
     let a = always.on_event(
         Event::Public {
+            round: always.rounds,
             family: Family::V4,
             ip: Some(ip("203.0.113.60")),
         },
@@ -805,6 +810,7 @@ fn when_no_source_answers_nothing_is_published_and_it_backs_off() {
     for _ in 0..3 {
         let a = d.on_event(
             Event::Public {
+                round: d.rounds,
                 family: Family::V4,
                 ip: None,
             },
@@ -836,6 +842,7 @@ fn dual_stack_can_mix_http_and_interface_addresses() {
     );
     let a = d.on_event(
         Event::Public {
+            round: d.rounds,
             family: Family::V4,
             ip: Some(ip("203.0.113.50")),
         },
@@ -1012,6 +1019,7 @@ fn check_now_looks_again_without_waiting() {
     d.on_event(snapshot(3, &["100.64.1.2"]), c.at(0.0));
     d.on_event(
         Event::Public {
+            round: d.rounds,
             family: Family::V4,
             ip: Some(ip("203.0.113.50")),
         },
@@ -1308,6 +1316,7 @@ fn detection_rounds_come_only_from_real_changes_and_are_spaced() {
     assert_eq!(detects(&a).len(), 1);
     d.on_event(
         Event::Public {
+            round: d.rounds,
             family: Family::V4,
             ip: Some(ip("203.0.113.9")),
         },
@@ -1335,6 +1344,7 @@ fn detection_rounds_come_only_from_real_changes_and_are_spaced() {
         if i % 50 == 49 {
             d.on_event(
                 Event::Public {
+                    round: d.rounds,
                     family: Family::V4,
                     ip: Some(ip("203.0.113.9")),
                 },
@@ -1360,6 +1370,7 @@ fn a_failed_round_with_a_short_backoff_is_asked_again_after_the_spacing() {
         1
     );
     let none = Event::Public {
+        round: d.rounds,
         family: Family::V4,
         ip: None,
     };
@@ -1656,4 +1667,98 @@ fn a_batch_of_events_acts_as_the_same_events_one_by_one() {
         Some(ip("203.0.113.7"))
     );
     assert!(batch.record(&keys[5]).unwrap().stopped.is_some());
+}
+
+/// A reload (SIGHUP) in the middle of a flap re-reads the configuration but does not end the
+/// debounce: only the address the flap ends on is sent, once, when the WAN has been quiet.
+#[test]
+fn a_reload_during_a_flap_keeps_the_debounce() {
+    let c = Clock::new();
+    let k = v4("home.example.com");
+    let mut d = decider(std::slice::from_ref(&k), published(&k, "203.0.113.7"), &c);
+    assert!(pushes(&d.on_event(snapshot(3, &["203.0.113.7"]), c.at(0.0))).is_empty());
+    // Four moves within a second, the reload after the second one.
+    let moves = [
+        "203.0.113.7",
+        "198.51.100.1",
+        "198.51.100.2",
+        "198.51.100.3",
+        "198.51.100.4",
+    ];
+    let mut sent = Vec::new();
+    for (i, pair) in moves.windows(2).enumerate() {
+        let t = 10.0 + 0.25 * i as f64;
+        let del = NetEvent::DelAddr(addr(3, pair[0]));
+        sent.extend(pushes(&d.on_event(Event::Net(del), c.at(t))));
+        let add = NetEvent::NewAddr(addr(3, pair[1]));
+        sent.extend(pushes(&d.on_event(Event::Net(add), c.at(t + 0.01))));
+        if i == 1 {
+            let a = d.reconfigure(cfg(std::slice::from_ref(&k)), &[], c.at(t + 0.1));
+            assert!(pushes(&a).is_empty(), "the reload decided early: {a:?}");
+            assert_eq!(
+                d.next_wake(),
+                Some(c.at(t + 0.01).mono + DEBOUNCE),
+                "the reload kept the quiet period"
+            );
+        }
+    }
+    assert!(sent.is_empty(), "sent during the flap: {sent:?}");
+    // Quiet after the last move: one decision, with the address it ended on.
+    let last = 10.0 + 0.25 * 3.0 + 0.01;
+    assert!(pushes(&d.on_event(Event::Timer, c.at(last + 1.9))).is_empty());
+    let a = d.on_event(Event::Timer, c.of(d.next_wake().unwrap()));
+    assert_eq!(pushes(&a), vec![(k, ip("198.51.100.4"))]);
+}
+
+fn rounds_of(actions: &[Action]) -> Vec<u64> {
+    actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Detect { round, .. } => Some(*round),
+            _ => None,
+        })
+        .collect()
+}
+
+/// A family that leaves NAT while a what's-my-IP round is out, then comes back, starts a new
+/// round; the old round's answer (about the WAN before) is ignored, the new one's counts.
+#[test]
+fn a_stale_detection_answer_does_not_land_on_a_newer_round() {
+    let c = Clock::new();
+    let k = v4("home.example.com");
+    let mut d = fresh(nat_cfg(std::slice::from_ref(&k), DetectMode::Auto), &c);
+    let first = rounds_of(&d.on_event(snapshot(3, &["100.64.1.2"]), c.at(0.0)));
+    assert_eq!(first.len(), 1);
+    // A routable address while the round is out: published from the interface.
+    d.on_event(
+        Event::Net(NetEvent::NewAddr(addr(3, "203.0.113.7"))),
+        c.at(1.0),
+    );
+    let a = d.on_event(Event::Timer, c.at(3.0));
+    assert_eq!(pushes(&a), vec![(k.clone(), ip("203.0.113.7"))]);
+    d.on_event(outcome(&k, "203.0.113.7", Reply::Good(None)), c.at(3.1));
+    // Gone again: behind NAT, a new round.
+    d.on_event(
+        Event::Net(NetEvent::DelAddr(addr(3, "203.0.113.7"))),
+        c.at(5.0),
+    );
+    let second = rounds_of(&d.on_event(Event::Timer, c.at(7.0)));
+    assert_eq!(second.len(), 1);
+    assert_ne!(first, second, "each round has its own number");
+    // The first round's answer comes late: ignored, the second round is still awaited.
+    let stale = Event::Public {
+        round: first[0],
+        family: Family::V4,
+        ip: Some(ip("203.0.113.66")),
+    };
+    let a = d.on_event(stale, c.at(8.0));
+    assert!(a.is_empty(), "a stale answer was acted on: {a:?}");
+    assert_eq!(d.next_wake(), None, "the second round is still out");
+    let fresh_answer = Event::Public {
+        round: second[0],
+        family: Family::V4,
+        ip: Some(ip("203.0.113.50")),
+    };
+    let a = d.on_event(fresh_answer, c.at(8.5));
+    assert_eq!(pushes(&a), vec![(k, ip("203.0.113.50"))]);
 }
