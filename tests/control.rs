@@ -570,7 +570,9 @@ fn root_reaches_the_socket_of_an_agent_running_as_another_user() {
             let _ = self.0.wait();
         }
     }
-    let sock = run.join("control");
+    // Not the default state dir: its socket goes with it (RUNTIME_DIRECTORY serves the
+    // default state dir's agent, the one the systemd unit runs), so no two agents share one.
+    let sock = svc.join("control");
     let deadline = Instant::now() + LONG;
     while !sock.exists() {
         let text = std::fs::read_to_string(&log).unwrap_or_default();
@@ -585,8 +587,8 @@ fn root_reaches_the_socket_of_an_agent_running_as_another_user() {
     assert_eq!(meta.uid(), NOBODY, "the socket is the service user's");
     assert_eq!(meta.mode() & 0o777, 0o600);
 
-    // Root, with neither RUNTIME_DIRECTORY nor CREDENTIALS_DIRECTORY: the socket is named in
-    // the config here, as `/run/dynhostd/control` (systemd's RuntimeDirectory) is by default.
+    // Root, with neither RUNTIME_DIRECTORY nor CREDENTIALS_DIRECTORY, finds the same socket;
+    // here it is also named in the config, as `[state] control` may name it.
     let text = std::fs::read_to_string(&cfg).unwrap().replace(
         "[state]\n",
         &format!("[state]\ncontrol = \"{}\"\n", sock.display()),
