@@ -1640,6 +1640,66 @@ mod tests {
         accept.abort();
     }
 
+    /// Issue 20, item 6: the agent serves only root and its own user, whatever the socket
+    /// file's mode lets through (here 0666). The other user is a thread of this test that
+    /// changed its own uid only (the raw syscall, unlike libc's setresuid, is per thread).
+    #[tokio::test]
+    async fn the_agent_refuses_a_client_of_another_user() {
+        if euid() != 0 {
+            let strict = std::env::var_os("CI").is_some()
+                || std::env::var("DYNHOSTD_TEST_STRICT").is_ok_and(|v| v == "1");
+            assert!(!strict, "needs root to connect as another user");
+            println!("SKIPPED the_agent_refuses_a_client_of_another_user: not root");
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(SOCKET_NAME);
+        let listener = bind(&path).unwrap();
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o666)).unwrap();
+        let (tx, mut rx) = mpsc::channel(MAX_CLIENTS);
+        let me = Arc::new(Served {
+            pid: 1,
+            state_dir: dir.path().to_path_buf(),
+        });
+        let accept = tokio::spawn(accept_loop(listener, tx, me));
+        let sock = path.clone();
+        let state_dir = dir.path().to_path_buf();
+        let reply = tokio::task::spawn_blocking(move || {
+            std::thread::spawn(move || {
+                // SAFETY: setresuid on this thread only; it touches no memory.
+                let rc = unsafe { libc::syscall(libc::SYS_setresuid, 65534, 65534, 65534) };
+                assert_eq!(rc, 0, "{}", io::Error::last_os_error());
+                let mut c = StdStream::connect(&sock).unwrap();
+                // Bounds a hang if the request got through (nobody answers it here).
+                c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+                let envelope = Envelope {
+                    state_dir,
+                    request: Request::CheckNow {},
+                };
+                let mut line = serde_json::to_vec(&envelope).unwrap();
+                line.push(b'\n');
+                c.write_all(&line).unwrap();
+                let mut reply = String::new();
+                let _ = io::Read::read_to_string(&mut c, &mut reply);
+                reply
+            })
+            .join()
+            .unwrap()
+        })
+        .await
+        .unwrap();
+        let reply: Response =
+            serde_json::from_str(&reply).unwrap_or_else(|e| panic!("{e}: {reply}"));
+        assert!(!reply.ok && reply.refused, "{reply:?}");
+        assert!(
+            reply.lines[0].contains("uid 65534 may not use this socket"),
+            "{reply:?}"
+        );
+        assert!(rx.try_recv().is_err(), "the request reached the event loop");
+        accept.abort();
+    }
+
     /// Issue 20, item 9: `ovh rotate`'s reload never signals the pid in the lock file. Here the
     /// lock is held by this very process (a one-shot `update`, as far as rotate can tell): a
     /// SIGHUP would kill it. Once the holder lets go, there is no agent to reload.
