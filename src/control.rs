@@ -473,7 +473,7 @@ async fn accept_loop(listener: UnixListener, tx: mpsc::Sender<Incoming>, me: Arc
                 "control socket: refused a client running as {who}: only root and the agent's own user may use it"
             );
             refuse_now(
-                &stream,
+                stream,
                 &Response::refused(
                     &me,
                     format!(
@@ -486,7 +486,7 @@ async fn accept_loop(listener: UnixListener, tx: mpsc::Sender<Incoming>, me: Arc
         let Ok(slot) = slots.clone().try_acquire_owned() else {
             debug!("control socket: {MAX_CLIENTS} clients already connected; refusing one more");
             refuse_now(
-                &stream,
+                stream,
                 &Response::refused(
                     &me,
                     format!("the agent is busy: {MAX_CLIENTS} clients are connected; try again"),
@@ -507,18 +507,22 @@ async fn accept_loop(listener: UnixListener, tx: mpsc::Sender<Incoming>, me: Arc
 
 /// A one-line refusal, written without waiting (a fresh connection's buffer holds it), then the
 /// connection is closed. What the client sent is read first, as far as it is there, so that
-/// closing does not turn the refusal into a reset at the client.
-fn refuse_now(stream: &UnixStream, response: &Response) {
+/// closing does not turn the refusal into a reset at the client. Plain non-blocking syscalls on
+/// the descriptor: tokio's `try_*` would not even try before the reactor has seen it ready.
+fn refuse_now(stream: UnixStream, response: &Response) {
+    let Ok(stream) = stream.into_std() else {
+        return;
+    };
     let mut buf = [0u8; 4096];
     for _ in 0..16 {
-        match stream.try_read(&mut buf) {
+        match io::Read::read(&mut &stream, &mut buf) {
             Ok(n) if n > 0 => {}
             _ => break,
         }
     }
     let mut text = serde_json::to_vec(response).unwrap_or_default();
     text.push(b'\n');
-    let _ = stream.try_write(&text);
+    let _ = (&stream).write_all(&text);
 }
 
 /// One connection: read one bounded line (within [`CLIENT_TIMEOUT`]), hand it to the event loop,
@@ -1637,6 +1641,53 @@ mod tests {
             .unwrap();
         assert!(reply.ok, "{reply:?}");
         assert_eq!(reply.lines, ["checking everything now"]);
+        accept.abort();
+    }
+
+    /// Issue 20, item 8: with every slot taken by a request the agent has not answered yet, one
+    /// more client is told the agent is busy (a reply, not a reset), and the others still get
+    /// their answers.
+    #[tokio::test]
+    async fn one_client_too_many_is_told_the_agent_is_busy() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(SOCKET_NAME);
+        let listener = bind(&path).unwrap();
+        let (tx, mut rx) = mpsc::channel(MAX_CLIENTS);
+        let me = Arc::new(Served {
+            pid: 1,
+            state_dir: dir.path().to_path_buf(),
+        });
+        let accept = tokio::spawn(accept_loop(listener, tx, me.clone()));
+        let at = Locations {
+            state_dir: dir.path().to_path_buf(),
+            socket: path,
+        };
+        let ask_one = |at: Locations| {
+            std::thread::spawn(move || {
+                let conn = connect(&at).map_err(|_| "connect").unwrap();
+                ask(conn, Request::Status {}, &at).unwrap()
+            })
+        };
+        let waiting: Vec<_> = (0..MAX_CLIENTS).map(|_| ask_one(at.clone())).collect();
+        let mut pending = Vec::new();
+        while pending.len() < MAX_CLIENTS {
+            pending.push(rx.recv().await.unwrap());
+        }
+        let extra = ask_one(at.clone());
+        let reply = tokio::task::spawn_blocking(move || extra.join().unwrap())
+            .await
+            .unwrap();
+        assert!(reply.refused && !reply.ok, "{reply:?}");
+        assert!(reply.lines[0].contains("the agent is busy"), "{reply:?}");
+        for p in pending {
+            let _ = p.reply.send(Response::done(&me, true, vec!["fine".into()]));
+        }
+        for w in waiting {
+            let r = tokio::task::spawn_blocking(move || w.join().unwrap())
+                .await
+                .unwrap();
+            assert_eq!(r.lines, ["fine"]);
+        }
         accept.abort();
     }
 
