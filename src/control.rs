@@ -321,6 +321,9 @@ pub fn shown(text: &str) -> String {
 pub struct Incoming {
     pub envelope: Envelope,
     reply: oneshot::Sender<Response>,
+    /// The agent as it started: its state dir is the one it holds the lock of, whatever a
+    /// reload has put in the config since.
+    me: Arc<Served>,
 }
 
 /// The agent's listening socket: its accept task, and the channel the event loop reads. The
@@ -498,7 +501,7 @@ async fn accept_loop(listener: UnixListener, tx: mpsc::Sender<Incoming>, me: Arc
         let me = me.clone();
         tokio::spawn(async move {
             let _slot = slot;
-            if let Err(e) = serve(stream, tx, &me).await {
+            if let Err(e) = serve(stream, tx, me).await {
                 debug!("control socket: client dropped: {e}");
             }
         });
@@ -527,7 +530,7 @@ fn refuse_now(stream: UnixStream, response: &Response) {
 
 /// One connection: read one bounded line (within [`CLIENT_TIMEOUT`]), hand it to the event loop,
 /// wait for its answer as long as that takes, write the reply (within [`CLIENT_TIMEOUT`]).
-async fn serve(stream: UnixStream, tx: mpsc::Sender<Incoming>, me: &Served) -> io::Result<()> {
+async fn serve(stream: UnixStream, tx: mpsc::Sender<Incoming>, me: Arc<Served>) -> io::Result<()> {
     let (read, mut write) = stream.into_split();
     let mut line = Vec::new();
     let limit = MAX_REQUEST as u64 + 1;
@@ -545,24 +548,29 @@ async fn serve(stream: UnixStream, tx: mpsc::Sender<Incoming>, me: &Served) -> i
     let response = if line.len() as u64 >= limit && !line.ends_with(b"\n") {
         warn!("control socket: refused a request longer than {MAX_REQUEST} bytes");
         Response::refused(
-            me,
+            &me,
             format!("request too long: at most {MAX_REQUEST} bytes on one line"),
         )
     } else if line.is_empty() {
         return Ok(());
     } else {
         match serde_json::from_slice::<Envelope>(&line) {
-            Err(e) => Response::refused(me, format!("bad request: {e}")),
+            Err(e) => Response::refused(&me, format!("bad request: {e}")),
             Ok(envelope) => {
                 let (reply, answer) = oneshot::channel();
-                if tx.send(Incoming { envelope, reply }).await.is_err() {
+                let incoming = Incoming {
+                    envelope,
+                    reply,
+                    me: me.clone(),
+                };
+                if tx.send(incoming).await.is_err() {
                     return Ok(());
                 }
                 // As long as the event loop takes: the request is being carried out, and the
                 // client (its own limit) is the one to give up, not us.
                 match answer.await {
                     Ok(r) => r,
-                    Err(_) => Response::refused(me, "the agent is shutting down"),
+                    Err(_) => Response::refused(&me, "the agent is shutting down"),
                 }
             }
         }
@@ -617,22 +625,23 @@ impl PendingReload {
 /// untouched.
 pub fn answer(decider: &mut Decider, incoming: Incoming, config: &Config, now: Now) -> Answer {
     let now_unix = now.wall.0;
-    let me = Served {
-        pid: std::process::id(),
-        state_dir: config.state_dir.clone(),
-    };
-    let Incoming { envelope, reply } = incoming;
-    if !same_dir(&envelope.state_dir, &config.state_dir) {
+    let Incoming {
+        envelope,
+        reply,
+        me,
+    } = incoming;
+    let me = Served::clone(&me);
+    if !same_dir(&envelope.state_dir, &me.state_dir) {
         warn!(
             "control: refused a request for the state dir {}: this agent serves {}",
             shown(&envelope.state_dir.display().to_string()),
-            config.state_dir.display()
+            me.state_dir.display()
         );
         let _ = reply.send(Response::refused(
             &me,
             format!(
                 "this agent serves the state dir {}, not {}",
-                config.state_dir.display(),
+                me.state_dir.display(),
                 envelope.state_dir.display()
             ),
         ));
@@ -649,7 +658,7 @@ pub fn answer(decider: &mut Decider, incoming: Incoming, config: &Config, now: N
             let rows = crate::report::status(config, &decider.state(now));
             let status = AgentStatus {
                 pid: me.pid,
-                state_dir: config.state_dir.clone(),
+                state_dir: me.state_dir.clone(),
                 now: now_unix,
                 rows: agent_rows(&rows, &live, now_unix),
                 live,

@@ -653,6 +653,20 @@ fn a_reload_does_not_move_the_state_away_from_the_lock() {
             .unwrap();
             agent.signal("HUP");
             agent.wait_log("[state] changes take effect at the next start");
+            // It still serves (and says it serves) the state dir whose lock it holds.
+            let mut c = UnixStream::connect(setup.control_path()).unwrap();
+            c.set_read_timeout(Some(LONG)).unwrap();
+            writeln!(
+                c,
+                "{{\"state_dir\":\"{old_dir}\",\"request\":{{\"command\":\"status\"}}}}"
+            )
+            .unwrap();
+            let mut reply = String::new();
+            c.read_to_string(&mut reply).unwrap();
+            let reply: serde_json::Value = serde_json::from_str(&reply).unwrap();
+            assert_eq!(reply["ok"], true, "{reply}");
+            assert_eq!(reply["agent"]["state_dir"], old_dir.as_str(), "{reply}");
+            assert_eq!(reply["status"]["state_dir"], old_dir.as_str(), "{reply}");
 
             readdress("203.0.113.10", "203.0.113.11");
             s.wait_for_requests_blocking(2, LONG).unwrap();
