@@ -39,6 +39,10 @@ pub enum AgentError {
     WatcherGone,
     #[error(transparent)]
     Lock(#[from] crate::lock::LockError),
+    /// The control socket can't be trusted or is another agent's: clients would reach the
+    /// wrong process, so the agent does not start.
+    #[error(transparent)]
+    Control(#[from] crate::control::ControlError),
 }
 
 #[derive(Debug, Clone, Default)]
@@ -451,13 +455,17 @@ pub async fn run(
 ) -> Result<(), AgentError> {
     // One writer per state dir, and the socket that lets other commands reach it. A dry run
     // writes nothing, so it takes neither and can run beside the real agent.
+    let at = crate::control::Locations::of(&config);
     let _lock = if opts.dry_run {
         None
     } else {
-        Some(crate::lock::acquire(&config.state_dir)?)
+        Some(crate::control::lock_for_agent(&at).await?)
     };
-    let mut control = (!opts.dry_run)
-        .then(|| crate::control::Control::start(&crate::control::socket_path(&config)));
+    let mut control = if opts.dry_run {
+        None
+    } else {
+        Some(crate::control::Control::start(&at.socket, &at.state_dir)?)
+    };
     let mut state_path = config.state_file();
     let mut decider = new_decider(&config);
     let mut pusher = Pusher::new(&config, opts.dry_run)?;
@@ -510,30 +518,8 @@ pub async fn run(
                 Vec::new()
             }
             () = hup.recv() => match reload(opts.config_path.as_deref(), &mut pusher, notifier.as_ref()) {
-                Some((new, cancelled)) => {
-                    let actions = decider.reconfigure(decider_config(&new), &cancelled, Now::system());
-                    if new.wan.netlink_buffer != config.wan.netlink_buffer {
-                        warn!("wan.netlink_buffer changes take effect at the next start");
-                    }
-                    if follows_neighbours(&new) && !follows_neighbours(&config) {
-                        warn!("ipv6_neighbour takes effect at the next start (the neighbour table is followed only when a host needs it)");
-                    }
-                    // The lock and the socket belong to the state dir the agent started with:
-                    // writing elsewhere would make a second, unlocked writer.
-                    if new.state_dir != config.state_dir
-                        || new.control_socket != config.control_socket
-                    {
-                        warn!(
-                            "[state] changes take effect at the next start; the state stays in {}",
-                            config.state_dir.display()
-                        );
-                    } else {
-                        state_path = new.state_file();
-                    }
-                    config = new;
-                    actions
-                }
-                None => Vec::new(),
+                Ok(new) => adopt(new, &mut config, &mut state_path, &mut decider),
+                Err(_) => Vec::new(),
             },
             () = usr1.recv() => {
                 info!("SIGUSR1: checking everything now");
@@ -567,7 +553,22 @@ pub async fn run(
                 let events = pusher.batch(done);
                 decider.on_events(events, Now::system())
             }
-            req = control_recv(&mut control) => crate::control::answer(&mut decider, req, &config, Now::system()),
+            req = control_recv(&mut control) => match crate::control::answer(&mut decider, req, &config, Now::system()) {
+                crate::control::Answer::Done(actions) => actions,
+                // SIGHUP's twin (`ovh rotate`): the same reload, and the client hears how it went.
+                crate::control::Answer::Reload(pending) => match reload(opts.config_path.as_deref(), &mut pusher, notifier.as_ref()) {
+                    Ok(new) => {
+                        let records = decider_config(&new.0).records.len();
+                        let actions = adopt(new, &mut config, &mut state_path, &mut decider);
+                        pending.done(Ok(format!("configuration reloaded ({records} records)")));
+                        actions
+                    }
+                    Err(why) => {
+                        pending.done(Err(why));
+                        Vec::new()
+                    }
+                },
+            },
             () = sleep_until(wake), if wake.is_some() => decider.on_event(Event::Timer, Now::system()),
         };
         if perform(actions, &mut pusher) && save_at.is_none() {
@@ -634,16 +635,46 @@ fn follows_neighbours(config: &Config) -> bool {
         .any(|h| h.source(crate::record::Family::V6).uses_neighbours())
 }
 
-/// SIGHUP: the configuration again, or None (logged) when it can't be used; the running one
-/// then stays.
+/// Puts a reloaded configuration in place (SIGHUP, or `reload` on the control socket).
+fn adopt(
+    (new, cancelled): (Config, Vec<RecordKey>),
+    config: &mut Config,
+    state_path: &mut PathBuf,
+    decider: &mut Decider,
+) -> Vec<Action> {
+    let actions = decider.reconfigure(decider_config(&new), &cancelled, Now::system());
+    if new.wan.netlink_buffer != config.wan.netlink_buffer {
+        warn!("wan.netlink_buffer changes take effect at the next start");
+    }
+    if follows_neighbours(&new) && !follows_neighbours(config) {
+        warn!(
+            "ipv6_neighbour takes effect at the next start (the neighbour table is followed only when a host needs it)"
+        );
+    }
+    // The lock and the socket belong to the state dir the agent started with:
+    // writing elsewhere would make a second, unlocked writer.
+    if new.state_dir != config.state_dir || new.control_socket != config.control_socket {
+        warn!(
+            "[state] changes take effect at the next start; the state stays in {}",
+            config.state_dir.display()
+        );
+    } else {
+        *state_path = new.state_file();
+    }
+    *config = new;
+    actions
+}
+
+/// SIGHUP: the configuration again, or Err (logged, and said in words) when it can't be used;
+/// the running one then stays.
 fn reload(
     path: Option<&Path>,
     pusher: &mut Pusher,
     notifier: Option<&crate::notify::Notifier>,
-) -> Option<(Config, Vec<RecordKey>)> {
+) -> Result<(Config, Vec<RecordKey>), String> {
     let Some(path) = path else {
         warn!("SIGHUP: no configuration file to reload");
-        return None;
+        return Err("no configuration file to reload".into());
     };
     if let Some(n) = notifier {
         n.reloading();
@@ -655,28 +686,28 @@ fn reload(
     new
 }
 
-fn load_for_reload(path: &Path, pusher: &mut Pusher) -> Option<(Config, Vec<RecordKey>)> {
+fn load_for_reload(path: &Path, pusher: &mut Pusher) -> Result<(Config, Vec<RecordKey>), String> {
     info!(path = %path.display(), "SIGHUP: reloading the configuration");
     // A config with [ovh_api] and no host is valid for the `ovh` commands, not for the agent.
     let new = match crate::config::load(path).and_then(|c| c.require_host().map(|()| c)) {
         Ok(c) => c,
         Err(e) => {
             error!("reload failed, keeping the running configuration: {e}");
-            return None;
+            return Err(e.to_string());
         }
     };
     let cancelled = match pusher.reconfigure(&new) {
         Ok(c) => c,
         Err(e) => {
             error!("reload failed, keeping the running configuration: {e}");
-            return None;
+            return Err(e.to_string());
         }
     };
     info!(
         records = decider_config(&new).records.len(),
         "configuration reloaded"
     );
-    Some((new, cancelled))
+    Ok((new, cancelled))
 }
 
 async fn watchdog_tick(w: &mut Option<tokio::time::Interval>) {

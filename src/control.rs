@@ -1,29 +1,45 @@
-//! The control socket: how a person (`dynhostd status`, `retry`, `update`) and pppd's ip-up hook
-//! talk to the running agent instead of writing its state file beside it.
+//! The control socket: how a person (`dynhostd status`, `retry`, `update`), pppd's ip-up hook
+//! and `dynhostd ovh rotate` talk to the running agent instead of writing its state file beside
+//! it or signalling a pid read from a file.
 //!
-//! - **Where.** A Unix stream socket, mode 0600, owned by the agent's user, at `[state] control`,
-//!   else `$RUNTIME_DIRECTORY/control` (systemd's `RuntimeDirectory=dynhostd`), else
-//!   `/run/dynhostd/control`. Root reaches a socket owned by the service's dynamic user because
-//!   root bypasses file permissions (CAP_DAC_OVERRIDE); nobody else can connect.
+//! - **Where.** A Unix stream socket, mode 0600, owned by the agent's user, at `[state] control`;
+//!   else, for the default state dir, `$RUNTIME_DIRECTORY/control` (systemd's
+//!   `RuntimeDirectory=dynhostd`) or `/run/dynhostd/control`; for any other state dir,
+//!   `<state dir>/control`, so that two agents with their own state dirs never share a socket.
+//!   Root reaches a socket owned by the service's dynamic user because root bypasses file
+//!   permissions (CAP_DAC_OVERRIDE).
+//! - **Who may talk.** Both ends check the other's credentials (`SO_PEERCRED`), since a socket
+//!   path proves nothing: the agent serves only root and its own user; a client accepts only an
+//!   agent running as root, as itself, or as the owner of the state dir (systemd's dynamic
+//!   user). The agent refuses to bind in a directory another user can write (where anybody
+//!   could have planted the path first) and never takes over a socket another agent answers on.
 //! - **Protocol.** One JSON request on one line, one JSON reply on one line, then the agent
-//!   closes. Requests: `{"command":"status"}`, `{"command":"retry","hosts":[…]}`,
-//!   `{"command":"check-now"}`, `{"command":"update","ips":[…]}`.
-//! - **Bounds.** A request line is at most [`MAX_REQUEST`] bytes; a client that has not sent its
-//!   request and read its reply within [`CLIENT_TIMEOUT`] is dropped; at most
-//!   [`MAX_CLIENTS`] are served at once. All of that lives in the per-connection tasks: the
-//!   agent's event loop only receives whole requests from a channel, so an idle agent still
-//!   makes no syscalls (a quiet `accept` is not a timer).
+//!   closes. A request names the state dir of the client's config, and the agent refuses one
+//!   for another state dir: `{"state_dir":"/var/lib/dynhostd","request":{"command":"status"}}`;
+//!   commands `status`, `retry` (`"hosts":[…]`), `check-now`, `update` (`"ips":[…]`),
+//!   `reload`. Unknown fields are refused. Every reply says which agent answered
+//!   (`"agent":{"pid":…,"state_dir":…}`), and the client checks it serves its state dir. Text
+//!   from the socket is cleaned (control and bidi characters) before it reaches a terminal.
+//! - **Bounds.** A request line is at most [`MAX_REQUEST`] bytes and must arrive within
+//!   [`CLIENT_TIMEOUT`]; the reply must be taken within [`CLIENT_TIMEOUT`] too. Waiting for the
+//!   agent's answer is not bounded here (a busy agent still answers, and its work is done
+//!   either way): the client waits up to [`REPLY_TIMEOUT`]. At most [`MAX_CLIENTS`] connections
+//!   are served at once; one more is told the agent is busy. All of that lives in the
+//!   per-connection tasks: the agent's event loop only receives whole requests from a channel,
+//!   so an idle agent still makes no syscalls (a quiet `accept` is not a timer).
 //! - **Who answers.** The agent's event loop, through [`answer`], with the decider's control
 //!   methods (`crate::decide::control`). With no agent, the client side ([`route`]) takes the
 //!   state dir's lock (`crate::lock`) instead, so there is only ever one writer.
 
 use crate::config::Config;
 use crate::decide::{Action, Decider, Event, Now};
+use crate::fsread::ReadError;
 use crate::lock::{self, LockError, StateLock};
 use crate::report::format_unix;
 use serde::{Deserialize, Serialize};
 use std::io::{self, BufRead, Write};
 use std::net::IpAddr;
+use std::os::fd::AsRawFd;
 use std::os::unix::fs::{DirBuilderExt, FileTypeExt, MetadataExt, PermissionsExt};
 use std::os::unix::net::UnixStream as StdStream;
 use std::path::{Path, PathBuf};
@@ -37,20 +53,30 @@ use tracing::{debug, error, info, warn};
 /// Longest request line the agent reads; a longer one is refused. A request names a few hosts
 /// or addresses: 64 KiB is far more than any real one.
 pub const MAX_REQUEST: usize = 64 * 1024;
-/// A client must send its request and take its reply within this time, or it is dropped.
+/// A client must send its request within this time, and take its reply within this time, or it
+/// is dropped. The agent's own time to answer is not counted.
 pub const CLIENT_TIMEOUT: Duration = Duration::from_secs(5);
-/// Connections served at once; more are closed at once.
-pub const MAX_CLIENTS: usize = 8;
+/// Connections served at once; one more is answered "busy" and closed. Each costs a task and at
+/// most [`MAX_REQUEST`] bytes, and only root or the agent's user can connect at all.
+pub const MAX_CLIENTS: usize = 64;
 /// Longest reply a client reads (a status of thousands of records).
 pub const MAX_REPLY: u64 = 16 * 1024 * 1024;
-/// How long a client waits for the agent's reply.
-pub const REPLY_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a client waits for the agent's reply: longer than anything the agent does between
+/// two events (a reload that builds its HTTP clients, a state save on slow flash).
+pub const REPLY_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long a client waits for a state dir locked by a process that does not answer yet (an
 /// agent starting up, or a one-shot `update` finishing its requests).
 pub const HANDOFF_WAIT: Duration = Duration::from_secs(60);
+/// How long a starting agent waits for a state dir locked by a process that does not answer on
+/// the control socket: a one-shot `update` (pppd's ip-up at boot) finishing its requests.
+pub const AGENT_LOCK_WAIT: Duration = Duration::from_secs(30);
+/// Longest line of the agent's text shown on a terminal, in characters.
+const SHOWN_MAX: usize = 2000;
 pub const SOCKET_NAME: &str = "control";
 pub const DEFAULT_DIR: &str = "/run/dynhostd";
 
+// Display texts hold their cause in words; none is also given as `source`, so an error printer
+// that walks the chain does not print it twice.
 #[derive(Debug, thiserror::Error)]
 pub enum ControlError {
     #[error(transparent)]
@@ -67,43 +93,92 @@ pub enum ControlError {
         path: PathBuf,
         why: String,
     },
-    #[error("control socket {}: {source}", path.display())]
-    Io {
-        path: PathBuf,
-        #[source]
-        source: io::Error,
-    },
+    #[error("control socket {}: {cause}", path.display())]
+    Io { path: PathBuf, cause: io::Error },
     #[error("control socket {}: the agent's reply is not understood: {why}", path.display())]
     BadReply { path: PathBuf, why: String },
-    #[error("cannot write the state file {}: {source}", path.display())]
-    Save {
+    #[error("cannot write the state file {}: {cause}", path.display())]
+    Save { path: PathBuf, cause: io::Error },
+    /// The lock file (or the state dir) can't be read by this user.
+    #[error(
+        "cannot read the lock file {}: {cause}; run this as root or as the user the agent runs as",
+        path.display()
+    )]
+    Unreadable { path: PathBuf, cause: io::Error },
+    /// Someone other than root, the client or the state dir's owner serves the socket.
+    #[error(
+        "control socket {}: it is served by uid {uid} (pid {pid}), which is neither root, you, nor the owner of the state dir {}: refusing to talk to it (another user may have bound it first)",
+        path.display(),
+        state_dir.display()
+    )]
+    Impostor {
         path: PathBuf,
-        #[source]
-        source: io::Error,
+        uid: u32,
+        pid: i32,
+        state_dir: PathBuf,
     },
+    /// The agent that answered serves another state dir than the client's config names.
+    #[error(
+        "control socket {}: the agent that answers (pid {pid}) serves the state dir {}, not {}: give each agent its own `[state] control`",
+        path.display(),
+        theirs.display(),
+        ours.display()
+    )]
+    OtherAgent {
+        path: PathBuf,
+        pid: u32,
+        theirs: PathBuf,
+        ours: PathBuf,
+    },
+    /// The agent refused the request (busy, another state dir, a failed reload…); its words.
+    #[error("the agent (pid {pid}) refused: {why}")]
+    Refused { pid: u32, why: String },
+    /// The control socket's directory could be written by another user: the agent does not
+    /// start.
+    #[error("refusing the control socket's directory {0}")]
+    UntrustedDir(ReadError),
+    /// Another agent answers on the socket path: the agent does not start.
+    #[error(
+        "another process (pid {pid}) answers on the control socket {}: is a second agent configured with the same `[state] control`? Each agent needs its own",
+        path.display()
+    )]
+    Taken { path: PathBuf, pid: i32 },
 }
 
-/// One request, as sent on the socket.
+/// One request, as sent on the socket: the command, and the state dir of the client's config,
+/// so that an agent serving another one refuses it before doing anything.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Envelope {
+    pub state_dir: PathBuf,
+    pub request: Request,
+}
+
+/// One command. Commands without fields are written `Status {}` so that unknown fields are
+/// refused for them too (serde ignores extra fields of a tagged unit variant).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "command", rename_all = "kebab-case", deny_unknown_fields)]
 pub enum Request {
-    Status,
+    Status {},
     /// Lift the stops (and back-off) of these hosts; all with none.
     Retry {
         #[serde(default)]
         hosts: Vec<String>,
     },
     /// SIGUSR1's twin.
-    CheckNow,
+    CheckNow {},
     /// Addresses from pppd's ip-up (`update --ip`); none: decide now with what the WAN shows.
     Update {
         #[serde(default)]
         ips: Vec<IpAddr>,
     },
+    /// SIGHUP's twin: read the configuration again (`ovh rotate` after a new password).
+    Reload {},
 }
 
 /// The running agent's live status, as `status` gets it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct AgentStatus {
     pub pid: u32,
     pub state_dir: PathBuf,
@@ -116,24 +191,49 @@ pub struct AgentStatus {
     pub rows: Vec<serde_json::Value>,
 }
 
+/// Which agent answered: every reply says it, and the client checks it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Served {
+    pub pid: u32,
+    pub state_dir: PathBuf,
+}
+
 /// One reply.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Response {
+    pub agent: Served,
     /// False: the request was refused, or (update, retry) some record is not current nor on
     /// its way.
     pub ok: bool,
     /// What happened, one line per record or fact, for a person.
     #[serde(default)]
     pub lines: Vec<String>,
+    /// Set on a refusal: the request was not carried out (the lines say why).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub refused: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status: Option<AgentStatus>,
 }
 
 impl Response {
-    fn refused(why: impl Into<String>) -> Response {
+    fn refused(agent: &Served, why: impl Into<String>) -> Response {
         Response {
+            agent: agent.clone(),
             ok: false,
             lines: vec![why.into()],
+            refused: true,
+            status: None,
+        }
+    }
+
+    fn done(agent: &Served, ok: bool, lines: Vec<String>) -> Response {
+        Response {
+            agent: agent.clone(),
+            ok,
+            lines,
+            refused: false,
             status: None,
         }
     }
@@ -141,12 +241,17 @@ impl Response {
 
 /// Where the socket is for this config (see the module docs).
 pub fn socket_path(config: &Config) -> PathBuf {
-    default_socket(config.control_socket.as_deref())
+    default_socket(config.control_socket.as_deref(), &config.state_dir)
 }
 
-fn default_socket(configured: Option<&Path>) -> PathBuf {
+fn default_socket(configured: Option<&Path>, state_dir: &Path) -> PathBuf {
     if let Some(p) = configured {
         return p.to_path_buf();
+    }
+    // Another state dir is another agent: its socket goes with it, never to the shared default
+    // where it would take over (or be taken for) the default agent's.
+    if state_dir != Path::new(crate::config::DEFAULT_STATE_DIR) {
+        return state_dir.join(SOCKET_NAME);
     }
     // systemd may list several directories, separated by ':'; ours is the first.
     let runtime = std::env::var_os("RUNTIME_DIRECTORY").and_then(|v| {
@@ -160,13 +265,65 @@ fn default_socket(configured: Option<&Path>) -> PathBuf {
         .join(SOCKET_NAME)
 }
 
+/// Whether two state dir paths name the same directory: the same path, or (a link, another
+/// spelling) the same inode.
+pub fn same_dir(a: &Path, b: &Path) -> bool {
+    if a == b {
+        return true;
+    }
+    match (std::fs::metadata(a), std::fs::metadata(b)) {
+        (Ok(x), Ok(y)) => x.dev() == y.dev() && x.ino() == y.ino(),
+        _ => false,
+    }
+}
+
+fn euid() -> u32 {
+    // SAFETY: geteuid(2) cannot fail and touches no memory.
+    unsafe { libc::geteuid() }
+}
+
+/// The credentials of the process at the other end of a connected Unix socket, as the kernel
+/// recorded them at connect(2)/listen(2): they can't be forged by what is sent on it.
+fn peer_cred(fd: &impl AsRawFd) -> io::Result<libc::ucred> {
+    let mut cred = libc::ucred {
+        pid: 0,
+        uid: u32::MAX,
+        gid: u32::MAX,
+    };
+    let mut len = std::mem::size_of::<libc::ucred>() as libc::socklen_t;
+    // SAFETY: getsockopt(SO_PEERCRED) on a descriptor we own writes at most `len` bytes into
+    // `cred`, a live, properly sized ucred.
+    let rc = unsafe {
+        libc::getsockopt(
+            fd.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_PEERCRED,
+            (&mut cred as *mut libc::ucred).cast(),
+            &mut len,
+        )
+    };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(cred)
+}
+
+/// Cleans text that came over the socket before it reaches a terminal: control characters
+/// (escape sequences), bidi and other format characters become `?`, and it is cut.
+pub fn shown(text: &str) -> String {
+    crate::provider::server_text::clean(text, SHOWN_MAX)
+}
+
 // ---------------------------------------------------------------------------------------------
 // The agent's side.
 
 /// A whole request from a client, and where its reply goes.
 pub struct Incoming {
-    pub request: Request,
+    pub envelope: Envelope,
     reply: oneshot::Sender<Response>,
+    /// The agent as it started: its state dir is the one it holds the lock of, whatever a
+    /// reload has put in the config since.
+    me: Arc<Served>,
 }
 
 /// The agent's listening socket: its accept task, and the channel the event loop reads. The
@@ -180,9 +337,10 @@ pub struct Control {
 }
 
 impl Control {
-    /// Binds the socket (logging, not failing, when it can't: the agent's job goes on without
-    /// it) and starts accepting.
-    pub fn start(path: &Path) -> Control {
+    /// Binds the socket and starts accepting. A directory another user can write, or another
+    /// agent answering on the path, stops the agent (Err): its clients would reach the wrong
+    /// process. Any other failure is logged and the agent's job goes on without a socket.
+    pub fn start(path: &Path, state_dir: &Path) -> Result<Control, ControlError> {
         let (tx, rx) = mpsc::channel(MAX_CLIENTS);
         let mut control = Control {
             rx,
@@ -196,14 +354,19 @@ impl Control {
                     .map(|m| (m.dev(), m.ino()))
                     .unwrap_or((0, 0));
                 control.bound = Some((path.to_path_buf(), id.0, id.1));
-                control.accept = Some(tokio::spawn(accept_loop(listener, tx)));
+                let me = Arc::new(Served {
+                    pid: std::process::id(),
+                    state_dir: state_dir.to_path_buf(),
+                });
+                control.accept = Some(tokio::spawn(accept_loop(listener, tx, me)));
                 info!(path = %path.display(), "control socket ready (dynhostd status, retry, update)");
             }
+            Err(e @ (ControlError::UntrustedDir(_) | ControlError::Taken { .. })) => return Err(e),
             Err(e) => error!(
                 "no control socket ({e}): `dynhostd status`, `retry` and `update` cannot reach this agent"
             ),
         }
-        control
+        Ok(control)
     }
 
     /// The next whole request.
@@ -231,27 +394,31 @@ impl Drop for Control {
 }
 
 fn bind(path: &Path) -> Result<UnixListener, ControlError> {
-    let io_err = |source| ControlError::Io {
+    let io_err = |cause| ControlError::Io {
         path: path.to_path_buf(),
-        source,
+        cause,
     };
-    if let Some(dir) = path.parent()
-        && !dir.as_os_str().is_empty()
-        && !dir.exists()
-    {
+    let parent = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    if !parent.exists() {
         std::fs::DirBuilder::new()
             .recursive(true)
             .mode(0o755)
-            .create(dir)
+            .create(parent)
             .map_err(io_err)?;
     }
+    // Where another user can create entries, the path may already be theirs (a socket bound
+    // first, swapped in later): clients would talk to it as if to us.
+    crate::fsread::check_dir(parent).map_err(ControlError::UntrustedDir)?;
     match std::fs::symlink_metadata(path) {
         Ok(m) if m.file_type().is_socket() => {
-            if StdStream::connect(path).is_ok() {
-                return Err(io_err(io::Error::new(
-                    io::ErrorKind::AddrInUse,
-                    "another agent answers on it",
-                )));
+            if let Ok(probe) = StdStream::connect(path) {
+                return Err(ControlError::Taken {
+                    path: path.to_path_buf(),
+                    pid: peer_cred(&probe).map_or(0, |c| c.pid),
+                });
             }
             // Left by an agent that died: nobody listens.
             std::fs::remove_file(path).map_err(io_err)?;
@@ -267,10 +434,6 @@ fn bind(path: &Path) -> Result<UnixListener, ControlError> {
     }
     // Private from the first moment without touching the process-wide umask: bound inside a
     // fresh 0700 directory, made 0600, then renamed into place.
-    let parent = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
     let private = parent.join(format!(".control-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&private);
     std::fs::DirBuilder::new()
@@ -289,7 +452,12 @@ fn bind(path: &Path) -> Result<UnixListener, ControlError> {
     Ok(listener)
 }
 
-async fn accept_loop(listener: UnixListener, tx: mpsc::Sender<Incoming>) {
+/// Root, or the user the agent runs as: the only ones who may give it orders.
+fn trusted_client(uid: u32) -> bool {
+    uid == 0 || uid == euid()
+}
+
+async fn accept_loop(listener: UnixListener, tx: mpsc::Sender<Incoming>, me: Arc<Served>) {
     let slots = Arc::new(Semaphore::new(MAX_CLIENTS));
     loop {
         let stream = match listener.accept().await {
@@ -301,103 +469,216 @@ async fn accept_loop(listener: UnixListener, tx: mpsc::Sender<Incoming>) {
                 continue;
             }
         };
+        let uid = stream.peer_cred().map(|c| c.uid());
+        if !uid.as_ref().is_ok_and(|u| trusted_client(*u)) {
+            let who = uid.map_or_else(|e| format!("an unknown user ({e})"), |u| format!("uid {u}"));
+            warn!(
+                "control socket: refused a client running as {who}: only root and the agent's own user may use it"
+            );
+            refuse_now(
+                stream,
+                &Response::refused(
+                    &me,
+                    format!(
+                        "{who} may not use this socket: only root and the agent's own user may"
+                    ),
+                ),
+            );
+            continue;
+        }
         let Ok(slot) = slots.clone().try_acquire_owned() else {
-            debug!("control socket: {MAX_CLIENTS} clients already connected; closing a new one");
+            debug!("control socket: {MAX_CLIENTS} clients already connected; refusing one more");
+            refuse_now(
+                stream,
+                &Response::refused(
+                    &me,
+                    format!("the agent is busy: {MAX_CLIENTS} clients are connected; try again"),
+                ),
+            );
             continue;
         };
         let tx = tx.clone();
+        let me = me.clone();
         tokio::spawn(async move {
             let _slot = slot;
-            match tokio::time::timeout(CLIENT_TIMEOUT, serve(stream, tx)).await {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => debug!("control socket: client dropped: {e}"),
-                Err(_) => info!(
-                    "control socket: dropped a client that did not finish within {}s",
-                    CLIENT_TIMEOUT.as_secs()
-                ),
+            if let Err(e) = serve(stream, tx, me).await {
+                debug!("control socket: client dropped: {e}");
             }
         });
     }
 }
 
-/// One connection: read one bounded line, hand it to the event loop, write its reply.
-async fn serve(stream: UnixStream, tx: mpsc::Sender<Incoming>) -> io::Result<()> {
+/// A one-line refusal, written without waiting (a fresh connection's buffer holds it), then the
+/// connection is closed. What the client sent is read first, as far as it is there, so that
+/// closing does not turn the refusal into a reset at the client. Plain non-blocking syscalls on
+/// the descriptor: tokio's `try_*` would not even try before the reactor has seen it ready.
+fn refuse_now(stream: UnixStream, response: &Response) {
+    let Ok(stream) = stream.into_std() else {
+        return;
+    };
+    let mut buf = [0u8; 4096];
+    for _ in 0..16 {
+        match io::Read::read(&mut &stream, &mut buf) {
+            Ok(n) if n > 0 => {}
+            _ => break,
+        }
+    }
+    let mut text = serde_json::to_vec(response).unwrap_or_default();
+    text.push(b'\n');
+    let _ = (&stream).write_all(&text);
+}
+
+/// One connection: read one bounded line (within [`CLIENT_TIMEOUT`]), hand it to the event loop,
+/// wait for its answer as long as that takes, write the reply (within [`CLIENT_TIMEOUT`]).
+async fn serve(stream: UnixStream, tx: mpsc::Sender<Incoming>, me: Arc<Served>) -> io::Result<()> {
     let (read, mut write) = stream.into_split();
     let mut line = Vec::new();
     let limit = MAX_REQUEST as u64 + 1;
-    tokio::io::BufReader::new(read)
-        .take(limit)
-        .read_until(b'\n', &mut line)
-        .await?;
+    let mut reader = tokio::io::BufReader::new(read).take(limit);
+    match tokio::time::timeout(CLIENT_TIMEOUT, reader.read_until(b'\n', &mut line)).await {
+        Ok(read) => read?,
+        Err(_) => {
+            info!(
+                "control socket: dropped a client that did not finish sending its request within {}s",
+                CLIENT_TIMEOUT.as_secs()
+            );
+            return Ok(());
+        }
+    };
     let response = if line.len() as u64 >= limit && !line.ends_with(b"\n") {
         warn!("control socket: refused a request longer than {MAX_REQUEST} bytes");
-        Response::refused(format!(
-            "request too long: at most {MAX_REQUEST} bytes on one line"
-        ))
+        Response::refused(
+            &me,
+            format!("request too long: at most {MAX_REQUEST} bytes on one line"),
+        )
     } else if line.is_empty() {
         return Ok(());
     } else {
-        match serde_json::from_slice::<Request>(&line) {
-            Err(e) => Response::refused(format!("bad request: {e}")),
-            Ok(request) => {
+        match serde_json::from_slice::<Envelope>(&line) {
+            Err(e) => Response::refused(&me, format!("bad request: {e}")),
+            Ok(envelope) => {
                 let (reply, answer) = oneshot::channel();
-                if tx.send(Incoming { request, reply }).await.is_err() {
+                let incoming = Incoming {
+                    envelope,
+                    reply,
+                    me: me.clone(),
+                };
+                if tx.send(incoming).await.is_err() {
                     return Ok(());
                 }
+                // As long as the event loop takes: the request is being carried out, and the
+                // client (its own limit) is the one to give up, not us.
                 match answer.await {
                     Ok(r) => r,
-                    Err(_) => Response::refused("the agent is shutting down"),
+                    Err(_) => Response::refused(&me, "the agent is shutting down"),
                 }
             }
         }
     };
     let mut text = serde_json::to_vec(&response).unwrap_or_default();
     text.push(b'\n');
-    write.write_all(&text).await?;
-    write.shutdown().await
+    let written = async {
+        write.write_all(&text).await?;
+        write.shutdown().await
+    };
+    match tokio::time::timeout(CLIENT_TIMEOUT, written).await {
+        Ok(w) => w,
+        Err(_) => {
+            info!(
+                "control socket: dropped a client that did not finish taking its reply within {}s",
+                CLIENT_TIMEOUT.as_secs()
+            );
+            Ok(())
+        }
+    }
+}
+
+/// What the event loop does with a request: done (with the decider's actions), or a reload,
+/// which only the agent's shell can do; it then answers through [`PendingReload::done`].
+pub enum Answer {
+    Done(Vec<Action>),
+    Reload(PendingReload),
+}
+
+/// A `reload` request waiting for the agent to read its configuration again.
+pub struct PendingReload {
+    reply: oneshot::Sender<Response>,
+    me: Served,
+}
+
+impl PendingReload {
+    /// Answers the client: Ok(what was reloaded) or Err(why the running configuration stays).
+    pub fn done(self, outcome: Result<String, String>) {
+        let response = match outcome {
+            Ok(what) => Response::done(&self.me, true, vec![what]),
+            Err(why) => Response::refused(
+                &self.me,
+                format!("reload failed, the running configuration stays: {why}"),
+            ),
+        };
+        let _ = self.reply.send(response);
+    }
 }
 
 /// Answers one request in the agent's event loop: asks the decider, replies, and returns what
-/// the decider wants done.
-pub fn answer(decider: &mut Decider, incoming: Incoming, config: &Config, now: Now) -> Vec<Action> {
+/// the decider wants done. A request for another state dir than the agent's is refused
+/// untouched.
+pub fn answer(decider: &mut Decider, incoming: Incoming, config: &Config, now: Now) -> Answer {
     let now_unix = now.wall.0;
-    let (actions, response) = match incoming.request {
-        Request::Status => {
+    let Incoming {
+        envelope,
+        reply,
+        me,
+    } = incoming;
+    let me = Served::clone(&me);
+    if !same_dir(&envelope.state_dir, &me.state_dir) {
+        warn!(
+            "control: refused a request for the state dir {}: this agent serves {}",
+            shown(&envelope.state_dir.display().to_string()),
+            me.state_dir.display()
+        );
+        let _ = reply.send(Response::refused(
+            &me,
+            format!(
+                "this agent serves the state dir {}, not {}",
+                me.state_dir.display(),
+                envelope.state_dir.display()
+            ),
+        ));
+        return Answer::Done(Vec::new());
+    }
+    let (actions, response) = match envelope.request {
+        Request::Reload {} => {
+            info!("control: reload");
+            return Answer::Reload(PendingReload { reply, me });
+        }
+        Request::Status {} => {
             debug!("control: status");
             let live = decider.live_status(now);
             let rows = crate::report::status(config, &decider.state(now));
             let status = AgentStatus {
-                pid: std::process::id(),
-                state_dir: config.state_dir.clone(),
+                pid: me.pid,
+                state_dir: me.state_dir.clone(),
                 now: now_unix,
                 rows: agent_rows(&rows, &live, now_unix),
                 live,
             };
-            (
-                Vec::new(),
-                Response {
-                    ok: true,
-                    lines: Vec::new(),
-                    status: Some(status),
-                },
-            )
+            let mut response = Response::done(&me, true, Vec::new());
+            response.status = Some(status);
+            (Vec::new(), response)
         }
-        Request::CheckNow => {
+        Request::CheckNow {} => {
             info!("control: check-now: checking everything now");
             let actions = decider.on_event(Event::CheckNow, now);
             (
                 actions,
-                Response {
-                    ok: true,
-                    lines: vec!["checking everything now".into()],
-                    status: None,
-                },
+                Response::done(&me, true, vec!["checking everything now".into()]),
             )
         }
         Request::Retry { hosts } => {
             info!(hosts = ?hosts, "control: retry");
             match decider.retry(&hosts, now) {
-                Err(e) => (Vec::new(), Response::refused(e.to_string())),
+                Err(e) => (Vec::new(), Response::refused(&me, e.to_string())),
                 Ok(done) => {
                     let live = decider.live_status(now);
                     let mut lines: Vec<String> = done
@@ -413,39 +694,25 @@ pub fn answer(decider: &mut Decider, incoming: Incoming, config: &Config, now: N
                         hosts.is_empty() || hosts.contains(&r.hostname)
                     });
                     lines.extend(more);
-                    (
-                        done.actions,
-                        Response {
-                            ok: true,
-                            lines,
-                            status: None,
-                        },
-                    )
+                    (done.actions, Response::done(&me, true, lines))
                 }
             }
         }
         Request::Update { ips } => {
             info!(ips = ?ips, "control: update handed over");
             match decider.update_from(&ips, now) {
-                Err(e) => (Vec::new(), Response::refused(e.to_string())),
+                Err(e) => (Vec::new(), Response::refused(&me, e.to_string())),
                 Ok(actions) => {
                     let live = decider.live_status(now);
                     let (lines, ok) = describe(&live, &actions, now_unix, |_| true);
-                    (
-                        actions,
-                        Response {
-                            ok,
-                            lines,
-                            status: None,
-                        },
-                    )
+                    (actions, Response::done(&me, ok, lines))
                 }
             }
         }
     };
     // The client may have gone; its reply is then not needed.
-    let _ = incoming.reply.send(response);
-    actions
+    let _ = reply.send(response);
+    Answer::Done(actions)
 }
 
 /// The state file's rows with what only the running agent knows added to each.
@@ -612,16 +879,49 @@ impl Locations {
             None => PathBuf::from(crate::config::DEFAULT_STATE_DIR),
         };
         Some(Locations {
+            socket: default_socket(control.as_deref(), &state_dir),
             state_dir,
-            socket: default_socket(control.as_deref()),
         })
     }
+}
+
+/// A connection to the agent, its peer checked: root, this user, or the state dir's owner.
+pub struct AgentConn {
+    stream: StdStream,
+    /// The pid the kernel says is at the other end.
+    pub pid: u32,
+}
+
+/// Connects to the socket and checks who listens on it. Err(Ok(e)): nobody (yet) answers;
+/// Err(Err(e)): somebody does whom we must not talk to.
+fn connect(at: &Locations) -> Result<AgentConn, Result<io::Error, ControlError>> {
+    let stream = StdStream::connect(&at.socket).map_err(Ok)?;
+    let cred = peer_cred(&stream).map_err(|cause| {
+        Err(ControlError::Io {
+            path: at.socket.clone(),
+            cause,
+        })
+    })?;
+    // systemd's DynamicUser: the service's user is the one that owns its state dir.
+    let owner = std::fs::metadata(&at.state_dir).ok().map(|m| m.uid());
+    if cred.uid != 0 && cred.uid != euid() && Some(cred.uid) != owner {
+        return Err(Err(ControlError::Impostor {
+            path: at.socket.clone(),
+            uid: cred.uid,
+            pid: cred.pid,
+            state_dir: at.state_dir.clone(),
+        }));
+    }
+    Ok(AgentConn {
+        stream,
+        pid: u32::try_from(cred.pid).unwrap_or(0),
+    })
 }
 
 /// Who does the work for a command that writes the state.
 pub enum Route {
     /// An agent runs: talk to it on this connection.
-    Agent { pid: Option<u32>, stream: StdStream },
+    Agent(AgentConn),
     /// No agent: this process now holds the lock and may write the state itself.
     Alone(StateLock),
 }
@@ -630,42 +930,46 @@ pub enum Route {
 /// that does not answer (an agent starting up, another one-shot command) is waited for up to
 /// [`HANDOFF_WAIT`].
 pub fn route(at: &Locations) -> Result<Route, ControlError> {
-    let path = &at.socket;
     let deadline = Instant::now() + HANDOFF_WAIT;
     loop {
         match lock::acquire(&at.state_dir) {
             Ok(held) => return Ok(Route::Alone(held)),
-            Err(LockError::Held { pid, dir }) => match StdStream::connect(path) {
-                Ok(stream) => return Ok(Route::Agent { pid, stream }),
-                Err(e) if Instant::now() >= deadline => {
+            Err(LockError::Held { pid, dir }) => match connect(at) {
+                Ok(conn) => return Ok(Route::Agent(conn)),
+                Err(Err(refused)) => return Err(refused),
+                Err(Ok(e)) if Instant::now() >= deadline => {
                     return Err(ControlError::NoAnswer {
                         dir,
                         pid,
-                        path: path.clone(),
+                        path: at.socket.clone(),
                         why: e.to_string(),
                     });
                 }
-                Err(_) => std::thread::sleep(Duration::from_millis(100)),
+                Err(Ok(_)) => std::thread::sleep(Duration::from_millis(100)),
             },
             Err(e) => return Err(e.into()),
         }
     }
 }
 
-/// Connects to the running agent for `status`: None when no process holds the lock.
-pub fn connect_for_status(
-    at: &Locations,
-) -> Result<Option<(Option<u32>, StdStream)>, ControlError> {
-    let holder = lock::holder(&at.state_dir).map_err(|source| ControlError::Io {
+/// Who holds the state dir's lock: Err names the lock file when this user can't read it.
+fn holder(at: &Locations) -> Result<Option<Option<u32>>, ControlError> {
+    lock::holder(&at.state_dir).map_err(|cause| ControlError::Unreadable {
         path: at.state_dir.join(lock::FILE_NAME),
-        source,
-    })?;
-    let Some(pid) = holder else {
+        cause,
+    })
+}
+
+/// Connects to the running agent for `status` and `check-now`: None when no process holds the
+/// lock.
+pub fn connect_for_status(at: &Locations) -> Result<Option<AgentConn>, ControlError> {
+    let Some(pid) = holder(at)? else {
         return Ok(None);
     };
-    match StdStream::connect(&at.socket) {
-        Ok(s) => Ok(Some((pid, s))),
-        Err(e) => Err(ControlError::NoAnswer {
+    match connect(at) {
+        Ok(conn) => Ok(Some(conn)),
+        Err(Err(refused)) => Err(refused),
+        Err(Ok(e)) => Err(ControlError::NoAnswer {
             dir: at.state_dir.clone(),
             pid,
             path: at.socket.clone(),
@@ -674,35 +978,141 @@ pub fn connect_for_status(
     }
 }
 
-/// Sends one request and reads the reply.
-pub fn ask(stream: StdStream, request: &Request, path: &Path) -> Result<Response, ControlError> {
-    let io_err = |source| ControlError::Io {
+/// Sends one request for `at`'s state dir and reads the reply, waiting up to
+/// [`REPLY_TIMEOUT`]; Err when the agent that answered serves another state dir.
+pub fn ask(conn: AgentConn, request: Request, at: &Locations) -> Result<Response, ControlError> {
+    let path = &at.socket;
+    let io_err = |cause| ControlError::Io {
         path: path.to_path_buf(),
-        source,
+        cause,
     };
+    let stream = conn.stream;
     stream
         .set_read_timeout(Some(REPLY_TIMEOUT))
         .map_err(io_err)?;
     stream
         .set_write_timeout(Some(REPLY_TIMEOUT))
         .map_err(io_err)?;
-    let mut text = serde_json::to_vec(request).expect("a request serialises");
+    let envelope = Envelope {
+        state_dir: at.state_dir.clone(),
+        request,
+    };
+    let mut text = serde_json::to_vec(&envelope).expect("a request serialises");
     text.push(b'\n');
     (&stream).write_all(&text).map_err(io_err)?;
     let mut line = Vec::new();
     io::BufReader::new(io::Read::take(&stream, MAX_REPLY))
         .read_until(b'\n', &mut line)
-        .map_err(io_err)?;
+        .map_err(|e| match e.kind() {
+            io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => ControlError::BadReply {
+                path: path.to_path_buf(),
+                why: format!(
+                    "no answer within {}s (the request may still be carried out)",
+                    REPLY_TIMEOUT.as_secs()
+                ),
+            },
+            _ => io_err(e),
+        })?;
     if line.is_empty() {
         return Err(ControlError::BadReply {
             path: path.to_path_buf(),
             why: "it closed the connection without answering".into(),
         });
     }
-    serde_json::from_slice(&line).map_err(|e| ControlError::BadReply {
+    let reply: Response = serde_json::from_slice(&line).map_err(|e| ControlError::BadReply {
         path: path.to_path_buf(),
-        why: e.to_string(),
-    })
+        // serde's message may quote the text it choked on.
+        why: shown(&e.to_string()),
+    })?;
+    if !same_dir(&reply.agent.state_dir, &at.state_dir) {
+        return Err(ControlError::OtherAgent {
+            path: path.to_path_buf(),
+            pid: reply.agent.pid,
+            theirs: PathBuf::from(shown(&reply.agent.state_dir.display().to_string())),
+            ours: at.state_dir.clone(),
+        });
+    }
+    Ok(reply)
+}
+
+/// `ovh rotate`'s "read the config again": asks the running agent over its socket (never a
+/// signal to a pid read from a file: that pid may be a one-shot `update`, which would die of
+/// it). Some(pid) once the agent has reloaded; None when no process holds the lock (the next
+/// start reads the new config). A holder that does not answer (a one-shot command, an agent
+/// starting) is waited for up to [`HANDOFF_WAIT`].
+pub fn reload(at: &Locations) -> Result<Option<u32>, ControlError> {
+    let deadline = Instant::now() + HANDOFF_WAIT;
+    loop {
+        let Some(pid) = holder(at)? else {
+            return Ok(None);
+        };
+        match connect(at) {
+            Ok(conn) => {
+                let reply = ask(conn, Request::Reload {}, at)?;
+                if !reply.ok {
+                    return Err(ControlError::Refused {
+                        pid: reply.agent.pid,
+                        why: shown(&reply.lines.join("; ")),
+                    });
+                }
+                return Ok(Some(reply.agent.pid));
+            }
+            Err(Err(refused)) => return Err(refused),
+            Err(Ok(e)) if Instant::now() >= deadline => {
+                return Err(ControlError::NoAnswer {
+                    dir: at.state_dir.clone(),
+                    pid,
+                    path: at.socket.clone(),
+                    why: e.to_string(),
+                });
+            }
+            Err(Ok(_)) => std::thread::sleep(Duration::from_millis(100)),
+        }
+    }
+}
+
+/// The agent's lock, for `dynhostd run`. A lock held by a process that does not answer on the
+/// control socket is a one-shot `update` (pppd's ip-up at boot, while the service starts) or
+/// `retry`: waited for, up to [`AGENT_LOCK_WAIT`], rather than failing the start. A holder
+/// that answers is another agent: refused at once.
+pub async fn lock_for_agent(at: &Locations) -> Result<StateLock, LockError> {
+    let deadline = Instant::now() + AGENT_LOCK_WAIT;
+    let mut said = false;
+    loop {
+        match lock::acquire(&at.state_dir) {
+            Ok(held) => {
+                if said {
+                    info!(dir = %at.state_dir.display(), "the state dir's lock is ours now");
+                }
+                return Ok(held);
+            }
+            Err(LockError::Held { pid, dir }) => {
+                if StdStream::connect(&at.socket).is_ok() || Instant::now() >= deadline {
+                    return Err(if said {
+                        LockError::StillHeld {
+                            pid,
+                            dir,
+                            waited: AGENT_LOCK_WAIT,
+                        }
+                    } else {
+                        LockError::Held { pid, dir }
+                    });
+                }
+                if !said {
+                    info!(
+                        "the state dir {} is locked by pid {}, which does not answer on {}: a one-shot `dynhostd update` or `retry`; waiting up to {}s for it to finish",
+                        dir.display(),
+                        pid.map_or_else(|| "unknown".to_string(), |p| p.to_string()),
+                        at.socket.display(),
+                        AGENT_LOCK_WAIT.as_secs()
+                    );
+                    said = true;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(e) => return Err(e),
+        }
+    }
 }
 
 /// `dynhostd retry` with no agent: clears the stops (and back-off) of the named hosts' records
@@ -750,7 +1160,7 @@ pub fn retry_offline(
         changed = true;
     }
     if changed {
-        crate::state::save(&path, &state).map_err(|source| ControlError::Save { path, source })?;
+        crate::state::save(&path, &state).map_err(|cause| ControlError::Save { path, cause })?;
     }
     Ok(Ok(lines))
 }
@@ -795,6 +1205,12 @@ pub fn live_table(s: &AgentStatus) -> String {
             }),
         ]);
     }
+    // Everything in the table came over the socket: cleaned before it reaches the terminal.
+    for row in rows.iter_mut() {
+        for c in row.iter_mut() {
+            *c = shown(c);
+        }
+    }
     let mut widths = [0usize; 6];
     for row in &rows {
         for (w, c) in widths.iter_mut().zip(row) {
@@ -804,7 +1220,7 @@ pub fn live_table(s: &AgentStatus) -> String {
     let mut out = format!(
         "source: the running agent (pid {}, state dir {})\n",
         s.pid,
-        s.state_dir.display()
+        shown(&s.state_dir.display().to_string())
     );
     for row in &rows {
         let mut line = String::new();
@@ -830,7 +1246,11 @@ pub fn live_table(s: &AgentStatus) -> String {
             let _ = writeln!(
                 out,
                 "\n{}/{} is stopped after \"{}\": {}.\nOnce that is fixed (at the provider or in its [[host]] entry), run `dynhostd retry {}`.",
-                r.hostname, r.record, stop.reason, stop.fix, r.hostname
+                shown(&r.hostname),
+                shown(&r.record),
+                shown(&stop.reason),
+                shown(&stop.fix),
+                shown(&r.hostname)
             );
         }
     }
@@ -850,8 +1270,19 @@ fn reason(r: WakeReason) -> &'static str {
 }
 
 /// `status --json` from the agent: the rows, as from the state file plus the live fields.
+/// Its strings are cleaned like the table's: JSON escapes control characters, not bidi ones.
 pub fn live_json(s: &AgentStatus) -> serde_json::Value {
-    serde_json::Value::Array(s.rows.clone())
+    fn clean(v: &mut serde_json::Value) {
+        match v {
+            serde_json::Value::String(t) => *t = shown(t),
+            serde_json::Value::Array(a) => a.iter_mut().for_each(clean),
+            serde_json::Value::Object(o) => o.values_mut().for_each(clean),
+            _ => {}
+        }
+    }
+    let mut rows = serde_json::Value::Array(s.rows.clone());
+    clean(&mut rows);
+    rows
 }
 
 // --- What `status` shows of the running agent (the decider fills it in: decide/control.rs).
@@ -951,9 +1382,15 @@ mod tests {
         let meta = std::fs::metadata(&path).unwrap();
         assert!(meta.file_type().is_socket());
         assert_eq!(meta.mode() & 0o777, 0o600);
-        // A live agent answers on it: not taken over.
+        // A live agent answers on it: not taken over, and the other one's pid is named.
         let e = bind(&path).unwrap_err();
-        assert!(e.to_string().contains("another agent answers"), "{e}");
+        assert!(
+            e.to_string().contains(&format!(
+                "process (pid {}) answers on the control socket",
+                std::process::id()
+            )),
+            "{e}"
+        );
         // Left by a dead agent: replaced.
         drop(first);
         assert!(path.exists());
@@ -1025,7 +1462,9 @@ mod tests {
             }
         );
         let r: Request = serde_json::from_str(r#"{"command":"check-now"}"#).unwrap();
-        assert_eq!(r, Request::CheckNow);
+        assert_eq!(r, Request::CheckNow {});
+        let r: Request = serde_json::from_str(r#"{"command":"reload"}"#).unwrap();
+        assert_eq!(r, Request::Reload {});
         let r: Request =
             serde_json::from_str(r#"{"command":"update","ips":["203.0.113.5"]}"#).unwrap();
         assert_eq!(
@@ -1038,5 +1477,309 @@ mod tests {
         assert!(
             serde_json::from_str::<Request>(r#"{"command":"retry","hosts":[],"x":1}"#).is_err()
         );
+    }
+
+    /// Issue 20, item 16: an unknown field is refused with its name, for the commands without
+    /// fields too (serde ignores extra fields of a tagged unit variant), and around the command.
+    #[test]
+    fn unknown_fields_are_refused_everywhere() {
+        for line in [
+            r#"{"command":"status","verbose":true}"#,
+            r#"{"command":"check-now","force":1}"#,
+            r#"{"command":"reload","now":1}"#,
+        ] {
+            let e = serde_json::from_str::<Request>(line).unwrap_err();
+            assert!(e.to_string().contains("unknown field"), "{line}: {e}");
+        }
+        let ok: Envelope = serde_json::from_str(
+            r#"{"state_dir":"/var/lib/dynhostd","request":{"command":"status"}}"#,
+        )
+        .unwrap();
+        assert_eq!(ok.request, Request::Status {});
+        assert_eq!(ok.state_dir, Path::new("/var/lib/dynhostd"));
+        let e = serde_json::from_str::<Envelope>(
+            r#"{"state_dir":"/var/lib/dynhostd","request":{"command":"status"},"as":"root"}"#,
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("unknown field `as`"), "{e}");
+        // The state dir is not optional: an agent must know whose request it is.
+        assert!(serde_json::from_str::<Envelope>(r#"{"request":{"command":"status"}}"#).is_err());
+        // Replies too.
+        let e = serde_json::from_str::<Response>(
+            r#"{"agent":{"pid":1,"state_dir":"/x"},"ok":true,"extra":1}"#,
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("unknown field"), "{e}");
+    }
+
+    /// Issue 20, item 5: an agent with its own state dir gets its own socket by default; the
+    /// default state dir keeps the socket the systemd unit, OpenWrt and pppd hooks know.
+    #[test]
+    fn the_default_socket_follows_the_state_dir() {
+        assert_eq!(
+            default_socket(None, Path::new("/srv/b")),
+            Path::new("/srv/b/control")
+        );
+        assert_eq!(
+            default_socket(Some(Path::new("/run/x/control")), Path::new("/srv/b")),
+            Path::new("/run/x/control")
+        );
+        let default = default_socket(None, Path::new(crate::config::DEFAULT_STATE_DIR));
+        assert_eq!(default.file_name().unwrap(), SOCKET_NAME);
+        assert_ne!(
+            default.parent().unwrap(),
+            Path::new(crate::config::DEFAULT_STATE_DIR)
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = dir.path().join("c.toml");
+        std::fs::write(&cfg, "[state]\ndir = \"/srv/b\"\n").unwrap();
+        assert_eq!(
+            Locations::read(&cfg).unwrap().socket,
+            Path::new("/srv/b/control")
+        );
+    }
+
+    /// Issue 20, item 8: an error's Display holds its cause once, and the cause is not also its
+    /// `source` (an error printer walking the chain printed "Connection reset by peer" twice).
+    #[test]
+    fn errors_say_their_cause_once() {
+        let reset = || io::Error::from(io::ErrorKind::ConnectionReset);
+        let errors: Vec<Box<dyn std::error::Error>> = vec![
+            Box::new(ControlError::Io {
+                path: "/run/x/control".into(),
+                cause: reset(),
+            }),
+            Box::new(ControlError::Save {
+                path: "/x/state.json".into(),
+                cause: reset(),
+            }),
+            Box::new(ControlError::Lock(LockError::Io {
+                path: "/x/lock".into(),
+                cause: reset(),
+            })),
+            Box::new(LockError::Io {
+                path: "/x/lock".into(),
+                cause: reset(),
+            }),
+        ];
+        let cause = reset().to_string();
+        for e in errors {
+            let mut chain = e.to_string();
+            let mut next = e.source();
+            while let Some(s) = next {
+                chain += &format!(": {s}");
+                next = s.source();
+            }
+            assert_eq!(chain.matches(&cause).count(), 1, "{chain}");
+        }
+    }
+
+    /// Issue 20, item 6: what the agent says is shown cleaned: no escape sequence or bidi
+    /// control reaches the terminal, from the table or the JSON.
+    #[test]
+    fn text_from_the_socket_is_cleaned_for_the_terminal() {
+        let evil = "\u{1b}]0;pwned\u{7}\u{1b}[2J\u{202e}moc.elpmaxe";
+        let status = AgentStatus {
+            pid: 1,
+            state_dir: format!("/x{evil}").into(),
+            now: 0,
+            live: LiveStatus {
+                records: vec![LiveRecord {
+                    hostname: format!("h{evil}"),
+                    record: "A".into(),
+                    phase: Phase::Stopped,
+                    published: None,
+                    wan: None,
+                    in_flight: None,
+                    failures: 0,
+                    last_reply: None,
+                    next: None,
+                    stopped: Some(StopInfo {
+                        reason: format!("r{evil}"),
+                        fix: format!("f{evil}"),
+                    }),
+                }],
+                next_wake: None,
+            },
+            rows: vec![serde_json::json!({ "hostname": format!("h{evil}") })],
+        };
+        let table = live_table(&status);
+        let json = serde_json::to_string(&live_json(&status)).unwrap();
+        for out in [&table, &json, &shown(evil)] {
+            assert!(
+                !out.contains('\u{1b}') && !out.contains('\u{202e}') && !out.contains('\u{7}'),
+                "{out:?}"
+            );
+        }
+        assert!(table.contains("h?]0;pwned??[2J?moc.elpmaxe"), "{table}");
+    }
+
+    /// Issue 20, item 7: the agent's time to answer is not the client's time limit: a request
+    /// the event loop answers after longer than [`CLIENT_TIMEOUT`] still gets its reply.
+    #[tokio::test]
+    async fn a_busy_agent_still_answers() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(SOCKET_NAME);
+        let listener = bind(&path).unwrap();
+        let (tx, mut rx) = mpsc::channel(MAX_CLIENTS);
+        let me = Arc::new(Served {
+            pid: 1,
+            state_dir: dir.path().to_path_buf(),
+        });
+        let accept = tokio::spawn(accept_loop(listener, tx, me.clone()));
+        let at = Locations {
+            state_dir: dir.path().to_path_buf(),
+            socket: path.clone(),
+        };
+        let client = std::thread::spawn(move || {
+            let conn = connect(&at).map_err(|_| "connect").unwrap();
+            ask(conn, Request::CheckNow {}, &at)
+        });
+        // The event loop, busy for longer than a client may take to send its request.
+        let incoming = rx.recv().await.unwrap();
+        assert_eq!(incoming.envelope.request, Request::CheckNow {});
+        tokio::time::sleep(CLIENT_TIMEOUT + Duration::from_secs(1)).await;
+        let _ = incoming.reply.send(Response::done(
+            &me,
+            true,
+            vec!["checking everything now".into()],
+        ));
+        let reply = tokio::task::spawn_blocking(move || client.join().unwrap())
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(reply.ok, "{reply:?}");
+        assert_eq!(reply.lines, ["checking everything now"]);
+        accept.abort();
+    }
+
+    /// Issue 20, item 8: with every slot taken by a request the agent has not answered yet, one
+    /// more client is told the agent is busy (a reply, not a reset), and the others still get
+    /// their answers.
+    #[tokio::test]
+    async fn one_client_too_many_is_told_the_agent_is_busy() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(SOCKET_NAME);
+        let listener = bind(&path).unwrap();
+        let (tx, mut rx) = mpsc::channel(MAX_CLIENTS);
+        let me = Arc::new(Served {
+            pid: 1,
+            state_dir: dir.path().to_path_buf(),
+        });
+        let accept = tokio::spawn(accept_loop(listener, tx, me.clone()));
+        let at = Locations {
+            state_dir: dir.path().to_path_buf(),
+            socket: path,
+        };
+        let ask_one = |at: Locations| {
+            std::thread::spawn(move || {
+                let conn = connect(&at).map_err(|_| "connect").unwrap();
+                ask(conn, Request::Status {}, &at).unwrap()
+            })
+        };
+        let waiting: Vec<_> = (0..MAX_CLIENTS).map(|_| ask_one(at.clone())).collect();
+        let mut pending = Vec::new();
+        while pending.len() < MAX_CLIENTS {
+            pending.push(rx.recv().await.unwrap());
+        }
+        let extra = ask_one(at.clone());
+        let reply = tokio::task::spawn_blocking(move || extra.join().unwrap())
+            .await
+            .unwrap();
+        assert!(reply.refused && !reply.ok, "{reply:?}");
+        assert!(reply.lines[0].contains("the agent is busy"), "{reply:?}");
+        for p in pending {
+            let _ = p.reply.send(Response::done(&me, true, vec!["fine".into()]));
+        }
+        for w in waiting {
+            let r = tokio::task::spawn_blocking(move || w.join().unwrap())
+                .await
+                .unwrap();
+            assert_eq!(r.lines, ["fine"]);
+        }
+        accept.abort();
+    }
+
+    /// Issue 20, item 6: the agent serves only root and its own user, whatever the socket
+    /// file's mode lets through (here 0666). The other user is a thread of this test that
+    /// changed its own uid only (the raw syscall, unlike libc's setresuid, is per thread).
+    #[tokio::test]
+    async fn the_agent_refuses_a_client_of_another_user() {
+        if euid() != 0 {
+            let strict = std::env::var_os("CI").is_some()
+                || std::env::var("DYNHOSTD_TEST_STRICT").is_ok_and(|v| v == "1");
+            assert!(!strict, "needs root to connect as another user");
+            println!("SKIPPED the_agent_refuses_a_client_of_another_user: not root");
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(SOCKET_NAME);
+        let listener = bind(&path).unwrap();
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o666)).unwrap();
+        let (tx, mut rx) = mpsc::channel(MAX_CLIENTS);
+        let me = Arc::new(Served {
+            pid: 1,
+            state_dir: dir.path().to_path_buf(),
+        });
+        let accept = tokio::spawn(accept_loop(listener, tx, me));
+        let sock = path.clone();
+        let state_dir = dir.path().to_path_buf();
+        let reply = tokio::task::spawn_blocking(move || {
+            std::thread::spawn(move || {
+                // SAFETY: setresuid on this thread only; it touches no memory.
+                let rc = unsafe { libc::syscall(libc::SYS_setresuid, 65534, 65534, 65534) };
+                assert_eq!(rc, 0, "{}", io::Error::last_os_error());
+                let mut c = StdStream::connect(&sock).unwrap();
+                // Bounds a hang if the request got through (nobody answers it here).
+                c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+                let envelope = Envelope {
+                    state_dir,
+                    request: Request::CheckNow {},
+                };
+                let mut line = serde_json::to_vec(&envelope).unwrap();
+                line.push(b'\n');
+                c.write_all(&line).unwrap();
+                let mut reply = String::new();
+                let _ = io::Read::read_to_string(&mut c, &mut reply);
+                reply
+            })
+            .join()
+            .unwrap()
+        })
+        .await
+        .unwrap();
+        let reply: Response =
+            serde_json::from_str(&reply).unwrap_or_else(|e| panic!("{e}: {reply}"));
+        assert!(!reply.ok && reply.refused, "{reply:?}");
+        assert!(
+            reply.lines[0].contains("uid 65534 may not use this socket"),
+            "{reply:?}"
+        );
+        assert!(rx.try_recv().is_err(), "the request reached the event loop");
+        accept.abort();
+    }
+
+    /// Issue 20, item 9: `ovh rotate`'s reload never signals the pid in the lock file. Here the
+    /// lock is held by this very process (a one-shot `update`, as far as rotate can tell): a
+    /// SIGHUP would kill it. Once the holder lets go, there is no agent to reload.
+    #[test]
+    fn reload_never_signals_the_holder_of_the_lock() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().join("state");
+        let held = lock::acquire(&state).unwrap();
+        let at = Locations {
+            socket: dir.path().join(SOCKET_NAME),
+            state_dir: state,
+        };
+        let release = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(300));
+            drop(held);
+        });
+        assert_eq!(
+            crate::ovh::provision::reload_agent(&at).unwrap(),
+            crate::ovh::provision::Reload::NoAgent
+        );
+        release.join().unwrap();
     }
 }

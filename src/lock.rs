@@ -1,7 +1,9 @@
 //! One writer per state dir: the running agent (or a one-shot `update`/`retry` when no agent
 //! runs) holds an exclusive `flock` on `<state.dir>/lock` and writes its pid into it. The kernel
 //! drops the lock when the process dies, so a `kill -9` leaves nothing stale to clean up; the
-//! pid in the file is only a hint for the message, the lock is the truth.
+//! pid in the file is only a hint for the message, the lock is the truth (nothing ever signals
+//! it). The state dir must be one only root or the agent's own user can write: every writer
+//! comes through [`acquire`], which refuses any other.
 
 use std::fs::File;
 use std::io::{self, Read, Seek, Write};
@@ -11,17 +13,25 @@ use std::path::{Path, PathBuf};
 
 pub const FILE_NAME: &str = "lock";
 
+// The Display texts hold their cause in words; none is also given as `source`, so an error
+// printer that walks the chain does not print it twice.
 #[derive(Debug, thiserror::Error)]
 pub enum LockError {
     /// Another process holds the lock: an agent, or a one-shot command.
     #[error("another dynhostd (pid {}) holds the state dir {}: only one process may write it", pid.map_or_else(|| "unknown".to_string(), |p| p.to_string()), dir.display())]
     Held { pid: Option<u32>, dir: PathBuf },
-    #[error("cannot lock {}: {source}", path.display())]
-    Io {
-        path: PathBuf,
-        #[source]
-        source: io::Error,
+    /// A starting agent waited for a one-shot command's lock in vain.
+    #[error("the state dir {} is still locked by pid {} after {}s: only one process may write it, and that one does not finish", dir.display(), pid.map_or_else(|| "unknown".to_string(), |p| p.to_string()), waited.as_secs())]
+    StillHeld {
+        pid: Option<u32>,
+        dir: PathBuf,
+        waited: std::time::Duration,
     },
+    #[error("cannot lock {}: {cause}", path.display())]
+    Io { path: PathBuf, cause: io::Error },
+    /// The state dir is one another user could change: nothing is written in it.
+    #[error("refusing the state dir {0}")]
+    Untrusted(crate::fsread::ReadError),
 }
 
 /// The held lock; dropping it (or the process ending) releases it.
@@ -74,12 +84,14 @@ fn read_pid(file: &mut File) -> Option<u32> {
 }
 
 /// Takes the exclusive lock of `dir` (created 0700 if missing) without waiting, and writes our
-/// pid into it. [`LockError::Held`] names the holder when another process has it.
+/// pid into it. A `dir` that another user could write (see `crate::fsread::check_dir`) is
+/// refused with [`LockError::Untrusted`], or [`LockError::Held`] when a process holds its lock
+/// (the caller then talks to it and writes nothing). [`LockError::Held`] names the holder when another process has it.
 pub fn acquire(dir: &Path) -> Result<StateLock, LockError> {
     let path = dir.join(FILE_NAME);
-    let io_err = |source| LockError::Io {
+    let io_err = |cause| LockError::Io {
         path: path.clone(),
-        source,
+        cause,
     };
     if !dir.exists() {
         std::fs::DirBuilder::new()
@@ -87,6 +99,20 @@ pub fn acquire(dir: &Path) -> Result<StateLock, LockError> {
             .mode(0o700)
             .create(dir)
             .map_err(io_err)?;
+    }
+    // Every writer (the agent, a one-shot `update` or `retry`) comes through here first: a
+    // directory another user can write is refused before anything is created or written in it.
+    // Unless someone already holds its lock: then nothing is written here, the caller only
+    // talks to the holder (root's `dynhostd retry` to the agent of systemd's dynamic user, whose
+    // state dir that user owns).
+    if let Err(e) = crate::fsread::check_dir(dir) {
+        if let Ok(Some(pid)) = holder(dir) {
+            return Err(LockError::Held {
+                pid,
+                dir: dir.to_path_buf(),
+            });
+        }
+        return Err(LockError::Untrusted(e));
     }
     let mut file = std::fs::OpenOptions::new()
         .read(true)
@@ -166,6 +192,28 @@ mod tests {
         assert_eq!(holder(&state).unwrap(), None);
         let again = acquire(&state).unwrap();
         drop(again);
+    }
+
+    /// Issue 20, item 2: a state dir another user could write is refused before anything is
+    /// created or locked in it, saying why.
+    #[test]
+    fn a_state_dir_others_can_write_is_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().join("state");
+        std::fs::create_dir(&state).unwrap();
+        std::fs::set_permissions(&state, std::fs::Permissions::from_mode(0o1777)).unwrap();
+        match acquire(&state) {
+            Err(e @ LockError::Untrusted(_)) => {
+                let msg = e.to_string();
+                assert!(msg.contains("writable by every user"), "{msg}");
+                assert!(msg.contains(&state.display().to_string()), "{msg}");
+            }
+            other => panic!("expected Untrusted, got {other:?}"),
+        }
+        assert!(!state.join(FILE_NAME).exists(), "nothing created in it");
+        std::fs::set_permissions(&state, std::fs::Permissions::from_mode(0o700)).unwrap();
+        drop(acquire(&state).unwrap());
     }
 
     #[test]

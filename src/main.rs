@@ -289,7 +289,8 @@ fn main() -> ExitCode {
 fn print_reply(from: &str, reply: &control::Response) -> ExitCode {
     println!("{from}:");
     for l in &reply.lines {
-        println!("  {l}");
+        // From the socket: cleaned of escape sequences and bidi controls before the terminal.
+        println!("  {}", control::shown(l));
     }
     if reply.ok {
         ExitCode::SUCCESS
@@ -304,41 +305,45 @@ fn locations(config: &Path) -> Option<control::Locations> {
 }
 
 /// The running agent, or the state dir's lock. Err(exit code) for a config that can't even say
-/// where its state dir is (the full load names the key and line).
-fn route(config: &Path) -> anyhow::Result<Result<control::Route, ExitCode>> {
-    let Some(at) = locations(config) else {
-        return Ok(Err(match load_config(config) {
-            Ok(c) => return Ok(Ok(control::route(&control::Locations::of(&c))?)),
-            Err(code) => code,
-        }));
+/// where its state dir is (the full load names the key and line), or a state dir another user
+/// could write (refused like a config error).
+fn route(config: &Path) -> anyhow::Result<Result<(control::Route, control::Locations), ExitCode>> {
+    let at = match locations(config) {
+        Some(at) => at,
+        None => match load_config(config) {
+            Ok(c) => control::Locations::of(&c),
+            Err(code) => return Ok(Err(code)),
+        },
     };
-    Ok(Ok(control::route(&at)?))
+    match control::route(&at) {
+        Ok(r) => Ok(Ok((r, at))),
+        Err(e @ control::ControlError::Lock(dynhostd::lock::LockError::Untrusted(_))) => {
+            eprintln!("dynhostd: {e}");
+            Ok(Err(ExitCode::from(2)))
+        }
+        Err(e) => Err(e.into()),
+    }
 }
 
-fn agent_name(pid: Option<u32>) -> String {
-    format!(
-        "the running agent (pid {})",
-        pid.map_or_else(|| "unknown".to_string(), |p| p.to_string())
-    )
+fn agent_name(pid: u32) -> String {
+    format!("the running agent (pid {pid})")
 }
 
 /// `update` while an agent runs: the addresses go to it; it sends, or says why not.
 fn hand_update(
-    config: &Path,
-    pid: Option<u32>,
-    stream: std::os::unix::net::UnixStream,
+    at: &control::Locations,
+    conn: control::AgentConn,
     ips: Vec<IpAddr>,
     force: bool,
 ) -> anyhow::Result<ExitCode> {
-    let who = agent_name(pid);
+    let who = agent_name(conn.pid);
     if force {
         eprintln!(
             "dynhostd: --force is not handed to {who}: it sends only what changed; stop it first to force a re-send"
         );
         return Ok(ExitCode::from(2));
     }
-    let at = locations(config).context("the config file changed")?;
-    let reply = control::ask(stream, &control::Request::Update { ips }, &at.socket)?;
+    let reply = control::ask(conn, control::Request::Update { ips }, at)?;
     Ok(print_reply(&who, &reply))
 }
 
@@ -346,12 +351,12 @@ fn hand_update(
 fn retry(path: &Path, hosts: Vec<String>) -> anyhow::Result<ExitCode> {
     match route(path)? {
         Err(code) => Ok(code),
-        Ok(control::Route::Agent { pid, stream }) => {
-            let at = locations(path).context("the config file changed")?;
-            let reply = control::ask(stream, &control::Request::Retry { hosts }, &at.socket)?;
-            Ok(print_reply(&agent_name(pid), &reply))
+        Ok((control::Route::Agent(conn), at)) => {
+            let who = agent_name(conn.pid);
+            let reply = control::ask(conn, control::Request::Retry { hosts }, &at)?;
+            Ok(print_reply(&who, &reply))
         }
-        Ok(control::Route::Alone(lock)) => {
+        Ok((control::Route::Alone(lock), _)) => {
             let config = match load_config(path) {
                 Ok(c) => c,
                 Err(code) => return Ok(code),
@@ -385,9 +390,10 @@ fn check_now(path: &Path) -> anyhow::Result<ExitCode> {
         return Ok(load_config(path).err().unwrap_or(ExitCode::from(2)));
     };
     match control::connect_for_status(&at)? {
-        Some((pid, stream)) => {
-            let reply = control::ask(stream, &control::Request::CheckNow, &at.socket)?;
-            Ok(print_reply(&agent_name(pid), &reply))
+        Some(conn) => {
+            let who = agent_name(conn.pid);
+            let reply = control::ask(conn, control::Request::CheckNow {}, &at)?;
+            Ok(print_reply(&who, &reply))
         }
         None => {
             eprintln!(
@@ -399,22 +405,38 @@ fn check_now(path: &Path) -> anyhow::Result<ExitCode> {
     }
 }
 
-/// `dynhostd status` from the running agent; None when there is none (or it does not answer:
-/// then said on stderr), and the state file is shown instead. Needs only where the agent is,
-/// not the secrets (see `control::Locations`).
+/// `dynhostd status` from the running agent; None when there is none (or it does not answer,
+/// or is busy: then said on stderr), and the state file is shown instead. Needs only where the
+/// agent is, not the secrets (see `control::Locations`). An agent that must not be trusted (see
+/// `control::ControlError::Impostor`, `OtherAgent`) or a lock file this user can't read is an
+/// error.
 fn status_from_agent(path: &Path, json: bool) -> anyhow::Result<Option<ExitCode>> {
+    use control::ControlError as E;
     let Some(at) = locations(path) else {
         return Ok(None);
     };
-    let stream = match control::connect_for_status(&at) {
-        Ok(Some((_, stream))) => stream,
-        Ok(None) => return Ok(None),
-        Err(e) => {
-            eprintln!("dynhostd: {e}: showing the state file instead");
-            return Ok(None);
-        }
+    let fallback = |e: &dyn std::fmt::Display| {
+        eprintln!("dynhostd: {e}: showing the state file instead");
+        Ok(None)
     };
-    let reply = control::ask(stream, &control::Request::Status, &at.socket)?;
+    let conn = match control::connect_for_status(&at) {
+        Ok(Some(conn)) => conn,
+        Ok(None) => return Ok(None),
+        Err(e @ (E::NoAnswer { .. } | E::Io { .. })) => return fallback(&e),
+        Err(e) => return Err(e.into()),
+    };
+    let pid = conn.pid;
+    let reply = match control::ask(conn, control::Request::Status {}, &at) {
+        Ok(r) if r.refused => {
+            let why = control::shown(&r.lines.join("; "));
+            return fallback(&format!(
+                "the running agent (pid {pid}) did not answer: {why}"
+            ));
+        }
+        Ok(r) => r,
+        Err(e @ (E::BadReply { .. } | E::Io { .. })) => return fallback(&e),
+        Err(e) => return Err(e.into()),
+    };
     let live = reply
         .status
         .context("the agent's status reply holds no status")?;
@@ -444,8 +466,19 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
                 dry_run,
                 config_path: Some(config_path),
             };
-            runtime()?.block_on(agent::run(config, opts, shutdown_signal()))?;
-            Ok(ExitCode::SUCCESS)
+            match runtime()?.block_on(agent::run(config, opts, shutdown_signal())) {
+                // A state dir or socket directory another user could write, or a socket another
+                // agent answers on: the setup is wrong, like a config error.
+                Err(
+                    e @ (agent::AgentError::Lock(dynhostd::lock::LockError::Untrusted(_))
+                    | agent::AgentError::Control(_)),
+                ) => {
+                    eprintln!("dynhostd: {e}");
+                    Ok(ExitCode::from(2))
+                }
+                Err(e) => Err(e.into()),
+                Ok(()) => Ok(ExitCode::SUCCESS),
+            }
         }
         Command::Update {
             config: path,
@@ -482,9 +515,9 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
                 None
             } else {
                 match route(&path.config)? {
-                    Ok(control::Route::Alone(lock)) => Some(lock),
-                    Ok(control::Route::Agent { pid, stream }) => {
-                        return hand_update(&path.config, pid, stream, ips, force);
+                    Ok((control::Route::Alone(lock), _)) => Some(lock),
+                    Ok((control::Route::Agent(conn), at)) => {
+                        return hand_update(&at, conn, ips, force);
                     }
                     Err(code) => return Ok(code),
                 }
@@ -529,6 +562,24 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
                 Ok(c) => c,
                 Err(code) => return Ok(code),
             };
+            // A state dir this user can't read would show every record as unknown: say what
+            // is unreadable instead. Opened without blocking (a FIFO in its place).
+            {
+                use std::os::unix::fs::OpenOptionsExt;
+                let opened = std::fs::OpenOptions::new()
+                    .read(true)
+                    .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+                    .open(config.state_file());
+                if let Err(e) = opened
+                    && e.kind() == std::io::ErrorKind::PermissionDenied
+                {
+                    eprintln!(
+                        "dynhostd: cannot read the state file {}: {e}; run this as root or as the user the agent runs as",
+                        config.state_file().display()
+                    );
+                    return Ok(ExitCode::from(1));
+                }
+            }
             let source = format!(
                 "source: the state file {} (no agent answered)",
                 config.state_file().display()

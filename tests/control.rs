@@ -570,7 +570,9 @@ fn root_reaches_the_socket_of_an_agent_running_as_another_user() {
             let _ = self.0.wait();
         }
     }
-    let sock = run.join("control");
+    // Not the default state dir: its socket goes with it (RUNTIME_DIRECTORY serves the
+    // default state dir's agent, the one the systemd unit runs), so no two agents share one.
+    let sock = svc.join("control");
     let deadline = Instant::now() + LONG;
     while !sock.exists() {
         let text = std::fs::read_to_string(&log).unwrap_or_default();
@@ -585,8 +587,8 @@ fn root_reaches_the_socket_of_an_agent_running_as_another_user() {
     assert_eq!(meta.uid(), NOBODY, "the socket is the service user's");
     assert_eq!(meta.mode() & 0o777, 0o600);
 
-    // Root, with neither RUNTIME_DIRECTORY nor CREDENTIALS_DIRECTORY: the socket is named in
-    // the config here, as `/run/dynhostd/control` (systemd's RuntimeDirectory) is by default.
+    // Root, with neither RUNTIME_DIRECTORY nor CREDENTIALS_DIRECTORY, finds the same socket;
+    // here it is also named in the config, as `[state] control` may name it.
     let text = std::fs::read_to_string(&cfg).unwrap().replace(
         "[state]\n",
         &format!("[state]\ncontrol = \"{}\"\n", sock.display()),
@@ -651,6 +653,20 @@ fn a_reload_does_not_move_the_state_away_from_the_lock() {
             .unwrap();
             agent.signal("HUP");
             agent.wait_log("[state] changes take effect at the next start");
+            // It still serves (and says it serves) the state dir whose lock it holds.
+            let mut c = UnixStream::connect(setup.control_path()).unwrap();
+            c.set_read_timeout(Some(LONG)).unwrap();
+            writeln!(
+                c,
+                "{{\"state_dir\":\"{old_dir}\",\"request\":{{\"command\":\"status\"}}}}"
+            )
+            .unwrap();
+            let mut reply = String::new();
+            c.read_to_string(&mut reply).unwrap();
+            let reply: serde_json::Value = serde_json::from_str(&reply).unwrap();
+            assert_eq!(reply["ok"], true, "{reply}");
+            assert_eq!(reply["agent"]["state_dir"], old_dir.as_str(), "{reply}");
+            assert_eq!(reply["status"]["state_dir"], old_dir.as_str(), "{reply}");
 
             readdress("203.0.113.10", "203.0.113.11");
             s.wait_for_requests_blocking(2, LONG).unwrap();
@@ -664,4 +680,505 @@ fn a_reload_does_not_move_the_state_away_from_the_lock() {
             assert!(!elsewhere.join("state.json").exists(), "an unlocked writer");
         },
     );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Issue 20, "Trust before reach": who may use the socket, which directories are refused, which
+// agent answers, and what a busy or starting agent does.
+
+/// A config with only what these tests need: `[state] dir` (and `control` when given), a WAN
+/// that does not exist in the namespace (nothing is published), and a host that is never sent.
+fn bare_config(path: &Path, state_dir: &Path, control: Option<&Path>) {
+    let control = control.map_or(String::new(), |c| {
+        format!("control = \"{}\"\n", c.display())
+    });
+    std::fs::write(
+        path,
+        format!(
+            "[wan]\ninterface = \"ppp0\"\n\n[state]\ndir = \"{}\"\n{control}\n[verify]\ninterval = \"0\"\n\n\
+             [[host]]\n{HOME}\nserver = \"http://127.0.0.1:9/nic/update\"\n",
+            state_dir.display()
+        ),
+    )
+    .unwrap();
+}
+
+/// `dynhostd ARGS --config CONFIG`: (status, stdout, stderr).
+fn run_with(config: &Path, args: &[&str]) -> (std::process::ExitStatus, String, String) {
+    let out = Command::new(BIN)
+        .args(args)
+        .arg("--config")
+        .arg(config)
+        .env_remove("DYNHOSTD_LOG")
+        .env_remove("RUNTIME_DIRECTORY")
+        .output()
+        .unwrap();
+    (
+        out.status,
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// `dynhostd run --config CONFIG`, its log in `log`: an [`Agent`] (killed when dropped).
+fn spawn_run(config: &Path, log: &Path) -> Agent {
+    let child = Command::new(BIN)
+        .args(["run", "--config"])
+        .arg(config)
+        .env("DYNHOSTD_LOG", AGENT_LOG)
+        .env_remove("RUNTIME_DIRECTORY")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(log).unwrap())
+        .spawn()
+        .unwrap();
+    Agent {
+        child,
+        log: log.to_path_buf(),
+    }
+}
+
+/// Item 2: a state dir or a socket directory another user could write stops the agent before
+/// it starts (exit 2, saying which and why); `update` refuses it too and sends nothing.
+#[test]
+fn an_untrusted_state_dir_or_socket_dir_stops_the_agent() {
+    in_netns(
+        "an_untrusted_state_dir_or_socket_dir_stops_the_agent",
+        || {
+            let s = standin_https();
+            let setup = Setup::new();
+            setup.write_config(&s, Some("ppp0"), &[HOME]);
+            let state = setup.state_path().parent().unwrap().to_path_buf();
+            std::fs::create_dir(&state).unwrap();
+            let mode = |p: &Path, m: u32| {
+                std::fs::set_permissions(p, std::fs::Permissions::from_mode(m)).unwrap()
+            };
+
+            // Writable by every user, sticky like /tmp: refused all the same.
+            mode(&state, 0o1777);
+            let agent = setup
+                .cmd(&["run"])
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap();
+            let (status, err) = wait_exit(agent);
+            assert_eq!(status.code(), Some(2), "{err}");
+            assert!(
+                err.contains(&format!("refusing the state dir {}", state.display()))
+                    && err.contains("writable by every user"),
+                "{err}"
+            );
+            let (st, out, err) = setup.run(&["update"]);
+            assert_eq!(st.code(), Some(2), "{out}{err}");
+            assert!(err.contains("refusing the state dir"), "{err}");
+            assert!(!state.join("lock").exists(), "nothing written in it");
+
+            // The state dir is fine, the socket's directory is not.
+            mode(&state, 0o700);
+            mode(setup.dir.path(), 0o1777);
+            let agent = setup
+                .cmd(&["run"])
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap();
+            let (status, err) = wait_exit(agent);
+            assert_eq!(status.code(), Some(2), "{err}");
+            assert!(
+                err.contains(&format!(
+                    "refusing the control socket's directory {}",
+                    setup.dir.path().display()
+                )) && err.contains("writable by every user"),
+                "{err}"
+            );
+            assert!(!setup.control_path().exists());
+            assert_eq!(s.request_count(), 0);
+            mode(setup.dir.path(), 0o700);
+        },
+    );
+}
+
+/// Item 5: two agents with their own state dirs and no `[state] control` get their own sockets,
+/// and each command reaches its own config's agent; an agent never takes over a socket another
+/// answers on; and a client whose socket is answered by an agent of another state dir refuses
+/// the answer, while that agent refuses the request untouched.
+#[test]
+fn each_state_dir_has_its_own_agent_on_the_socket() {
+    in_netns("each_state_dir_has_its_own_agent_on_the_socket", || {
+        // The default socket's directory is /run/dynhostd: a private /run, so that nothing here
+        // (or a regression) touches the host's.
+        sh("mount -t tmpfs tmpfs /run");
+        let top = tempfile::tempdir().unwrap();
+        let dir = |n: &str| top.path().join(n);
+        for n in ["a", "b", "c", "e"] {
+            bare_config(&dir(&format!("{n}.toml")), &dir(n), None);
+        }
+        let a = spawn_run(&dir("a.toml"), &dir("a.log"));
+        a.wait_log("control socket ready");
+        a.wait_log("started");
+        let b = spawn_run(&dir("b.toml"), &dir("b.log"));
+        b.wait_log("control socket ready");
+        b.wait_log("started");
+        assert!(dir("a").join("control").exists() && dir("b").join("control").exists());
+
+        for (name, agent) in [("a", &a), ("b", &b)] {
+            let (st, out, err) = run_with(&dir(&format!("{name}.toml")), &["status"]);
+            assert!(st.success(), "{out}{err}");
+            assert!(
+                out.contains(&format!(
+                    "source: the running agent (pid {}, state dir {})",
+                    agent.child.id(),
+                    dir(name).display()
+                )),
+                "{name}: {out}"
+            );
+        }
+
+        // A third agent told to use a's socket does not take it over.
+        bare_config(&dir("c.toml"), &dir("c"), Some(&dir("a").join("control")));
+        let c = setup_less_exit(&dir("c.toml"));
+        assert_eq!(c.0.code(), Some(2), "{}", c.1);
+        assert!(
+            c.1.contains(&format!(
+                "another process (pid {}) answers on the control socket {}",
+                a.child.id(),
+                dir("a").join("control").display()
+            )),
+            "{}",
+            c.1
+        );
+        let (st, out, _) = run_with(&dir("a.toml"), &["status"]);
+        assert!(
+            st.success() && out.contains(&format!("pid {}", a.child.id())),
+            "{out}"
+        );
+
+        // A client of state dir e whose socket is a's: e's lock is held (say, by an agent
+        // starting), a answers, and the answer is refused.
+        bare_config(&dir("e.toml"), &dir("e"), Some(&dir("a").join("control")));
+        let _held = dynhostd::lock::acquire(&dir("e")).unwrap();
+        for args in [&["status"][..], &["update"], &["retry"]] {
+            let (st, out, err) = run_with(&dir("e.toml"), args);
+            assert_eq!(st.code(), Some(1), "{args:?}: {out}{err}");
+            assert!(
+                err.contains(&format!(
+                    "serves the state dir {}, not {}",
+                    dir("a").display(),
+                    dir("e").display()
+                )),
+                "{args:?}: {err}"
+            );
+        }
+        a.wait_log("control: refused a request for the state dir");
+        let log = a.log();
+        assert!(
+            !log.contains("control: update handed over") && !log.contains("control: retry"),
+            "{log}"
+        );
+        assert!(a.stop().0.success());
+        assert!(b.stop().0.success());
+    });
+}
+
+/// `dynhostd run --config CONFIG` expected to exit by itself: (status, stderr).
+fn setup_less_exit(config: &Path) -> (std::process::ExitStatus, String) {
+    let child = Command::new(BIN)
+        .args(["run", "--config"])
+        .arg(config)
+        .env_remove("DYNHOSTD_LOG")
+        .env_remove("RUNTIME_DIRECTORY")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_exit(child)
+}
+
+/// Item 6: a socket bound by another user (here a whole dynhostd agent running as `nobody`,
+/// at the path root's config names, while root's state dir is locked as by an agent starting)
+/// is not talked to: root's `update` and `status` refuse it, naming its uid, and the impostor
+/// never sees a request.
+#[test]
+fn a_socket_served_by_another_user_is_refused() {
+    let test = "a_socket_served_by_another_user_is_refused";
+    if !root_prerequisite(test) {
+        return;
+    }
+    const NOBODY: u32 = 65534;
+    let top = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(top.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let theirs = top.path().join("theirs");
+    let sockdir = top.path().join("sock");
+    for d in [&theirs, &sockdir] {
+        std::fs::create_dir(d).unwrap();
+        std::os::unix::fs::chown(d, Some(NOBODY), Some(NOBODY)).unwrap();
+        std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o700)).unwrap();
+    }
+    let sock = sockdir.join("control");
+    let imp_cfg = top.path().join("impostor.toml");
+    bare_config(&imp_cfg, &theirs, Some(&sock));
+    std::fs::set_permissions(&imp_cfg, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let log = top.path().join("impostor.log");
+    let impostor = Command::new("unshare")
+        .args(["-n", "--", "setpriv"])
+        .arg(format!("--reuid={NOBODY}"))
+        .arg(format!("--regid={NOBODY}"))
+        .args(["--clear-groups", "--"])
+        .arg(BIN)
+        .args(["run", "--config"])
+        .arg(&imp_cfg)
+        .env_clear()
+        .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+        .env("DYNHOSTD_LOG", "debug")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let impostor = Agent {
+        child: impostor,
+        log,
+    };
+    impostor.wait_log("control socket ready");
+
+    // Root's own state dir, locked as by its agent starting up.
+    let ours = top.path().join("ours");
+    let root_cfg = top.path().join("root.toml");
+    bare_config(&root_cfg, &ours, Some(&sock));
+    let _held = dynhostd::lock::acquire(&ours).unwrap();
+    for args in [
+        &["update", "--ip", "203.0.113.5"][..],
+        &["status"],
+        &["check-now"],
+    ] {
+        let (st, out, err) = run_with(&root_cfg, args);
+        assert_eq!(st.code(), Some(1), "{args:?}: {out}{err}");
+        assert!(
+            err.contains(&format!("it is served by uid {NOBODY}"))
+                && err.contains("refusing to talk to it"),
+            "{args:?}: {err}"
+        );
+        assert!(!out.contains("the running agent"), "{out}");
+    }
+    let log = impostor.log();
+    assert!(
+        !log.contains("control:"),
+        "the impostor saw a request:\n{log}"
+    );
+}
+
+/// Item 8: idle connections (more than the old limit of 8) do not keep other clients out.
+#[test]
+fn idle_connections_do_not_keep_clients_out() {
+    in_netns("idle_connections_do_not_keep_clients_out", || {
+        if !netns::tun_available("idle_connections_do_not_keep_clients_out") {
+            return;
+        }
+        let s = standin_https();
+        let setup = Setup::new();
+        setup.write_config(&s, Some("ppp0"), &[HOME]);
+        ppp0("203.0.113.10", "10.64.0.1");
+        let agent = setup.start_agent(&[]);
+        s.wait_for_requests_blocking(1, LONG).unwrap();
+        agent.wait_log("updated home.example.com/A");
+        let idle: Vec<UnixStream> = (0..16)
+            .map(|_| UnixStream::connect(setup.control_path()).unwrap())
+            .collect();
+        let (st, out, err) = setup.run(&["status"]);
+        assert!(st.success(), "{out}{err}");
+        assert!(out.contains("source: the running agent"), "{out}{err}");
+        let (st, out, err) = setup.run(&["update"]);
+        assert!(st.success(), "{out}{err}");
+        assert!(
+            out.contains("home.example.com/A: 203.0.113.10 is already published"),
+            "{out}"
+        );
+        drop(idle);
+        assert!(agent.stop().0.success());
+    });
+}
+
+/// Item 8: an agent that holds the lock but does not answer (closes at once) is no reason for
+/// `status` to fail: it shows the state file, saying why.
+#[test]
+fn status_falls_back_to_the_state_file_when_the_agent_does_not_answer() {
+    let setup = Setup::new();
+    setup.write_config_full(
+        Some("ppp0"),
+        "300ms",
+        "",
+        "",
+        &[format!(
+            "{HOME}\nserver = \"http://127.0.0.1:9/nic/update\""
+        )],
+    );
+    let state = setup.state_path().parent().unwrap().to_path_buf();
+    let _held = dynhostd::lock::acquire(&state).unwrap();
+    let listener = std::os::unix::net::UnixListener::bind(setup.control_path()).unwrap();
+    let mute = std::thread::spawn(move || {
+        // Takes each connection and closes it unread, as an overloaded or dying agent may.
+        for conn in listener.incoming().take(2) {
+            drop(conn);
+        }
+    });
+    for args in [&["status"][..], &["status", "--json"]] {
+        let (st, out, err) = setup.run(args);
+        assert!(st.success(), "{args:?}: {out}{err}");
+        assert!(err.contains("showing the state file instead"), "{err}");
+        assert!(
+            out.contains("source: the state file") || out.contains("\"source\": \"state-file\""),
+            "{out}"
+        );
+    }
+    mute.join().unwrap();
+}
+
+/// Item 9: `reload` on the socket reads the config again, and says how it went: refused, with
+/// the reason, when the new config is wrong (the running one stays).
+#[test]
+fn reload_over_the_socket_says_how_it_went() {
+    in_netns("reload_over_the_socket_says_how_it_went", || {
+        let s = standin_https();
+        let setup = Setup::new();
+        setup.write_config(&s, Some("ppp0"), &[HOME]);
+        let agent = setup.start_agent(&[]);
+        let ask = |line: String| {
+            let mut c = UnixStream::connect(setup.control_path()).unwrap();
+            c.set_read_timeout(Some(LONG)).unwrap();
+            c.write_all(line.as_bytes()).unwrap();
+            let mut reply = String::new();
+            c.read_to_string(&mut reply).unwrap();
+            serde_json::from_str::<serde_json::Value>(&reply)
+                .unwrap_or_else(|e| panic!("{e}: {reply}"))
+        };
+        let state = setup.state_path().parent().unwrap().display().to_string();
+        let reload =
+            format!("{{\"state_dir\":\"{state}\",\"request\":{{\"command\":\"reload\"}}}}\n");
+        let reply = ask(reload.clone());
+        assert_eq!(reply["ok"], true, "{reply}");
+        assert_eq!(reply["agent"]["pid"], agent.child.id(), "{reply}");
+        agent.wait_log("configuration reloaded");
+
+        let good = std::fs::read_to_string(setup.config_path()).unwrap();
+        std::fs::write(
+            setup.config_path(),
+            good.replace("[wan]", "[wan]\nbogus = 1"),
+        )
+        .unwrap();
+        let reply = ask(reload);
+        assert_eq!(reply["ok"], false, "{reply}");
+        let said = reply["lines"].to_string();
+        assert!(
+            said.contains("reload failed") && said.contains("bogus"),
+            "{said}"
+        );
+        agent.wait_log("reload failed, keeping the running configuration");
+        std::fs::write(setup.config_path(), good).unwrap();
+        assert!(agent.stop().0.success());
+    });
+}
+
+/// Item 10: at boot pppd's ip-up runs a one-shot `update` while the service starts. The agent
+/// waits for its lock (saying so) instead of exiting 1, and takes over once it is done.
+#[test]
+fn the_agent_waits_for_a_one_shot_update_that_holds_the_lock() {
+    in_netns(
+        "the_agent_waits_for_a_one_shot_update_that_holds_the_lock",
+        || {
+            if !netns::tun_available("the_agent_waits_for_a_one_shot_update_that_holds_the_lock") {
+                return;
+            }
+            let s = standin_https();
+            // The first request hangs until the one-shot's own timeout (3 s) gives up.
+            s.fail_next(1, standin::Fault::hang());
+            let setup = Setup::new();
+            setup.write_config(&s, Some("ppp0"), &[HOME]);
+            ppp0("203.0.113.10", "10.64.0.1");
+            let update = setup
+                .cmd(&["update"])
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap();
+            s.wait_for_requests_blocking(1, LONG).unwrap();
+
+            let mut agent = setup.spawn_agent_env(&[], &[]);
+            agent.wait_log("a one-shot `dynhostd update` or `retry`; waiting up to 30s");
+            let (status, err) = wait_exit(update);
+            assert_eq!(status.code(), Some(1), "the hung request failed: {err}");
+            agent.wait_log("the state dir's lock is ours now");
+            agent.wait_log("started");
+            assert!(agent.running());
+            // The one-shot saved its failure before letting go: the agent starts from it (backing
+            // off), and it alone answers now.
+            let rows = status_json(&setup);
+            assert_eq!(rows[0]["source"], "agent", "{rows}");
+            assert_eq!(rows[0]["pid"], agent.child.id(), "{rows}");
+            assert_eq!(rows[0]["phase"], "backing-off", "{rows}");
+            assert!(rows[0]["failures"].as_u64() >= Some(1), "{rows}");
+            assert!(agent.stop().0.success());
+        },
+    );
+}
+
+/// Item 17: `status` by a user who cannot read the state dir says what it cannot read and
+/// exits 1, rather than showing every record as unknown.
+#[test]
+fn status_says_what_it_cannot_read() {
+    let test = "status_says_what_it_cannot_read";
+    if !root_prerequisite(test) {
+        return;
+    }
+    let top = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(top.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let state = top.path().join("state");
+    std::fs::create_dir(&state).unwrap();
+    std::fs::write(state.join("lock"), "").unwrap();
+    std::fs::write(state.join("state.json"), "{}").unwrap();
+    std::fs::set_permissions(
+        state.join("state.json"),
+        std::fs::Permissions::from_mode(0o600),
+    )
+    .unwrap();
+    let cfg = top.path().join("config.toml");
+    bare_config(&cfg, &state, Some(&top.path().join("control")));
+    std::fs::set_permissions(&cfg, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let as_nobody = || {
+        let out = Command::new("setpriv")
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+            .arg(BIN)
+            .args(["status", "--config"])
+            .arg(&cfg)
+            .env_remove("DYNHOSTD_LOG")
+            .output()
+            .unwrap();
+        (
+            out.status,
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    // The state dir itself is closed to others.
+    std::fs::set_permissions(&state, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let (st, out, err) = as_nobody();
+    assert_eq!(st.code(), Some(1), "{out}{err}");
+    assert!(
+        err.contains(&format!(
+            "cannot read the lock file {}",
+            state.join("lock").display()
+        )),
+        "{err}"
+    );
+    assert!(!err.contains("control socket"), "{err}");
+    // The dir can be searched, the lock read, the state file not.
+    std::fs::set_permissions(&state, std::fs::Permissions::from_mode(0o711)).unwrap();
+    let (st, out, err) = as_nobody();
+    assert_eq!(st.code(), Some(1), "{out}{err}");
+    assert!(
+        err.contains(&format!(
+            "cannot read the state file {}",
+            state.join("state.json").display()
+        )),
+        "{err}"
+    );
+    assert!(!out.contains("unknown"), "{out}");
 }

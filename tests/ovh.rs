@@ -263,8 +263,8 @@ fn auth_provision_run_rotate_end_to_end() {
             "{reqs:?}"
         );
 
-        // 4. Rotate: the agent holds <state.dir>/lock with its pid (contract 3), so rotate
-        // knows whom to send SIGHUP.
+        // 4. Rotate: the agent holds <state.dir>/lock, and rotate asks it to reload over its
+        // control socket (never a signal to the pid in the lock file).
         assert_eq!(
             dynhostd::lock::holder(&env.dir.path().join("state")).unwrap(),
             Some(Some(agent.0.id()))
@@ -273,7 +273,10 @@ fn auth_provision_run_rotate_end_to_end() {
         let (ok, out, err) = env.ovh(&["rotate", "home.example.com"]);
         assert!(ok, "{out}{err}");
         assert!(
-            out.contains(&format!("SIGHUP to pid {}", agent.0.id())),
+            out.contains(&format!(
+                "agent (pid {}): configuration reloaded",
+                agent.0.id()
+            )),
             "{out}"
         );
         let new_password = env.fake.logins()[0].password.clone();

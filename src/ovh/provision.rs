@@ -1238,8 +1238,8 @@ fn too_many(what: &'static str, zone: &str, count: usize) -> Result<(), Provisio
 /// What `rotate` did with the running agent.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Reload {
-    /// SIGHUP sent to this pid.
-    Signalled(u32),
+    /// The agent with this pid read its configuration again (asked over its control socket).
+    Reloaded(u32),
     /// No agent holds the lock: the next start reads the new password.
     NoAgent,
 }
@@ -1250,7 +1250,7 @@ pub enum Reload {
 ///    temporary file is removed and the old password (file and login) is untouched; if the
 ///    answer is lost (timeout, 5xx), the file is kept and the error says how to finish;
 /// 3. the new file is renamed over the old one (atomic): from here on a restart reads it;
-/// 4. the running agent is told to reload (SIGHUP). Until then it still holds the old password:
+/// 4. the running agent is told to reload (over its control socket). Until then it still holds the old password:
 ///    an update in that window gets `401` and stops the host, and the reload (a changed
 ///    password) lets it go again.
 pub async fn rotate(
@@ -1321,10 +1321,10 @@ pub async fn rotate(
         host.login,
         dest.display()
     ));
-    let reload = reload_agent(&config.state_dir)?;
+    let reload = reload_agent(&crate::control::Locations::of(config))?;
     match reload {
-        Reload::Signalled(pid) => s.steps.say(format!(
-            "agent: sent SIGHUP to pid {pid}: it reads the new password now"
+        Reload::Reloaded(pid) => s.steps.say(format!(
+            "agent (pid {pid}): configuration reloaded: it uses the new password now"
         )),
         Reload::NoAgent => s
             .steps
@@ -1333,34 +1333,19 @@ pub async fn rotate(
     Ok(reload)
 }
 
-/// Tells the running agent to read its config again. The agent holds `<state.dir>/lock` with
-/// its pid inside (contract 3); [`crate::lock::holder`] says whether anyone holds it, and who.
-pub fn reload_agent(state_dir: &Path) -> Result<Reload, ProvisionError> {
-    let path = state_dir.join(crate::lock::FILE_NAME);
-    let pid = match crate::lock::holder(state_dir) {
-        Ok(None) => return Ok(Reload::NoAgent),
-        Ok(Some(Some(pid))) if pid > 1 => pid,
-        Ok(Some(_)) => {
-            return Err(ProvisionError::Io {
-                what: "an agent holds, with no pid in it,",
-                path: path.display().to_string(),
-                message: "send it SIGHUP by hand (systemctl reload dynhostd)".into(),
-            });
-        }
-        Err(e) => return Err(io_err("cannot read", &path)(e)),
-    };
-    // SAFETY: kill with a positive pid read from the lock file and a constant signal.
-    if unsafe { libc::kill(pid as libc::pid_t, libc::SIGHUP) } != 0 {
-        return Err(ProvisionError::Io {
-            what: "cannot signal the agent, pid from",
-            path: path.display().to_string(),
-            message: format!(
-                "{}; send it SIGHUP by hand (systemctl reload dynhostd)",
-                std::io::Error::last_os_error()
-            ),
-        });
+/// Tells the running agent to read its config again, over its control socket
+/// ([`crate::control::reload`]): never a signal to a pid read from the lock file, which may be a
+/// one-shot `update` that a SIGHUP would kill before it saves its state.
+pub fn reload_agent(at: &crate::control::Locations) -> Result<Reload, ProvisionError> {
+    match crate::control::reload(at) {
+        Ok(Some(pid)) => Ok(Reload::Reloaded(pid)),
+        Ok(None) => Ok(Reload::NoAgent),
+        Err(e) => Err(ProvisionError::Io {
+            what: "the new password is in place, but the agent was not reloaded through",
+            path: at.socket.display().to_string(),
+            message: format!("{e}; reload it by hand (systemctl reload dynhostd)"),
+        }),
     }
-    Ok(Reload::Signalled(pid))
 }
 
 /// Asks OVH to apply the zone's changed records (DynHost records take effect only then).
@@ -1517,6 +1502,10 @@ mod tests {
     #[test]
     fn no_lock_file_means_no_agent() {
         let d = tempfile_dir().join("nolock");
-        assert_eq!(reload_agent(&d).unwrap(), Reload::NoAgent);
+        let at = crate::control::Locations {
+            socket: d.join("control"),
+            state_dir: d,
+        };
+        assert_eq!(reload_agent(&at).unwrap(), Reload::NoAgent);
     }
 }
