@@ -108,12 +108,21 @@ enum Command {
         http: bool,
     },
     /// Set up the DynHost side over the OVH API: a consumer key, logins, records, passwords.
+    #[cfg(feature = "ovh-api")]
     Ovh {
         /// Configuration file (also after the subcommand: `ovh provision H --config F`).
         #[arg(long, short = 'c', env = "DYNHOSTD_CONFIG", default_value = config::DEFAULT_PATH, global = true)]
         config: PathBuf,
         #[command(subcommand)]
         command: dynhostd::ovh::cli::OvhCommand,
+    },
+    /// Not in this build (a static router build): the OVH API set-up commands. Run them on a
+    /// workstation with a full build; the router needs only the `[[host]]` entry they write.
+    #[cfg(not(feature = "ovh-api"))]
+    #[command(hide = true)]
+    Ovh {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
+        args: Vec<std::ffi::OsString>,
     },
     /// Man pages and shell completions from this CLI definition, for packagers
     /// (contrib/build-static). Hidden: not something a user runs. Left out of the size-tuned
@@ -455,7 +464,17 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
     match command {
         #[cfg(feature = "generate")]
         Command::Generate { what } => generate(what),
+        #[cfg(feature = "ovh-api")]
         Command::Ovh { config, command } => Ok(dynhostd::ovh::cli::run(&config, command)),
+        #[cfg(not(feature = "ovh-api"))]
+        Command::Ovh { .. } => {
+            eprintln!(
+                "dynhostd: this build leaves out the `ovh` commands (a static router build, \
+                 without the ovh-api feature): run `dynhostd ovh …` on a machine with a full \
+                 build, then copy the [[host]] entry and its password file here"
+            );
+            Ok(ExitCode::from(2))
+        }
         Command::Run { config, dry_run } => {
             let config_path = config.config;
             let config = match load_config(&config_path).and_then(require_host) {

@@ -3,6 +3,9 @@
 //! router to a running agent in a namespace, the errors a user meets, and that no secret ever
 //! shows in output or logs.
 
+// The `ovh` commands are the `ovh-api` feature (default on).
+#![cfg(feature = "ovh-api")]
+
 #[path = "support/cli.rs"]
 mod cli;
 #[path = "support/fake_ovh.rs"]
