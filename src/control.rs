@@ -1614,23 +1614,37 @@ mod tests {
         assert!(table.contains("h?]0;pwned??[2J?moc.elpmaxe"), "{table}");
     }
 
+    /// The agent's side of a socket in `dir`, as `run` starts it: what reaches the event loop,
+    /// who the agent says it is, the accept loop, and where a client finds it.
+    fn serving(
+        dir: &Path,
+    ) -> (
+        mpsc::Receiver<Incoming>,
+        Arc<Served>,
+        tokio::task::JoinHandle<()>,
+        Locations,
+    ) {
+        let path = dir.join(SOCKET_NAME);
+        let listener = bind(&path).unwrap();
+        let (tx, rx) = mpsc::channel(MAX_CLIENTS);
+        let me = Arc::new(Served {
+            pid: 1,
+            state_dir: dir.to_path_buf(),
+        });
+        let accept = tokio::spawn(accept_loop(listener, tx, me.clone()));
+        let at = Locations {
+            state_dir: dir.to_path_buf(),
+            socket: path,
+        };
+        (rx, me, accept, at)
+    }
+
     /// Issue 20, item 7: the agent's time to answer is not the client's time limit: a request
     /// the event loop answers after longer than [`CLIENT_TIMEOUT`] still gets its reply.
     #[tokio::test]
     async fn a_busy_agent_still_answers() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join(SOCKET_NAME);
-        let listener = bind(&path).unwrap();
-        let (tx, mut rx) = mpsc::channel(MAX_CLIENTS);
-        let me = Arc::new(Served {
-            pid: 1,
-            state_dir: dir.path().to_path_buf(),
-        });
-        let accept = tokio::spawn(accept_loop(listener, tx, me.clone()));
-        let at = Locations {
-            state_dir: dir.path().to_path_buf(),
-            socket: path.clone(),
-        };
+        let (mut rx, me, accept, at) = serving(dir.path());
         let client = std::thread::spawn(move || {
             let conn = connect(&at).map_err(|_| "connect").unwrap();
             ask(conn, Request::CheckNow {}, &at)
@@ -1659,18 +1673,7 @@ mod tests {
     #[tokio::test]
     async fn one_client_too_many_is_told_the_agent_is_busy() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join(SOCKET_NAME);
-        let listener = bind(&path).unwrap();
-        let (tx, mut rx) = mpsc::channel(MAX_CLIENTS);
-        let me = Arc::new(Served {
-            pid: 1,
-            state_dir: dir.path().to_path_buf(),
-        });
-        let accept = tokio::spawn(accept_loop(listener, tx, me.clone()));
-        let at = Locations {
-            state_dir: dir.path().to_path_buf(),
-            socket: path,
-        };
+        let (mut rx, me, accept, at) = serving(dir.path());
         let ask_one = |at: Locations| {
             std::thread::spawn(move || {
                 let conn = connect(&at).map_err(|_| "connect").unwrap();

@@ -4,28 +4,18 @@
 //! Each is refused with exit 2, naming the file, the line and the key; the sane neighbours of
 //! each are still accepted.
 
-use std::path::Path;
-use std::process::Command;
+#[path = "support/check.rs"]
+mod check;
 
-const BIN: &str = env!("CARGO_BIN_EXE_dynhostd");
+use check::check_config;
+use std::path::Path;
+
 const HOST: &str =
     "[[host]]\nhostname = \"home.example.com\"\nlogin = \"example.com-home\"\npassword = \"p\"\n";
 
 /// `check` on `text`: (exit code, stderr).
 fn check(dir: &Path, text: &str) -> (Option<i32>, String) {
-    let cfg = dir.join("c.toml");
-    std::fs::write(&cfg, text).unwrap();
-    let out = Command::new(BIN)
-        .arg("check")
-        .arg("--config")
-        .arg(&cfg)
-        .env_remove("DYNHOSTD_LOG")
-        .output()
-        .unwrap();
-    (
-        out.status.code(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    check_config(dir, text)
 }
 
 /// A host whose `key = value` is the fifth line.

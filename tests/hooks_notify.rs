@@ -2,6 +2,8 @@
 //! documented environment (and never through a shell), and the systemd notify protocol
 //! (READY, RELOADING, STOPPING, WATCHDOG) spoken to a socket the test listens on.
 
+#[path = "support/check.rs"]
+mod check;
 #[path = "support/cli.rs"]
 mod cli;
 #[path = "support/netns.rs"]
@@ -9,6 +11,7 @@ mod netns;
 #[path = "support/standin.rs"]
 mod standin;
 
+use check::check_config;
 use cli::*;
 use netns::{in_netns, sh, wait_for};
 use standin::Fault;
@@ -424,22 +427,9 @@ fn a_hook_this_machine_cannot_run_is_a_config_error() {
         (file("truncated", b"\x7fELF\x02\x01", 0o755), "truncated"),
     ];
     let check = |hook: &Path| {
-        let cfg = d.join("c.toml");
-        std::fs::write(
-            &cfg,
-            format!("[[host]]\n{HOME}\nexec = \"{}\"\n", hook.display()),
-        )
-        .unwrap();
-        let out = std::process::Command::new(BIN)
-            .arg("check")
-            .arg("--config")
-            .arg(&cfg)
-            .env_remove("DYNHOSTD_LOG")
-            .output()
-            .unwrap();
-        (
-            out.status.code(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
+        check_config(
+            d,
+            &format!("[[host]]\n{HOME}\nexec = \"{}\"\n", hook.display()),
         )
     };
     for (hook, why) in &bad {
