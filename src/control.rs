@@ -277,11 +277,6 @@ pub fn same_dir(a: &Path, b: &Path) -> bool {
     }
 }
 
-fn euid() -> u32 {
-    // SAFETY: geteuid(2) cannot fail and touches no memory.
-    unsafe { libc::geteuid() }
-}
-
 /// The credentials of the process at the other end of a connected Unix socket, as the kernel
 /// recorded them at connect(2)/listen(2): they can't be forged by what is sent on it.
 fn peer_cred(fd: &impl AsRawFd) -> io::Result<libc::ucred> {
@@ -452,9 +447,10 @@ fn bind(path: &Path) -> Result<UnixListener, ControlError> {
     Ok(listener)
 }
 
-/// Root, or the user the agent runs as: the only ones who may give it orders.
+/// Root, or the user the agent runs as: the only ones who may give it orders (the same two
+/// that may own its files).
 fn trusted_client(uid: u32) -> bool {
-    uid == 0 || uid == euid()
+    crate::fsread::trusted_uid(uid)
 }
 
 async fn accept_loop(listener: UnixListener, tx: mpsc::Sender<Incoming>, me: Arc<Served>) {
@@ -904,7 +900,7 @@ fn connect(at: &Locations) -> Result<AgentConn, Result<io::Error, ControlError>>
     })?;
     // systemd's DynamicUser: the service's user is the one that owns its state dir.
     let owner = std::fs::metadata(&at.state_dir).ok().map(|m| m.uid());
-    if cred.uid != 0 && cred.uid != euid() && Some(cred.uid) != owner {
+    if cred.uid != 0 && cred.uid != crate::fsread::euid() && Some(cred.uid) != owner {
         return Err(Err(ControlError::Impostor {
             path: at.socket.clone(),
             uid: cred.uid,
@@ -1708,7 +1704,7 @@ mod tests {
     /// changed its own uid only (the raw syscall, unlike libc's setresuid, is per thread).
     #[tokio::test]
     async fn the_agent_refuses_a_client_of_another_user() {
-        if euid() != 0 {
+        if crate::fsread::euid() != 0 {
             let strict = std::env::var_os("CI").is_some()
                 || std::env::var("DYNHOSTD_TEST_STRICT").is_ok_and(|v| v == "1");
             assert!(!strict, "needs root to connect as another user");

@@ -200,7 +200,8 @@ pub fn check_dir(path: &Path) -> Result<(), ReadError> {
     Ok(())
 }
 
-fn euid() -> u32 {
+/// The user dynhostd runs as (root, or systemd's dynamic user): with root, the one trusted owner.
+pub(crate) fn euid() -> u32 {
     // SAFETY: geteuid(2) cannot fail and touches no memory.
     unsafe { libc::geteuid() }
 }
@@ -212,7 +213,7 @@ fn egid() -> u32 {
 
 /// Root, or the user the agent runs as (systemd's dynamic user owns its own state and
 /// credentials).
-fn trusted_uid(uid: u32) -> bool {
+pub(crate) fn trusted_uid(uid: u32) -> bool {
     uid == 0 || uid == euid()
 }
 
