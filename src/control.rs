@@ -995,7 +995,15 @@ pub fn ask(conn: AgentConn, request: Request, at: &Locations) -> Result<Response
     };
     let mut text = serde_json::to_vec(&envelope).expect("a request serialises");
     text.push(b'\n');
-    (&stream).write_all(&text).map_err(io_err)?;
+    // The agent may answer before it reads (one client too many, or a client it refuses) and
+    // close: the write then fails with EPIPE, yet its answer is there to read. Only without
+    // one is the failed write the error.
+    let sent = (&stream).write_all(&text);
+    if let Err(e) = &sent
+        && e.kind() != io::ErrorKind::BrokenPipe
+    {
+        return Err(io_err(sent.unwrap_err()));
+    }
     let mut line = Vec::new();
     io::BufReader::new(io::Read::take(&stream, MAX_REPLY))
         .read_until(b'\n', &mut line)
@@ -1010,9 +1018,12 @@ pub fn ask(conn: AgentConn, request: Request, at: &Locations) -> Result<Response
             _ => io_err(e),
         })?;
     if line.is_empty() {
-        return Err(ControlError::BadReply {
-            path: path.to_path_buf(),
-            why: "it closed the connection without answering".into(),
+        return Err(match sent {
+            Err(e) => io_err(e),
+            Ok(()) => ControlError::BadReply {
+                path: path.to_path_buf(),
+                why: "it closed the connection without answering".into(),
+            },
         });
     }
     let reply: Response = serde_json::from_slice(&line).map_err(|e| ControlError::BadReply {
@@ -1699,6 +1710,34 @@ mod tests {
         accept.abort();
     }
 
+    /// An agent that answers before reading (busy, or a client it refuses) and closes: the
+    /// client's write fails with EPIPE, and it still reports the agent's answer rather than
+    /// "Broken pipe".
+    #[test]
+    fn an_answer_given_before_the_request_was_read_is_still_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(SOCKET_NAME);
+        let listener = std::os::unix::net::UnixListener::bind(&path).unwrap();
+        let me = Served {
+            pid: 1,
+            state_dir: dir.path().to_path_buf(),
+        };
+        let at = Locations {
+            state_dir: dir.path().to_path_buf(),
+            socket: path,
+        };
+        let conn = connect(&at).map_err(|_| "connect").unwrap();
+        let (mut s, _) = listener.accept().unwrap();
+        let mut text = serde_json::to_vec(&Response::refused(&me, "the agent is busy")).unwrap();
+        text.push(b'\n');
+        s.write_all(&text).unwrap();
+        // Closed with the request unread: the client's write below fails with EPIPE.
+        drop(s);
+        let reply = ask(conn, Request::CheckNow {}, &at).unwrap();
+        assert!(!reply.ok && reply.refused, "{reply:?}");
+        assert_eq!(reply.lines, ["the agent is busy"]);
+    }
+
     /// Issue 20, item 6: the agent serves only root and its own user, whatever the socket
     /// file's mode lets through (here 0666). The other user is a thread of this test that
     /// changed its own uid only (the raw syscall, unlike libc's setresuid, is per thread).
@@ -1738,7 +1777,8 @@ mod tests {
                 };
                 let mut line = serde_json::to_vec(&envelope).unwrap();
                 line.push(b'\n');
-                c.write_all(&line).unwrap();
+                // The agent refuses before reading, and may have closed already (EPIPE).
+                let _ = c.write_all(&line);
                 let mut reply = String::new();
                 let _ = io::Read::read_to_string(&mut c, &mut reply);
                 reply
