@@ -8,6 +8,8 @@
 //! - [`record`]: one record's phase (idle, held, verifying, pushing, backing off, stopped).
 //! - [`detect`]: HTTP detection of one family's address while the WAN is behind NAT.
 //! - [`control`]: what the control socket asks (`retry`, `update --ip`, live `status`).
+//! - [`status`]: the live status and wake-up types `status` shows, which the control socket
+//!   carries and renders.
 
 // Deadlines are built with saturating helpers ([`crate::clock::later`], [`Now::after`]); a plain
 // `Instant + Duration` could panic on a hostile state file.
@@ -598,6 +600,7 @@ impl Decider {
 }
 
 pub mod control;
+pub mod status;
 
 #[cfg(test)]
 mod tests;

@@ -4,8 +4,8 @@
 //! record for `dynhostd status`: its phase, the request in flight, the next wake-up and why.
 
 use super::record::Phase as RecordPhase;
+use super::status::{LiveRecord, LiveStatus, Phase, StopInfo, Wake, WakeReason};
 use super::{Action, Decider, Now};
-pub use crate::control::{LiveRecord, LiveStatus, Phase, StopInfo, Wake, WakeReason};
 use crate::record::{Family, RecordKey};
 use crate::wan::policy::{self, AddressSource};
 use std::net::IpAddr;

@@ -4,9 +4,9 @@
 //! no deadline is kept twice. The saved form ([`PublishedRecord`]) is rendered from the phase,
 //! and read back at start with every deadline capped by its own rule.
 
+use super::status::WakeReason::{self, Backoff, MinInterval, Refresh, RetryAfter, Verify};
 use super::{Action, Mode, Push, RecordSpec, Rules};
 use crate::clock::{Now, UnixTime, later};
-use crate::control::WakeReason::{self, Backoff, MinInterval, Refresh, RetryAfter, Verify};
 use crate::hook::{HookEvent, HookKind};
 use crate::provider::{self, Reply, Verdict};
 use crate::state::{PublishedRecord, Stopped};
