@@ -20,7 +20,6 @@ mod record;
 
 use crate::clock::later;
 pub use crate::clock::{Now, UnixTime};
-use crate::config::DetectMode;
 use crate::hook::HookEvent;
 use crate::provider::Reply;
 use crate::record::{Family, RecordKey};
@@ -58,6 +57,37 @@ pub struct RecordSpec {
     /// `HostConfig::fingerprint()`: a stop is lifted when it changes.
     pub fingerprint: String,
     pub source: AddressSource,
+}
+
+/// When the public address is asked of what's-my-IP services over HTTP.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DetectMode {
+    /// Only while the WAN interface holds no address that counts (behind NAT or CGNAT).
+    Auto,
+    /// Always: the interface's addresses are never published as they are.
+    Always,
+    /// Never: behind NAT, nothing is published.
+    Never,
+}
+
+impl DetectMode {
+    /// Whether the public address must come from HTTP detection, given what the WAN interface
+    /// offers for that family.
+    pub fn asks_http(self, iface: WanChoice) -> bool {
+        match self {
+            DetectMode::Auto => iface == WanChoice::BehindNat,
+            DetectMode::Always => true,
+            DetectMode::Never => false,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            DetectMode::Auto => "auto",
+            DetectMode::Always => "always",
+            DetectMode::Never => "never",
+        }
+    }
 }
 
 /// When to ask what's-my-IP sources instead of reading the interface.

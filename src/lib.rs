@@ -15,7 +15,8 @@
 //! - [`agent`]: the async shell that feeds the decider and performs its actions.
 //! - [`clock`]: time as an input ([`clock::Now`]: both clocks at once) and saved times trusted
 //!   only within their rules.
-//! - [`config`] (raw, then validated), [`state`] (written atomically), [`record`], [`secret`].
+//! - [`config`] (raw, then validated), [`duration`] (its durations, also for the core's logs),
+//!   [`state`] (written atomically), [`record`], [`secret`].
 //! - [`lock`] (one writer per state dir) and [`control`] (the agent's socket: `status`,
 //!   `retry`, `update` from other processes, and their client side).
 //! - [`ovh`]: `dynhostd ovh`, the DynHost panel steps over the OVH API (not used by `run`).
@@ -28,6 +29,7 @@ pub mod config;
 pub mod control;
 pub mod decide;
 pub mod dns;
+pub mod duration;
 pub mod fsread;
 pub mod heap;
 pub mod hook;

@@ -23,9 +23,9 @@
 
 #[path = "support/rng.rs"]
 mod rng;
-use dynhostd::config::DetectMode;
 use dynhostd::decide::{
-    Action, Decider, DeciderConfig, DetectPolicy, Event, Now, Push, RecordSpec, UnixTime,
+    Action, Decider, DeciderConfig, DetectMode, DetectPolicy, Event, Now, Push, RecordSpec,
+    UnixTime,
 };
 use dynhostd::provider::{Reply, TransportKind};
 use dynhostd::record::{Family, RecordKey};

@@ -160,7 +160,7 @@ mod tests {
                 fingerprint: "f1".into(),
                 source: Default::default(),
             }],
-            backoff: crate::config::UpdateConfig::default().backoff(),
+            backoff: crate::decide::tests::default_backoff(),
             detect: crate::decide::tests::detect_policy(),
             min_interval,
             refresh: Duration::ZERO,

@@ -233,13 +233,13 @@ impl Record {
             if self.phase != Phase::Held {
                 let wait = end.saturating_duration_since(now.mono).as_secs_f64().ceil();
                 info!(record = %self.spec.key, "{ip} held back by min_interval ({}): it will be sent at {} (in {wait}s)",
-                    crate::config::format_duration(rules.min_interval), now.wall_of(end));
+                    crate::duration::format_duration(rules.min_interval), now.wall_of(end));
                 self.phase = Phase::Held;
             }
             return None;
         }
         if !changed && refresh && !force {
-            info!(record = %self.spec.key, "refreshing {ip}: unchanged for {}", crate::config::format_duration(rules.refresh));
+            info!(record = %self.spec.key, "refreshing {ip}: unchanged for {}", crate::duration::format_duration(rules.refresh));
         }
         self.phase = Phase::Pushing(InFlight {
             ip,

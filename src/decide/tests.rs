@@ -47,6 +47,11 @@ fn cfg(records: &[RecordKey]) -> DeciderConfig {
     }
 }
 
+/// What the default `[update]` gives the core (also for the control tests).
+pub(super) fn default_backoff() -> Backoff {
+    UpdateConfig::default().backoff()
+}
+
 /// What the default `[detect]` gives the core (also for the control tests).
 pub(super) fn detect_policy() -> DetectPolicy {
     let c = crate::config::DetectConfig::default();
