@@ -2,6 +2,10 @@
 //! that mirrors the TOML and rejects unknown keys, then [`validate`] into a [`Config`] whose types
 //! cannot hold a bad value (durations, prefixes, URLs, resolved passwords). Every error names the
 //! key and the line. Parsing works from `&str`, so tests need no files.
+//!
+//! - [`ovh_api`]: the `[ovh_api]` section, for the `dynhostd ovh` commands.
+
+pub mod ovh_api;
 
 use crate::decide::DetectMode;
 use crate::duration::{format_duration, parse_duration};
@@ -57,8 +61,8 @@ pub struct RawConfig {
     pub hook: RawHook,
     #[serde(default, rename = "host")]
     pub hosts: Vec<Spanned<RawHost>>,
-    /// For the `ovh` commands only (src/ovh/config.rs).
-    pub ovh_api: Option<Spanned<crate::ovh::config::RawOvhApi>>,
+    /// For the `ovh` commands only (src/config/ovh_api.rs).
+    pub ovh_api: Option<Spanned<ovh_api::RawOvhApi>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -419,7 +423,7 @@ pub struct Config {
     /// Some `[[host]]` has its password in this file (the file must then be private).
     pub inline_passwords: bool,
     /// `[ovh_api]`, for the `ovh` commands; the agent never uses it.
-    pub ovh_api: Option<crate::ovh::config::OvhApiConfig>,
+    pub ovh_api: Option<ovh_api::OvhApiConfig>,
 }
 
 impl Config {
@@ -730,7 +734,7 @@ fn validate(raw: RawConfig, ctx: &Ctx<'_>, base: &Path) -> Result<Config, Config
         None => Duration::from_secs(30),
     };
     let ovh_api = match raw.ovh_api {
-        Some(o) => Some(crate::ovh::config::validate(o, ctx, base)?),
+        Some(o) => Some(ovh_api::validate(o, ctx, base)?),
         None => None,
     };
     // With [ovh_api] and no host yet, the file is the first step on a new router (the `ovh`

@@ -11,9 +11,9 @@
 //! that URL's exact text is both what is signed and what is sent. Server text (messages, a
 //! `Location`, names) goes through the one sanitiser, [`crate::provider::server_text`].
 
-use super::config::OvhApiConfig;
 use super::sign::signature;
 use crate::config::ConfigError;
+use crate::config::ovh_api::OvhApiConfig;
 use crate::provider::client::{ClientOptions, USER_AGENT, install_crypto_provider};
 use crate::provider::server_text;
 use crate::secret::Secret;
