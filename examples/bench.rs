@@ -1356,7 +1356,7 @@ fn render(
         r,
         "- dynhostd: {} ({})",
         cmd_line(&snapshot.display().to_string(), &["--version"]),
-        dynhostd.display()
+        project_relative(dynhostd).display()
     );
     if tools.contains(&Tool::Ddclient) {
         let _ = writeln!(
@@ -1587,7 +1587,7 @@ fn render(
 
     let _ = writeln!(r, "\n## 7. Binary sizes\n");
     let _ = writeln!(r, "| build | size | note |\n|---|---|---|");
-    let mut binaries = vec![(dynhostd.to_path_buf(), snapshot.to_path_buf())];
+    let mut binaries = vec![(project_relative(dynhostd), snapshot.to_path_buf())];
     for pattern in ["target/static", "dist"] {
         if let Ok(out) = sh(&format!(
             "find {pattern} -type f \\( -path '*/release/dynhostd' -o -path 'dist/*' \\) 2>/dev/null | sort"
@@ -1829,4 +1829,13 @@ fn render(
         }
     }
     r
+}
+
+/// `path` as the report names it: relative to the project (bench/run runs from its top), so that
+/// BENCHMARKS.md never holds a path of the machine that ran it.
+fn project_relative(path: &Path) -> PathBuf {
+    std::env::current_dir()
+        .ok()
+        .and_then(|top| path.strip_prefix(top).ok().map(Path::to_path_buf))
+        .unwrap_or_else(|| path.to_path_buf())
 }
