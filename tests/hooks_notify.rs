@@ -304,22 +304,11 @@ fn a_hook_writable_by_others_is_warned_about() {
     let dir = tempfile::tempdir().unwrap();
     let hook = dir.path().join("hook.sh");
     std::fs::write(&hook, "#!/bin/sh\n").unwrap();
-    let cfg = dir.path().join("c.toml");
-    std::fs::write(
-        &cfg,
-        "[hook]\nexec = \"hook.sh\"\n\n[[host]]\n".to_string() + HOME,
-    )
-    .unwrap();
+    let text = "[hook]\nexec = \"hook.sh\"\n\n[[host]]\n".to_string() + HOME;
     let check = || {
-        let out = std::process::Command::new(BIN)
-            .arg("check")
-            .arg("--config")
-            .arg(&cfg)
-            .env_remove("DYNHOSTD_LOG")
-            .output()
-            .unwrap();
-        assert!(out.status.success());
-        String::from_utf8_lossy(&out.stderr).into_owned()
+        let (code, stderr) = check_config(dir.path(), &text);
+        assert_eq!(code, Some(0), "{stderr}");
+        stderr
     };
     for mode in [0o775, 0o757] {
         std::fs::set_permissions(&hook, std::fs::Permissions::from_mode(mode)).unwrap();
