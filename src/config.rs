@@ -6,6 +6,7 @@
 //! - [`ovh_api`]: the `[ovh_api]` section, for the `dynhostd ovh` commands.
 
 pub mod ovh_api;
+pub mod write;
 
 use crate::decide::DetectMode;
 use crate::duration::{format_duration, parse_duration};

@@ -122,7 +122,7 @@ pub fn run(config_path: &Path, command: OvhCommand) -> ExitCode {
             eprintln!("dynhostd: {e}");
             match e {
                 ProvisionError::Config(_)
-                | ProvisionError::NotInConfig(_)
+                | ProvisionError::Write(crate::config::write::WriteError::NotInConfig(_))
                 | ProvisionError::BadName { .. } => ExitCode::from(2),
                 _ => ExitCode::from(1),
             }
