@@ -165,6 +165,8 @@ impl Done {
 /// Performs the decider's pushes (at most `http.max_concurrent` at a time) and HTTP detections.
 struct Pusher {
     hosts: HashMap<RecordKey, (Arc<HostConfig>, DynHostClient)>,
+    /// The clients behind `hosts`, kept for the next reload to reuse.
+    clients: Clients,
     /// One semaphore for the agent's life: a reload resizes it, so requests queued before and
     /// after never exceed `max_concurrent` together.
     limit: Arc<Semaphore>,
@@ -185,15 +187,19 @@ struct Pusher {
 
 impl Pusher {
     /// Builds the HTTP clients up front so a bad CA file fails at start, not at the first change.
-    fn new(config: &Config, dry_run: bool) -> Result<Pusher, ClientError> {
-        crate::provider::client::install_crypto_provider();
-        let mut clients = Clients::new(ClientOptions {
+    /// After a reload, `old`'s clients are reused where nothing they were built from changed.
+    fn new(config: &Config, dry_run: bool, old: Option<&Clients>) -> Result<Pusher, ClientError> {
+        let opts = ClientOptions {
             connect_timeout: config.http.connect_timeout,
             timeout: config.http.timeout,
-        });
+        };
+        let mut clients = match old {
+            Some(old) => Clients::after(opts, old),
+            None => Clients::new(opts),
+        };
         let mut hosts = HashMap::new();
         for h in config.enabled_hosts() {
-            let client = clients.get(h.ca_file.as_deref())?;
+            let client = clients.get(h.server.scheme() == "https", h.ca_file.as_deref())?;
             let h = Arc::new(h.clone());
             for key in h.records() {
                 hosts.insert(key, (h.clone(), client.clone()));
@@ -201,6 +207,7 @@ impl Pusher {
         }
         Ok(Pusher {
             hosts,
+            clients,
             limit: Arc::new(Semaphore::new(config.http.max_concurrent)),
             max_concurrent: config.http.max_concurrent,
             tasks: JoinSet::new(),
@@ -222,8 +229,9 @@ impl Pusher {
     /// on; queued ones are cancelled and returned, for the decider to send again with the new
     /// entry. The what's-my-IP sources keep their back-off.
     fn reconfigure(&mut self, config: &Config) -> Result<Vec<RecordKey>, ClientError> {
-        let fresh = Pusher::new(config, self.dry_run)?;
+        let fresh = Pusher::new(config, self.dry_run, Some(&self.clients))?;
         self.hosts = fresh.hosts;
+        self.clients = fresh.clients;
         let (old, new) = (self.max_concurrent, fresh.max_concurrent);
         if new > old {
             self.limit.add_permits(new - old);
@@ -468,7 +476,7 @@ pub async fn run(
     };
     let mut state_path = config.state_file();
     let mut decider = new_decider(&config);
-    let mut pusher = Pusher::new(&config, opts.dry_run)?;
+    let mut pusher = Pusher::new(&config, opts.dry_run, None)?;
     debug!("state loaded and HTTP clients built");
     if opts.dry_run {
         info!("dry run: nothing will be sent and the state file will not be written");
@@ -748,7 +756,7 @@ pub async fn update_once(
 ) -> Result<UpdateReport, AgentError> {
     let state_path = config.state_file();
     let mut decider = new_decider(config);
-    let mut pusher = Pusher::new(config, opts.dry_run)?;
+    let mut pusher = Pusher::new(config, opts.dry_run, None)?;
     let dc = decider_config(config);
     let covered = |f| opts.ips.iter().any(|ip| crate::record::Family::of(ip) == f);
     let needs_kernel = dc.records.iter().any(|r| !covered(r.key.family));
@@ -885,7 +893,7 @@ mod tests {
     async fn a_push_with_no_host_is_answered_with_an_error() {
         let text = "[[host]]\nhostname = \"home.example.com\"\nlogin = \"l\"\npassword = \"pw\"\n";
         let config = crate::config::parse(text, None, Path::new("/")).unwrap();
-        let mut pusher = Pusher::new(&config, false).unwrap();
+        let mut pusher = Pusher::new(&config, false, None).unwrap();
         let key = RecordKey::new("gone.example.com", Family::V4);
         let ip: IpAddr = "203.0.113.7".parse().unwrap();
         pusher.start(Push {

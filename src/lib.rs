@@ -12,6 +12,7 @@
 //!   Time is passed in; it returns actions.
 //! - [`provider`]: the DynHost/dyndns2 reply classifier, the one policy table, and the HTTPS
 //!   client.
+//! - [`http`]: the one HTTP client builder, and the TLS roots read once, only for `https`.
 //! - [`agent`]: the async shell that feeds the decider and performs its actions.
 //! - [`clock`]: time as an input ([`clock::Now`]: both clocks at once) and saved times trusted
 //!   only within their rules.
@@ -33,6 +34,7 @@ pub mod duration;
 pub mod fsread;
 pub mod heap;
 pub mod hook;
+pub mod http;
 pub mod lock;
 pub mod logging;
 pub mod notify;

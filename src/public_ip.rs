@@ -6,13 +6,14 @@
 //! publish 100.64.x.x as it is. The decider says when to ask (`Action::Detect`); this module
 //! only asks.
 
+use crate::http::{ClientOptions, Tls};
 use crate::record::Family;
 use crate::wan::policy::{self, AddressPolicy};
 use reqwest::Url;
 use serde::Serialize;
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 use tracing::{debug, warn};
 
@@ -80,6 +81,16 @@ pub struct PublicIpDetector {
     timeout: Duration,
     policy: AddressPolicy,
     health: Arc<Mutex<HashMap<String, Health>>>,
+    /// The client of each family, with the address it is bound to and the roots it trusts:
+    /// built at the first round, reused by the next ones (and across a reload that keeps the
+    /// timeout), built again only when the WAN address or the roots on disk change.
+    clients: Arc<Mutex<HashMap<Family, Built>>>,
+}
+
+struct Built {
+    bind: Option<IpAddr>,
+    tls: Tls,
+    client: reqwest::Client,
 }
 
 impl PublicIpDetector {
@@ -90,6 +101,7 @@ impl PublicIpDetector {
             timeout: cfg.timeout,
             policy,
             health: Arc::default(),
+            clients: Arc::default(),
         }
     }
 
@@ -97,6 +109,11 @@ impl PublicIpDetector {
     /// again at once).
     pub fn with_health_of(mut self, old: &PublicIpDetector) -> PublicIpDetector {
         self.health = old.health.clone();
+        // The clients too, when what they were built from is the same (the roots are checked
+        // at each use).
+        if self.timeout == old.timeout && self.https_by_family() == old.https_by_family() {
+            self.clients = old.clients.clone();
+        }
         self
     }
 
@@ -118,7 +135,7 @@ impl PublicIpDetector {
     ) -> PublicAddress {
         let sources = self.sources(family).to_vec();
         let need = if sources.len() >= 2 { 2 } else { 1 };
-        let client = match self.client(family, bind) {
+        let client = match self.client(family, bind).await {
             Ok(c) => c,
             Err(e) => {
                 return PublicAddress {
@@ -177,23 +194,54 @@ impl PublicIpDetector {
         }
     }
 
-    fn client(
+    /// Whether any source of each family is `https` (then the client needs the roots).
+    fn https_by_family(&self) -> [bool; 2] {
+        [&self.ipv4, &self.ipv6].map(|urls| urls.iter().any(|u| u.scheme() == "https"))
+    }
+
+    /// The family's client: the one built before, if bound to the same address and its roots
+    /// unchanged; otherwise a new one, built off the event loop (reading the roots is file I/O
+    /// and parsing).
+    async fn client(
         &self,
         family: Family,
         bind: Option<IpAddr>,
-    ) -> Result<reqwest::Client, reqwest::Error> {
-        crate::provider::client::install_crypto_provider();
-        let mut b = reqwest::Client::builder()
-            .user_agent(crate::provider::client::USER_AGENT)
-            .connect_timeout(self.timeout)
-            .timeout(self.timeout)
-            .redirect(reqwest::redirect::Policy::limited(3))
-            .dns_resolver(Arc::new(FamilyResolver(family)));
-        if let Some(ip) = bind.filter(|ip| Family::of(ip) == family) {
-            b = b.local_address(ip);
+    ) -> Result<reqwest::Client, String> {
+        let bind = bind.filter(|ip| Family::of(ip) == family);
+        {
+            let clients = self.clients.lock().unwrap_or_else(PoisonError::into_inner);
+            if let Some(b) = clients.get(&family)
+                && b.bind == bind
+                && b.tls.is_current()
+            {
+                return Ok(b.client.clone());
+            }
         }
-        // Reads the system's CA certificates: src/heap.rs says why on musl's allocator.
-        crate::heap::on_system(|| b.build())
+        let https = self.https_by_family()[usize::from(family == Family::V6)];
+        let opts = ClientOptions {
+            connect_timeout: self.timeout,
+            timeout: self.timeout,
+        };
+        let build = move || -> Result<Built, String> {
+            let tls = Tls::load(https, None).map_err(|e| e.to_string())?;
+            let mut b = crate::http::builder(&opts, &tls)
+                .redirect(reqwest::redirect::Policy::limited(3))
+                .dns_resolver(Arc::new(FamilyResolver(family)));
+            if let Some(ip) = bind {
+                b = b.local_address(ip);
+            }
+            let client = b.build().map_err(|e| crate::http::error_chain(&e))?;
+            Ok(Built { bind, tls, client })
+        };
+        let built = tokio::task::spawn_blocking(build)
+            .await
+            .map_err(|e| e.to_string())??;
+        let client = built.client.clone();
+        self.clients
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(family, built);
+        Ok(client)
     }
 
     async fn ask(&self, client: &reqwest::Client, url: &Url, family: Family) -> SourceReport {

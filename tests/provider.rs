@@ -37,7 +37,7 @@ fn with_host(config: StandinConfig) -> StandinConfig {
 }
 
 fn client(ca_file: Option<&Path>) -> DynHostClient {
-    DynHostClient::new(ca_file, &ClientOptions::default()).unwrap()
+    DynHostClient::new(true, ca_file, &ClientOptions::default()).unwrap()
 }
 
 fn fast_client(ca_file: Option<&Path>) -> DynHostClient {
@@ -45,7 +45,7 @@ fn fast_client(ca_file: Option<&Path>) -> DynHostClient {
         connect_timeout: Duration::from_secs(1),
         timeout: Duration::from_secs(1),
     };
-    DynHostClient::new(ca_file, &opts).unwrap()
+    DynHostClient::new(true, ca_file, &opts).unwrap()
 }
 
 async fn send(client: &DynHostClient, server: &str, password: &str, myip: &str) -> Reply {
@@ -183,12 +183,12 @@ async fn clients_cache_serves_https_with_its_ca_file() {
         .await
         .unwrap();
     let mut clients = Clients::new(ClientOptions::default());
-    let c = clients.get(s.ca_file()).unwrap();
+    let c = clients.get(true, s.ca_file()).unwrap();
     assert_eq!(
         send(&c, &s.url(), PASSWORD, IP4).await,
         Reply::Good(Some(ip(IP4)))
     );
-    let again = clients.get(s.ca_file()).unwrap();
+    let again = clients.get(true, s.ca_file()).unwrap();
     assert_eq!(
         send(&again, &s.url(), PASSWORD, IP4).await,
         Reply::NoChg(Some(ip(IP4)))

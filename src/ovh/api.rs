@@ -14,7 +14,7 @@
 use super::sign::signature;
 use crate::config::ConfigError;
 use crate::config::ovh_api::OvhApiConfig;
-use crate::provider::client::{ClientOptions, USER_AGENT, install_crypto_provider};
+use crate::http::{ClientOptions, error_chain, install_crypto_provider};
 use crate::provider::server_text;
 use crate::secret::Secret;
 use reqwest::header::{HeaderMap, HeaderValue};
@@ -250,22 +250,14 @@ impl OvhClient {
             Some(source) if consumer_key => Some(source.read()?),
             _ => None,
         };
-        let mut builder = reqwest::Client::builder()
-            .user_agent(USER_AGENT)
-            .connect_timeout(opts.connect_timeout)
-            .timeout(opts.timeout)
+        let https = cfg.endpoint.scheme() == "https";
+        let tls = crate::http::Tls::load(https, cfg.ca_file.as_deref())
+            .map_err(|e| OvhError::Setup(format!("ovh_api.ca_file: {e}")))?;
+        let http = crate::http::builder(opts, &tls)
             // A redirect could carry the signed headers somewhere we weren't told to go.
-            .redirect(reqwest::redirect::Policy::none());
-        if let Some(path) = &cfg.ca_file {
-            let pem = crate::fsread::read(path, crate::fsread::CA_CAP)
-                .map_err(|e| OvhError::Setup(format!("ovh_api.ca_file {e}")))?;
-            let certs = reqwest::Certificate::from_pem_bundle(&pem)
-                .map_err(|e| OvhError::Setup(format!("ovh_api.ca_file {}: {e}", path.display())))?;
-            builder = builder.tls_certs_merge(certs);
-        }
-        let http = builder
+            .redirect(reqwest::redirect::Policy::none())
             .build()
-            .map_err(|e| OvhError::Setup(e.to_string()))?;
+            .map_err(|e| OvhError::Setup(error_chain(&e)))?;
         Ok(OvhClient {
             http,
             root: cfg.endpoint.clone(),
@@ -736,20 +728,6 @@ fn local_now() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs() as i64)
-}
-
-/// "error sending request: …: Connection refused", the sources joined, repeats dropped.
-fn error_chain(err: &reqwest::Error) -> String {
-    let mut parts: Vec<String> = Vec::new();
-    let mut next: Option<&(dyn std::error::Error + 'static)> = Some(err);
-    while let Some(e) = next {
-        let s = e.to_string();
-        if !parts.iter().any(|p| p.contains(&s)) {
-            parts.push(s);
-        }
-        next = e.source();
-    }
-    parts.join(": ")
 }
 
 #[cfg(test)]

@@ -14,10 +14,6 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-/// Sent with every request. Dyn's rule asks clients to name themselves and their version
-/// (ovh-dynhost.md, "The update request"); reqwest sends no User-Agent by default.
-pub const USER_AGENT: &str = concat!("dynhostd/", env!("CARGO_PKG_VERSION"));
-
 /// Read at most this much of a body, even if the server sends forever. Only the first line
 /// matters (ovh-dynhost.md, "Replies"), and real replies are a few dozen bytes.
 pub const MAX_REPLY_BYTES: usize = 4096;
@@ -25,41 +21,8 @@ pub const MAX_REPLY_BYTES: usize = 4096;
 /// How long an idle kept-alive connection to the provider is kept.
 const POOL_IDLE: Duration = Duration::from_secs(5);
 
-/// Longest transport error message kept; reqwest/hyper chains can get wordy.
-const MAX_MESSAGE_CHARS: usize = 300;
-
-#[derive(Debug, Clone)]
-pub struct ClientOptions {
-    /// Time allowed to set up TCP (and TLS).
-    pub connect_timeout: Duration,
-    /// Time allowed for the whole exchange, body included.
-    pub timeout: Duration,
-}
-
-impl Default for ClientOptions {
-    fn default() -> Self {
-        ClientOptions {
-            connect_timeout: Duration::from_secs(10),
-            timeout: Duration::from_secs(30),
-        }
-    }
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum ClientError {
-    #[error("CA file {}: {message}", path.display())]
-    CaFile { path: PathBuf, message: String },
-    #[error("cannot build the HTTP client: {0}")]
-    Build(String),
-}
-
-/// Installs ring as rustls' process default provider; idempotent, call before building a client.
-/// (reqwest is built with `rustls-no-provider`, so without this it has no crypto to use.)
-pub fn install_crypto_provider() {
-    // Err means a provider is already installed (ours from an earlier call, or the embedding
-    // program's choice): either way there is one, which is all we need.
-    let _ = rustls::crypto::ring::default_provider().install_default();
-}
+pub use crate::http::{ClientError, ClientOptions, USER_AGENT, install_crypto_provider};
+use crate::http::{MAX_ERROR_CHARS as MAX_MESSAGE_CHARS, Tls, error_chain};
 
 /// One update request. Credentials travel only in the Authorization header, never in the URL.
 pub struct UpdateRequest<'a> {
@@ -90,6 +53,8 @@ impl fmt::Debug for UpdateRequest<'_> {
 pub struct DynHostClient {
     http: reqwest::Client,
     ca_file: Option<PathBuf>,
+    /// The roots it was built with: a reload keeps the client while they are current.
+    tls: Tls,
 }
 
 impl fmt::Debug for DynHostClient {
@@ -102,13 +67,15 @@ impl fmt::Debug for DynHostClient {
 }
 
 impl DynHostClient {
-    /// System roots plus the PEM certificates in `ca_file` (if any). https via rustls only.
-    pub fn new(ca_file: Option<&Path>, opts: &ClientOptions) -> Result<Self, ClientError> {
-        install_crypto_provider();
-        let mut builder = reqwest::Client::builder()
-            .user_agent(USER_AGENT)
-            .connect_timeout(opts.connect_timeout)
-            .timeout(opts.timeout)
+    /// A client for servers reached over `https` (`https` true: the system roots plus the
+    /// PEM certificates in `ca_file`) or plain HTTP only (no roots read: [`Tls`]).
+    pub fn new(
+        https: bool,
+        ca_file: Option<&Path>,
+        opts: &ClientOptions,
+    ) -> Result<Self, ClientError> {
+        let tls = Tls::load(https, ca_file)?;
+        let http = crate::http::builder(opts, &tls)
             // A redirect would carry the request (and, to the same host, the credentials)
             // somewhere we weren't told to go, maybe over plain HTTP. A moved endpoint is a
             // configuration matter: classify reports the 3xx and the verdict says so.
@@ -116,16 +83,13 @@ impl DynHostClient {
             // Keep a connection for a burst of updates (1000 hosts reuse a few), but not for
             // the long idle stretches in between: reqwest's default (90 s) would wake an idle
             // agent once more just to close it.
-            .pool_idle_timeout(POOL_IDLE);
-        if let Some(path) = ca_file {
-            builder = builder.tls_certs_merge(read_ca_file(path)?);
-        }
-        // Reads the system's CA certificates: src/heap.rs says why on musl's allocator.
-        let http = crate::heap::on_system(|| builder.build())
+            .pool_idle_timeout(POOL_IDLE)
+            .build()
             .map_err(|e| ClientError::Build(error_chain(&e)))?;
         Ok(DynHostClient {
             http,
             ca_file: ca_file.map(Path::to_path_buf),
+            tls,
         })
     }
 
@@ -218,47 +182,58 @@ fn push_capped(body: &mut Vec<u8>, chunk: &[u8]) -> bool {
     body.len() >= MAX_REPLY_BYTES
 }
 
-/// Clients by CA file, so 1000 hosts sharing a server share one client (and its connections).
-#[derive(Debug, Default)]
+/// Clients by scheme and CA file, so 1000 hosts sharing a server share one client (and its
+/// connections), and the roots are read once for all of them.
+#[derive(Debug, Default, Clone)]
 pub struct Clients {
     opts: ClientOptions,
-    by_ca_file: HashMap<Option<PathBuf>, DynHostClient>,
+    by_kind: HashMap<(bool, Option<PathBuf>), DynHostClient>,
+    /// A reload's predecessor: its clients are kept where nothing they were built from changed.
+    old: HashMap<(bool, Option<PathBuf>), DynHostClient>,
 }
 
 impl Clients {
     pub fn new(opts: ClientOptions) -> Self {
         Clients {
             opts,
-            by_ca_file: HashMap::new(),
+            by_kind: HashMap::new(),
+            old: HashMap::new(),
         }
     }
 
-    /// The client for `ca_file`, built on first use. A failed build is not cached, so a fixed CA
-    /// file is picked up on the next call.
-    pub fn get(&mut self, ca_file: Option<&Path>) -> Result<DynHostClient, ClientError> {
-        let key = ca_file.map(Path::to_path_buf);
-        if let Some(client) = self.by_ca_file.get(&key) {
+    /// For a reloaded configuration: `old`'s clients are reused (connections, roots and all)
+    /// where the options are the same and the roots they trust are still the ones on disk.
+    pub fn after(opts: ClientOptions, old: &Clients) -> Self {
+        let kept = if old.opts == opts {
+            old.by_kind.clone()
+        } else {
+            HashMap::new()
+        };
+        Clients {
+            opts,
+            by_kind: HashMap::new(),
+            old: kept,
+        }
+    }
+
+    /// The client for a server reached over `https` (or not) with `ca_file`, built on first
+    /// use. A failed build is not cached, so a fixed CA file is picked up on the next call.
+    pub fn get(
+        &mut self,
+        https: bool,
+        ca_file: Option<&Path>,
+    ) -> Result<DynHostClient, ClientError> {
+        let key = (https, ca_file.map(Path::to_path_buf));
+        if let Some(client) = self.by_kind.get(&key) {
             return Ok(client.clone());
         }
-        let client = DynHostClient::new(ca_file, &self.opts)?;
-        self.by_ca_file.insert(key, client.clone());
+        let client = match self.old.remove(&key) {
+            Some(old) if old.tls.is_current() => old,
+            _ => DynHostClient::new(https, ca_file, &self.opts)?,
+        };
+        self.by_kind.insert(key, client.clone());
         Ok(client)
     }
-}
-
-fn read_ca_file(path: &Path) -> Result<Vec<reqwest::Certificate>, ClientError> {
-    let err = |message: String| ClientError::CaFile {
-        path: path.to_path_buf(),
-        message,
-    };
-    // Bounded: a CA file that is a FIFO or /dev/zero is refused, never read.
-    let pem =
-        crate::fsread::read(path, crate::fsread::CA_CAP).map_err(|e| err(e.problem.to_string()))?;
-    let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| err(error_chain(&e)))?;
-    if certs.is_empty() {
-        return Err(err("no PEM certificate in it".to_string()));
-    }
-    Ok(certs)
 }
 
 /// `<server>?<server's own query>&system=dyndns&hostname=<fqdn>&myip=<ip>`, url-encoded by `url`.
@@ -327,33 +302,6 @@ fn is_tls(err: &(dyn std::error::Error + 'static)) -> bool {
     false
 }
 
-/// "error sending request: client error (Connect): tcp connect error: Connection refused", with
-/// the request URL left out (it is in the caller's context already) and repeats dropped.
-fn error_chain(err: &reqwest::Error) -> String {
-    let mut parts: Vec<String> = Vec::new();
-    // reqwest's own Display names the URL; its sources don't.
-    let mut top = err.to_string();
-    if let Some(url) = err.url() {
-        top = top.replace(&format!(" for url ({url})"), "");
-        top = top.replace(url.as_str(), "<url>");
-    }
-    parts.push(top);
-    let mut next = std::error::Error::source(err);
-    while let Some(e) = next {
-        let text = e.to_string();
-        if !parts.iter().any(|p| p.contains(&text)) {
-            parts.push(text);
-        }
-        next = e.source();
-    }
-    let joined = parts.join(": ");
-    let mut message: String = joined.chars().take(MAX_MESSAGE_CHARS).collect();
-    if message.len() < joined.len() {
-        message.push('…');
-    }
-    message
-}
-
 /// Belt and braces: the credentials are never in the URL and error texts don't carry headers,
 /// but if either ever turned up in a message it is masked before the message goes anywhere.
 fn redact(mut message: String, req: &UpdateRequest<'_>) -> String {
@@ -405,7 +353,7 @@ mod tests {
             !text.contains("hunter2") && !text.contains("urlpass"),
             "{text}"
         );
-        let client = DynHostClient::new(None, &ClientOptions::default()).unwrap();
+        let client = DynHostClient::new(true, None, &ClientOptions::default()).unwrap();
         assert!(!format!("{client:?}").contains("hunter2"));
     }
 
@@ -452,7 +400,7 @@ mod tests {
         let empty = dir.join("empty.pem");
         std::fs::write(&empty, "not a certificate\n").unwrap();
         for path in [empty.clone(), dir.join("missing.pem")] {
-            let err = DynHostClient::new(Some(&path), &ClientOptions::default()).unwrap_err();
+            let err = DynHostClient::new(true, Some(&path), &ClientOptions::default()).unwrap_err();
             assert!(matches!(&err, ClientError::CaFile { path: p, .. } if *p == path));
             assert!(err.to_string().contains(&path.display().to_string()));
         }
@@ -473,11 +421,55 @@ mod tests {
     #[test]
     fn clients_are_shared_per_ca_file() {
         let mut clients = Clients::new(ClientOptions::default());
-        let a = clients.get(None).unwrap();
-        let _b = clients.get(None).unwrap();
-        assert_eq!(clients.by_ca_file.len(), 1);
-        assert!(clients.get(Some(Path::new("/nonexistent/ca.pem"))).is_err());
-        assert_eq!(clients.by_ca_file.len(), 1);
+        let a = clients.get(true, None).unwrap();
+        let _b = clients.get(true, None).unwrap();
+        assert_eq!(clients.by_kind.len(), 1);
+        assert!(
+            clients
+                .get(true, Some(Path::new("/nonexistent/ca.pem")))
+                .is_err()
+        );
+        assert_eq!(clients.by_kind.len(), 1);
         drop(a);
+    }
+
+    /// Issue 21: a reload keeps the clients (their roots read once) whose settings and roots
+    /// did not change, and builds anew those whose CA file changed or whose options did.
+    #[test]
+    fn a_reload_keeps_clients_whose_roots_and_options_are_unchanged() {
+        let dir = tempfile::tempdir().unwrap();
+        let ca = dir.path().join("ca.pem");
+        let cert = rcgen::generate_simple_self_signed(vec!["ca.test".into()]).unwrap();
+        std::fs::write(&ca, cert.cert.pem()).unwrap();
+        let mut first = Clients::new(ClientOptions::default());
+        let plain = first.get(false, None).unwrap();
+        let with_ca = first.get(false, Some(&ca)).unwrap();
+
+        let mut again = Clients::after(ClientOptions::default(), &first);
+        assert!(plain.tls.same_roots(&again.get(false, None).unwrap().tls));
+        assert!(
+            with_ca
+                .tls
+                .same_roots(&again.get(false, Some(&ca)).unwrap().tls)
+        );
+
+        // The CA file replaced: that client is built again, the other kept.
+        let other = rcgen::generate_simple_self_signed(vec!["other.test".into()]).unwrap();
+        std::fs::write(&ca, format!("{}{}", other.cert.pem(), cert.cert.pem())).unwrap();
+        let mut third = Clients::after(ClientOptions::default(), &again);
+        assert!(plain.tls.same_roots(&third.get(false, None).unwrap().tls));
+        assert!(
+            !with_ca
+                .tls
+                .same_roots(&third.get(false, Some(&ca)).unwrap().tls)
+        );
+
+        // Other timeouts: nothing is kept.
+        let opts = ClientOptions {
+            timeout: std::time::Duration::from_secs(7),
+            ..ClientOptions::default()
+        };
+        let mut fourth = Clients::after(opts, &third);
+        assert!(!plain.tls.same_roots(&fourth.get(false, None).unwrap().tls));
     }
 }
