@@ -32,7 +32,6 @@ pub mod decide;
 pub mod dns;
 pub mod duration;
 pub mod fsread;
-pub mod heap;
 pub mod hook;
 pub mod http;
 pub mod lock;
