@@ -21,7 +21,7 @@ mod secrets;
 mod validate;
 pub mod write;
 
-// The `ovh` commands (src/ovh/api.rs, src/ovh/provision.rs) check names and URLs the same way.
+// The `ovh` commands (src/ovh/api.rs, src/ovh/provision/names.rs) check names and URLs the same way.
 #[cfg(feature = "ovh-api")]
 pub(crate) use fields::{is_loopback_host, validate_hostname};
 pub use raw::{
