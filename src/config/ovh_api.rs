@@ -3,7 +3,8 @@
 //! [`crate::config::secret_source`], and are only read when an `ovh` command needs them: the
 //! agent never touches them.
 
-use crate::config::{ConfigError, Ctx, SecretSource, missing_secret, secret_source};
+use crate::config::secrets::{SecretSource, missing_secret, secret_source};
+use crate::config::{ConfigError, Ctx};
 use reqwest::Url;
 use serde::Deserialize;
 use std::fmt;
@@ -167,7 +168,7 @@ pub(crate) fn validate(
         .map(|f| base.join(f.get_ref()));
     let ca_file = match &raw.ca_file {
         None => None,
-        Some(c) => Some(crate::config::validate_ca_file(
+        Some(c) => Some(crate::config::fields::validate_ca_file(
             c,
             &key("ca_file"),
             ctx,
@@ -199,7 +200,7 @@ fn validate_endpoint(s: &str) -> Result<Url, String> {
         ));
     }
     let host = url.host_str().unwrap_or("");
-    let loopback = crate::config::is_loopback_host(&url);
+    let loopback = crate::config::fields::is_loopback_host(&url);
     match url.scheme() {
         "https" if !host.is_empty() => {}
         "http" if loopback => {}
