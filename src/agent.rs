@@ -21,8 +21,9 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 use tokio::sync::{Semaphore, mpsc};
+use tokio::task::JoinHandle;
 use tokio::task::JoinSet;
 use tracing::{debug, error, info, warn};
 
@@ -59,13 +60,6 @@ pub struct UpdateOptions {
     pub ips: Vec<IpAddr>,
     pub force: bool,
     pub dry_run: bool,
-}
-
-/// Unix seconds now.
-pub fn now_unix() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
 }
 
 /// The decider's view of the configuration: the enabled records only.
@@ -128,9 +122,7 @@ pub fn load_state(path: &Path) -> State {
 }
 
 fn seed() -> u64 {
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as u64);
+    let nanos = crate::clock::wall_nanos() as u64;
     nanos ^ (u64::from(std::process::id()) << 32)
 }
 
@@ -162,6 +154,37 @@ impl Done {
     }
 }
 
+/// What a (re)configuration needs built before the agent can use it: the HTTP clients (the
+/// TLS roots read, if any URL is https) and each record's entry. Built off the event loop on a
+/// reload ([`begin_reload`]).
+struct Prepared {
+    hosts: HashMap<RecordKey, (Arc<HostConfig>, DynHostClient)>,
+    clients: Clients,
+}
+
+impl Prepared {
+    /// After a reload, `old`'s clients are reused where nothing they were built from changed.
+    fn build(config: &Config, old: Option<&Clients>) -> Result<Prepared, ClientError> {
+        let opts = ClientOptions {
+            connect_timeout: config.http.connect_timeout,
+            timeout: config.http.timeout,
+        };
+        let mut clients = match old {
+            Some(old) => Clients::after(opts, old),
+            None => Clients::new(opts),
+        };
+        let mut hosts = HashMap::new();
+        for h in config.enabled_hosts() {
+            let client = clients.get(h.server.scheme() == "https", h.ca_file.as_deref())?;
+            let h = Arc::new(h.clone());
+            for key in h.records() {
+                hosts.insert(key, (h.clone(), client.clone()));
+            }
+        }
+        Ok(Prepared { hosts, clients })
+    }
+}
+
 /// Performs the decider's pushes (at most `http.max_concurrent` at a time) and HTTP detections.
 struct Pusher {
     hosts: HashMap<RecordKey, (Arc<HostConfig>, DynHostClient)>,
@@ -186,26 +209,11 @@ struct Pusher {
 }
 
 impl Pusher {
-    /// Builds the HTTP clients up front so a bad CA file fails at start, not at the first change.
-    /// After a reload, `old`'s clients are reused where nothing they were built from changed.
-    fn new(config: &Config, dry_run: bool, old: Option<&Clients>) -> Result<Pusher, ClientError> {
-        let opts = ClientOptions {
-            connect_timeout: config.http.connect_timeout,
-            timeout: config.http.timeout,
-        };
-        let mut clients = match old {
-            Some(old) => Clients::after(opts, old),
-            None => Clients::new(opts),
-        };
-        let mut hosts = HashMap::new();
-        for h in config.enabled_hosts() {
-            let client = clients.get(h.server.scheme() == "https", h.ca_file.as_deref())?;
-            let h = Arc::new(h.clone());
-            for key in h.records() {
-                hosts.insert(key, (h.clone(), client.clone()));
-            }
-        }
-        Ok(Pusher {
+    /// The pusher of `config`, with its clients already built ([`Prepared`]: at start, so a bad
+    /// CA file fails then, not at the first change).
+    fn new(config: &Config, dry_run: bool, prepared: Prepared) -> Pusher {
+        let Prepared { hosts, clients } = prepared;
+        Pusher {
             hosts,
             clients,
             limit: Arc::new(Semaphore::new(config.http.max_concurrent)),
@@ -222,14 +230,14 @@ impl Pusher {
             hook_timeout: config.hook_timeout,
             running_hooks: crate::hook::HookQueue::new(),
             dry_run,
-        })
+        }
     }
 
     /// A reloaded configuration: new hosts, clients and sources. Requests already sent carry
     /// on; queued ones are cancelled and returned, for the decider to send again with the new
     /// entry. The what's-my-IP sources keep their back-off.
-    fn reconfigure(&mut self, config: &Config) -> Result<Vec<RecordKey>, ClientError> {
-        let fresh = Pusher::new(config, self.dry_run, Some(&self.clients))?;
+    fn reconfigure(&mut self, config: &Config, prepared: Prepared) -> Vec<RecordKey> {
+        let fresh = Pusher::new(config, self.dry_run, prepared);
         self.hosts = fresh.hosts;
         self.clients = fresh.clients;
         let (old, new) = (self.max_concurrent, fresh.max_concurrent);
@@ -257,7 +265,7 @@ impl Pusher {
                 cancelled.push(key);
             }
         }
-        Ok(cancelled)
+        cancelled
     }
 
     fn start(&mut self, push: Push) {
@@ -435,20 +443,43 @@ fn perform(actions: Vec<Action>, pusher: &mut Pusher) -> bool {
 pub const SAVE_DELAY: Duration = Duration::from_millis(100);
 
 fn save_state(decider: &Decider, dry_run: bool, path: &Path) {
-    if dry_run {
-        return;
+    if !dry_run {
+        write_state(path, &decider.state(Now::system()));
     }
-    // Timed: the write and its fsyncs happen on the one thread, so their cost shows up in
-    // everything else (bench/run's many-hosts figure; BENCH_DYNHOSTD_LOG=debug shows it).
-    let started = Instant::now();
+}
+
+/// [`save_state`] on a blocking thread, so a slow flash write or fsync never holds up netlink
+/// events, replies or the control socket. The state is taken now; one save at a time (the loop
+/// starts the next once this one is done, with the state as it is then).
+fn start_save(decider: &Decider, dry_run: bool, path: &Path) -> Option<JoinHandle<()>> {
+    if dry_run {
+        return None;
+    }
     let state = decider.state(Now::system());
-    match state::save(path, &state) {
+    let path = path.to_path_buf();
+    Some(tokio::task::spawn_blocking(move || {
+        write_state(&path, &state)
+    }))
+}
+
+fn write_state(path: &Path, state: &State) {
+    // Timed: bench/run's many-hosts figure includes it (BENCH_DYNHOSTD_LOG=debug shows it).
+    let started = Instant::now();
+    match state::save(path, state) {
         Ok(()) => debug!(
             records = state.records.len(),
             took_us = started.elapsed().as_micros() as u64,
             "state saved"
         ),
         Err(e) => error!(path = %path.display(), "cannot write the state file: {e}"),
+    }
+}
+
+/// Waits for a background task, or forever when there is none.
+async fn join<T>(task: &mut Option<JoinHandle<T>>) -> Result<T, tokio::task::JoinError> {
+    match task {
+        Some(t) => t.await,
+        None => std::future::pending().await,
     }
 }
 
@@ -476,7 +507,7 @@ pub async fn run(
     };
     let mut state_path = config.state_file();
     let mut decider = new_decider(&config);
-    let mut pusher = Pusher::new(&config, opts.dry_run, None)?;
+    let mut pusher = Pusher::new(&config, opts.dry_run, Prepared::build(&config, None)?);
     debug!("state loaded and HTTP clients built");
     if opts.dry_run {
         info!("dry run: nothing will be sent and the state file will not be written");
@@ -510,14 +541,41 @@ pub async fn run(
     let mut usr1 = Signal::new(tokio::signal::unix::SignalKind::user_defined1());
 
     let mut save_at: Option<Instant> = None;
+    let mut saving: Option<JoinHandle<()>> = None;
+    let mut reloads = Reloads::default();
     let ended: Result<(), AgentError> = loop {
         let wake = decider.next_wake();
         let actions = tokio::select! {
             () = &mut shutdown => break Ok(()),
-            () = sleep_until(save_at), if save_at.is_some() => {
+            () = sleep_until(save_at), if save_at.is_some() && saving.is_none() => {
                 save_at = None;
-                save_state(&decider, opts.dry_run, &state_path);
+                saving = start_save(&decider, opts.dry_run, &state_path);
                 Vec::new()
+            }
+            _ = join(&mut saving), if saving.is_some() => {
+                saving = None;
+                Vec::new()
+            }
+            done = join(&mut reloads.running), if reloads.running.is_some() => {
+                reloads.running = None;
+                let outcome = finish_reload(done, &mut pusher, notifier.as_ref());
+                let actions = match outcome {
+                    Ok(new) => {
+                        let records = decider_config(&new.0).records.len();
+                        let actions = adopt(new, &mut config, &mut state_path, &mut decider);
+                        reloads.answer(Ok(format!("configuration reloaded ({records} records)")));
+                        actions
+                    }
+                    Err(why) => {
+                        reloads.answer(Err(why));
+                        Vec::new()
+                    }
+                };
+                // Asked again meanwhile: read the file once more, as it is now.
+                if reloads.again {
+                    reloads.begin(opts.config_path.as_deref(), &pusher.clients, notifier.as_ref());
+                }
+                actions
             }
             () = watchdog_tick(&mut watchdog) => {
                 if let Some(n) = &notifier {
@@ -525,10 +583,10 @@ pub async fn run(
                 }
                 Vec::new()
             }
-            () = hup.recv() => match reload(opts.config_path.as_deref(), &mut pusher, notifier.as_ref()) {
-                Ok(new) => adopt(new, &mut config, &mut state_path, &mut decider),
-                Err(_) => Vec::new(),
-            },
+            () = hup.recv() => {
+                reloads.begin(opts.config_path.as_deref(), &pusher.clients, notifier.as_ref());
+                Vec::new()
+            }
             () = usr1.recv() => {
                 info!("SIGUSR1: checking everything now");
                 decider.on_event(Event::CheckNow, Now::system())
@@ -564,18 +622,11 @@ pub async fn run(
             req = control_recv(&mut control) => match crate::control::answer(&mut decider, req, &config, Now::system()) {
                 crate::control::Answer::Done(actions) => actions,
                 // SIGHUP's twin (`ovh rotate`): the same reload, and the client hears how it went.
-                crate::control::Answer::Reload(pending) => match reload(opts.config_path.as_deref(), &mut pusher, notifier.as_ref()) {
-                    Ok(new) => {
-                        let records = decider_config(&new.0).records.len();
-                        let actions = adopt(new, &mut config, &mut state_path, &mut decider);
-                        pending.done(Ok(format!("configuration reloaded ({records} records)")));
-                        actions
-                    }
-                    Err(why) => {
-                        pending.done(Err(why));
-                        Vec::new()
-                    }
-                },
+                crate::control::Answer::Reload(pending) => {
+                    reloads.waiting.push(pending);
+                    reloads.begin(opts.config_path.as_deref(), &pusher.clients, notifier.as_ref());
+                    Vec::new()
+                }
             },
             () = sleep_until(wake), if wake.is_some() => decider.on_event(Event::Timer, Now::system()),
         };
@@ -607,6 +658,10 @@ pub async fn run(
                 break;
             }
         }
+    }
+    // A save still being written finishes first: two writers of one file would race.
+    if let Some(task) = saving.take() {
+        let _ = task.await;
     }
     save_state(&decider, opts.dry_run, &state_path);
     ended
@@ -673,44 +728,83 @@ fn adopt(
     actions
 }
 
-/// SIGHUP: the configuration again, or Err (logged, and said in words) when it can't be used;
-/// the running one then stays.
-fn reload(
-    path: Option<&Path>,
+/// SIGHUP and the control socket's `reload`: the configuration file read and checked, and its
+/// clients built, on a blocking thread ([`Prepared`]); the loop adopts the result when it is
+/// ready. One reload at a time: asked again meanwhile, it runs once more afterwards, and every
+/// client that asked hears the outcome of a reload that began after it asked.
+#[derive(Default)]
+struct Reloads {
+    running: Option<JoinHandle<Result<(Config, Prepared), String>>>,
+    /// Answered when the running reload ends.
+    answering: Vec<crate::control::PendingReload>,
+    /// Asked while one was running: answered by the next one.
+    waiting: Vec<crate::control::PendingReload>,
+    again: bool,
+}
+
+impl Reloads {
+    fn begin(
+        &mut self,
+        path: Option<&Path>,
+        clients: &Clients,
+        notifier: Option<&crate::notify::Notifier>,
+    ) {
+        if self.running.is_some() {
+            self.again = true;
+            return;
+        }
+        self.again = false;
+        self.answering = std::mem::take(&mut self.waiting);
+        let Some(path) = path else {
+            warn!("SIGHUP: no configuration file to reload");
+            self.answer(Err("no configuration file to reload".into()));
+            return;
+        };
+        if let Some(n) = notifier {
+            n.reloading();
+        }
+        info!(path = %path.display(), "SIGHUP: reloading the configuration");
+        let (path, old) = (path.to_path_buf(), clients.clone());
+        self.running = Some(tokio::task::spawn_blocking(move || {
+            // A config with [ovh_api] and no host is valid for the `ovh` commands, not for the
+            // agent.
+            let new = crate::config::load(&path)
+                .and_then(|c| c.require_host().map(|()| c))
+                .map_err(|e| e.to_string())?;
+            let prepared = Prepared::build(&new, Some(&old)).map_err(|e| e.to_string())?;
+            Ok((new, prepared))
+        }));
+    }
+
+    fn answer(&mut self, outcome: Result<String, String>) {
+        for pending in self.answering.drain(..) {
+            pending.done(outcome.clone());
+        }
+    }
+}
+
+/// A finished reload put into use, or Err (logged, and said in words) when it can't be used;
+/// the running configuration then stays.
+fn finish_reload(
+    done: Result<Result<(Config, Prepared), String>, tokio::task::JoinError>,
     pusher: &mut Pusher,
     notifier: Option<&crate::notify::Notifier>,
 ) -> Result<(Config, Vec<RecordKey>), String> {
-    let Some(path) = path else {
-        warn!("SIGHUP: no configuration file to reload");
-        return Err("no configuration file to reload".into());
-    };
-    if let Some(n) = notifier {
-        n.reloading();
-    }
-    let new = load_for_reload(path, pusher);
     if let Some(n) = notifier {
         n.ready();
     }
-    new
-}
-
-fn load_for_reload(path: &Path, pusher: &mut Pusher) -> Result<(Config, Vec<RecordKey>), String> {
-    info!(path = %path.display(), "SIGHUP: reloading the configuration");
-    // A config with [ovh_api] and no host is valid for the `ovh` commands, not for the agent.
-    let new = match crate::config::load(path).and_then(|c| c.require_host().map(|()| c)) {
-        Ok(c) => c,
+    let (new, prepared) = match done {
+        Ok(Ok(ready)) => ready,
+        Ok(Err(why)) => {
+            error!("reload failed, keeping the running configuration: {why}");
+            return Err(why);
+        }
         Err(e) => {
             error!("reload failed, keeping the running configuration: {e}");
             return Err(e.to_string());
         }
     };
-    let cancelled = match pusher.reconfigure(&new) {
-        Ok(c) => c,
-        Err(e) => {
-            error!("reload failed, keeping the running configuration: {e}");
-            return Err(e.to_string());
-        }
-    };
+    let cancelled = pusher.reconfigure(&new, prepared);
     info!(
         records = decider_config(&new).records.len(),
         "configuration reloaded"
@@ -756,7 +850,7 @@ pub async fn update_once(
 ) -> Result<UpdateReport, AgentError> {
     let state_path = config.state_file();
     let mut decider = new_decider(config);
-    let mut pusher = Pusher::new(config, opts.dry_run, None)?;
+    let mut pusher = Pusher::new(config, opts.dry_run, Prepared::build(config, None)?);
     let dc = decider_config(config);
     let covered = |f| opts.ips.iter().any(|ip| crate::record::Family::of(ip) == f);
     let needs_kernel = dc.records.iter().any(|r| !covered(r.key.family));
@@ -893,7 +987,7 @@ mod tests {
     async fn a_push_with_no_host_is_answered_with_an_error() {
         let text = "[[host]]\nhostname = \"home.example.com\"\nlogin = \"l\"\npassword = \"pw\"\n";
         let config = crate::config::parse(text, None, Path::new("/")).unwrap();
-        let mut pusher = Pusher::new(&config, false, None).unwrap();
+        let mut pusher = Pusher::new(&config, false, Prepared::build(&config, None).unwrap());
         let key = RecordKey::new("gone.example.com", Family::V4);
         let ip: IpAddr = "203.0.113.7".parse().unwrap();
         pusher.start(Push {

@@ -14,6 +14,14 @@ use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+/// The wall clock, read here and nowhere else: nanoseconds since the Unix epoch (0 for a clock
+/// set before it).
+pub fn wall_nanos() -> u128 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos())
+}
+
 /// Seconds since the Unix epoch, read from the wall clock.
 #[derive(
     Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
@@ -23,11 +31,7 @@ pub struct UnixTime(pub u64);
 
 impl UnixTime {
     pub fn system() -> UnixTime {
-        UnixTime(
-            SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map_or(0, |d| d.as_secs()),
-        )
+        UnixTime((wall_nanos() / 1_000_000_000) as u64)
     }
 
     pub fn saturating_add(self, d: Duration) -> UnixTime {

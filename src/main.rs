@@ -12,6 +12,11 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+/// musl builds: dlmalloc, as its crate publishes it (Cargo.toml says why).
+#[cfg(target_env = "musl")]
+#[global_allocator]
+static ALLOCATOR: dlmalloc::GlobalDlmalloc = dlmalloc::GlobalDlmalloc;
+
 /// Keeps OVH DynHost (and dyndns2) records pointing at this gateway's public address,
 /// driven by kernel address events rather than polling.
 #[derive(Parser)]
@@ -179,8 +184,11 @@ fn generate(what: Generate) -> anyhow::Result<ExitCode> {
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
-    // One thread: an idle router pays for one thread, and nothing here needs more.
+    // One thread: an idle router pays for one thread, and nothing here needs more. File writes
+    // and client builds go to a blocking thread (agent.rs), which leaves a second after its
+    // last job, not tokio's default ten: an idle agent has one thread again at once.
     tokio::runtime::Builder::new_current_thread()
+        .thread_keep_alive(std::time::Duration::from_secs(1))
         .enable_all()
         .build()
         .context("cannot start the async runtime")

@@ -22,7 +22,6 @@ use reqwest::{Method, Url};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use std::sync::Mutex;
-use std::time::{SystemTime, UNIX_EPOCH};
 use tracing::{debug, trace};
 
 /// The most of an answer read: DynHost lists are short, and a server that sends forever must
@@ -725,9 +724,7 @@ fn skew_words(skew: Option<i64>) -> String {
 }
 
 fn local_now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64)
+    i64::try_from(crate::clock::UnixTime::system().0).unwrap_or(i64::MAX)
 }
 
 #[cfg(test)]

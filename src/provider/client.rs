@@ -114,7 +114,7 @@ impl DynHostClient {
 
         let status = response.status().as_u16();
         // The wall clock is read here, in the I/O shell; the parser is given it.
-        let retry_after = retry_after(response.headers(), wall_now_unix());
+        let retry_after = retry_after(response.headers(), crate::clock::UnixTime::system().0);
         let mut body = Vec::with_capacity(128);
         loop {
             match response.chunk().await {
@@ -166,13 +166,6 @@ fn warn_if_other_address(reply: &Reply, req: &UpdateRequest<'_>) {
             req.ip
         );
     }
-}
-
-/// Unix seconds now, for the HTTP-date form of `Retry-After`.
-fn wall_now_unix() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
 }
 
 /// Appends what fits of `chunk` under [`MAX_REPLY_BYTES`]; true once the body is full.
