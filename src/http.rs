@@ -134,9 +134,18 @@ impl Tls {
             ca_file: None,
         };
         if https {
-            let (source, certs) = system_roots()?;
-            store.add_parsable_certificates(certs.iter().cloned());
-            id.system = Some(source);
+            match system_roots() {
+                Ok((source, certs)) => {
+                    store.add_parsable_certificates(certs.iter().cloned());
+                    id.system = Some(source);
+                }
+                // A ca_file names the roots its server needs: go on with those alone (a router
+                // without a CA bundle, talking to its owner's own server).
+                Err(e) if ca_file.is_some() => {
+                    tracing::warn!("{e}: trusting only the ca_file's certificates");
+                }
+                Err(e) => return Err(e),
+            }
         }
         if let Some(path) = ca_file {
             let (file, certs) = read_ca_file(path)?;
