@@ -38,8 +38,8 @@ fn read_stdin() -> Result<String, String> {
         .map_err(|e| format!("cannot read standard input: {e}"))?;
     if bytes.len() as u64 > super::INPUT_CAP {
         return Err(format!(
-            "standard input: larger than {} KiB, not a configuration file",
-            super::INPUT_CAP / 1024
+            "standard input: too large (the limit is {} MiB), not a configuration file",
+            super::INPUT_CAP >> 20
         ));
     }
     String::from_utf8(bytes).map_err(|_| "standard input: not UTF-8 text".to_string())
@@ -224,7 +224,9 @@ pub fn run(a: ImportArgs) -> ExitCode {
             .is_some_and(|h| h.tables.iter().any(|x| x == t))
     };
     let (sections, skipped) = super::render_sections(&imp, &skip);
-    for s in skipped {
+    // A config that has its own [wan]: each host names the interface it follows instead.
+    let wan = imp.wan_interface().filter(|_| !skip("wan"));
+    for s in skipped.into_iter().filter(|s| *s != "wan") {
         left_out.push(format!(
             "left out: the imported [{s}] settings: {} already has a [{s}] section; merge them by hand:\n{}",
             a.config.display(),
@@ -245,7 +247,7 @@ pub fn run(a: ImportArgs) -> ExitCode {
         .iter()
         .map(|h| placement.place(h, &mut taken))
         .collect();
-    let hosts = super::render_hosts(&imp, &places);
+    let hosts = super::render_hosts(&imp, &places, wan);
     let header = format!(
         "# Imported by `dynhostd import` from {name} ({}).\n",
         format.name()
@@ -297,7 +299,7 @@ pub fn run(a: ImportArgs) -> ExitCode {
         }
         return code;
     }
-    match write_all(&a, &imp, &places, &header, &sections, &hosts) {
+    match write_all(&a, &imp, &places, &header, &sections, &hosts, wan) {
         Ok(written) => {
             eprintln!(
                 "dynhostd: {} [[host]] entr{} appended to {}",
@@ -327,6 +329,7 @@ fn write_all(
     header: &str,
     sections: &str,
     hosts: &str,
+    wan: Option<&str>,
 ) -> Result<ConfigWritten, String> {
     write::prepare_dir(&a.config).map_err(|e| e.to_string())?;
     let mut to_write = Vec::new();
@@ -370,7 +373,7 @@ fn write_all(
             .collect();
         let check_as = a
             .credential
-            .then(|| format!("{sections}{}", super::render_hosts(imp, &check_places)));
+            .then(|| format!("{sections}{}", super::render_hosts(imp, &check_places, wan)));
         let entry = if created_config {
             format!("{sections}{hosts}")
         } else {

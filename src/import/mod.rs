@@ -419,9 +419,9 @@ pub fn render_sections(imp: &Import, skip: &dyn Fn(&str) -> bool) -> (String, Ve
 }
 
 /// The `[[host]]` entries, each with the place its password goes (`places[i]` for
-/// `hosts[i]`).
-pub fn render_hosts(imp: &Import, places: &[Option<PasswordPlace>]) -> String {
-    let wan = imp.wan_interface();
+/// `hosts[i]`). `wan`: the `[wan] interface` the config will have; a host that follows
+/// another interface names it.
+pub fn render_hosts(imp: &Import, places: &[Option<PasswordPlace>], wan: Option<&str>) -> String {
     let mut out = String::new();
     for (h, place) in imp.hosts.iter().zip(places) {
         let comment = format!("From {}: {}.", h.at, h.was);
