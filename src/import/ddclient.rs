@@ -416,7 +416,8 @@ fn tokens(s: &str, line: usize, file: &str) -> Result<(Vec<Setting>, Vec<String>
                         file: file.to_string(),
                         line,
                     },
-                    message: format!("{word:?}: a key=value setting or a host name was expected"),
+                    // The word is not quoted back: it may be part of a password.
+                    message: "a key=value setting or a host name was expected (a quote or = out of place)".into(),
                 });
             }
             hosts.push(word);

@@ -257,11 +257,51 @@ fn parse_file(
     Ok(())
 }
 
+/// A token for an error message. Words are named only when they are setting names inadyn
+/// has: anything else may be part of a password (an unquoted one with a space in it).
 fn shown(t: &Tok) -> String {
     match t {
-        Tok::Word(w) => format!("{w:?}"),
+        Tok::Word(w) => known(w),
         Tok::Str(_) => "a quoted string".into(),
         Tok::Punct(p) => format!("{p:?}"),
+    }
+}
+
+fn known(w: &str) -> String {
+    const KEYS: &[&str] = &[
+        "period",
+        "forced-update",
+        "iface",
+        "allow-ipv6",
+        "user-agent",
+        "verify-address",
+        "secure-ssl",
+        "ca-trust-file",
+        "startup-delay",
+        "cache-dir",
+        "broken-rtc",
+        "pidfile",
+        "username",
+        "password",
+        "hostname",
+        "ssl",
+        "checkip-server",
+        "checkip-path",
+        "checkip-ssl",
+        "checkip-command",
+        "ddns-server",
+        "ddns-path",
+        "wildcard",
+        "ttl",
+        "proxied",
+        "include",
+        "provider",
+        "custom",
+    ];
+    if KEYS.contains(&w.to_ascii_lowercase().as_str()) {
+        w.to_string()
+    } else {
+        "a word".into()
     }
 }
 
@@ -272,7 +312,7 @@ fn setting(
     it: &mut std::iter::Peekable<std::vec::IntoIter<(Tok, usize)>>,
     file: &str,
 ) -> Result<Setting, ParseError> {
-    let expected = |what: &str| err(file, line, format!("{key}: {what} was expected"));
+    let expected = |what: &str| err(file, line, format!("{}: {what} was expected", known(&key)));
     if !matches!(it.next(), Some((Tok::Punct('='), _))) {
         return Err(expected("= and a value"));
     }

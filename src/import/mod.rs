@@ -551,6 +551,22 @@ mod tests {
     }
 
     #[test]
+    fn a_parse_error_never_quotes_a_piece_of_a_password() {
+        let no = |_: &Path| -> Result<String, String> { Err("none".into()) };
+        let mut read = no;
+        let mut resolve = |_: &str| -> Result<String, String> { Err("none".into()) };
+        for (format, text) in [
+            (Format::Ddclient, "login=a, password=half s3cr\"et h.example.com\n"),
+            (Format::Inadyn, "provider default@ovh.com {\n password = half s3cr\"et\n}\n"),
+            (Format::Inadyn, "password = half s3cret\n"),
+            (Format::DdnsScripts, "config service x\n option password half\n s3cret\n"),
+        ] {
+            let e = parse(format, text, "f", &mut read, &mut resolve).unwrap_err();
+            assert!(!e.to_string().contains("s3cr"), "{format:?}: {e}");
+        }
+    }
+
+    #[test]
     fn binary_input_is_refused_with_its_line() {
         let e = check_text("a=b\nc\0d\n", "f").unwrap_err();
         assert_eq!(e.at.line, 2);

@@ -74,10 +74,11 @@ pub fn parse(
                     line,
                 });
             }
-            other => {
+            // The word is not quoted back: a value split over lines may be a password.
+            _ => {
                 return Err(err(
                     line,
-                    format!("{other:?}: config, option, list or package was expected"),
+                    "config, option, list or package was expected at the start of the line".into(),
                 ));
             }
         }
