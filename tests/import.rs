@@ -706,7 +706,8 @@ fn imported_ovh_hosts_are_published_with_their_login_and_password() {
             let uci = write(
                 dir,
                 "ddns",
-                "config service 'ovh'\n\toption enabled '1'\n\toption service_name 'ovh.com'\n\toption domain 'rt.example.com'\n\toption username 'example.com-rt'\n\toption password 'rt-pass'\n\toption ip_source 'interface'\n\toption ip_interface 'ppp0'\n",
+                "config service 'ovh'\n\toption enabled '1'\n\toption service_name 'ovh.com'\n\toption domain 'rt.example.com'\n\toption username 'example.com-rt'\n\toption password 'rt-pass'\n\toption ip_source 'interface'\n\toption ip_interface 'ppp0'\n\n\
+                 config service 'off'\n\toption enabled '0'\n\toption service_name 'ovh.com'\n\toption domain 'off.example.com'\n\toption username 'example.com-off'\n\toption password 'off-pass'\n",
             );
             let imports = [
                 (data("inadyn/ovh.conf"), 0),
@@ -767,6 +768,18 @@ fn imported_ovh_hosts_are_published_with_their_login_and_password() {
             let (status, out, err) = setup.run(&["update", "--ip", "203.0.113.10"]);
             assert!(status.success(), "{out}{err}");
             let reqs = st.requests();
+            // The service ddns-scripts had switched off is imported switched off: not sent.
+            assert!(
+                reqs.iter()
+                    .all(|r| r.param("hostname") != Some("off.example.com")),
+                "{reqs:#?}"
+            );
+            assert!(
+                std::fs::read_to_string(&cfg)
+                    .unwrap()
+                    .contains("hostname = \"off.example.com\"\nlogin = \"example.com-off\""),
+                "the disabled service was not imported"
+            );
             for (host, login, _) in accounts {
                 let r = reqs
                     .iter()
