@@ -498,6 +498,18 @@ fn write_config_creates_appends_keeps_comments_and_writes_no_password_into_the_t
     let (code, err) = check(&cfg);
     assert_eq!(code, Some(0), "{err}\n{text}");
 
+    // The same import again: nothing left to import, nothing changed.
+    let o = import(&cfg, &["--write-config", s(&inadyn)], None, &[]);
+    assert_eq!(o.code, Some(1), "{}{}", o.stdout, o.stderr);
+    assert!(
+        o.stderr
+            .contains("inadyn.conf:2: left out: home.example.com:")
+            && o.stderr.contains("nothing left to import"),
+        "{}",
+        o.stderr
+    );
+    assert_eq!(std::fs::read_to_string(&cfg).unwrap(), text);
+
     // Again, plus another host: the first is already there (left out, exit 1); the config's
     // [wan] is kept, so the new host names the interface it follows; comments stay.
     let mut t = text.clone();

@@ -200,6 +200,7 @@ pub fn run(a: ImportArgs) -> ExitCode {
         None
     };
     let mut left_out = Vec::new();
+    let found_hosts = !imp.hosts.is_empty();
     if let Some(have) = &have {
         imp.hosts.retain(|h| {
             let clash = have.records.iter().any(|(n, f)| {
@@ -283,7 +284,14 @@ pub fn run(a: ImportArgs) -> ExitCode {
         ExitCode::SUCCESS
     };
     if imp.hosts.is_empty() {
-        eprintln!("dynhostd: {name}: no OVH or dyndns2 host entry to import");
+        eprintln!(
+            "dynhostd: {name}: {}",
+            if found_hosts {
+                "nothing left to import"
+            } else {
+                "no OVH or dyndns2 host entry to import"
+            }
+        );
         return ExitCode::from(1);
     }
     if !writing {

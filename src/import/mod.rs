@@ -556,10 +556,19 @@ mod tests {
         let mut read = no;
         let mut resolve = |_: &str| -> Result<String, String> { Err("none".into()) };
         for (format, text) in [
-            (Format::Ddclient, "login=a, password=half s3cr\"et h.example.com\n"),
-            (Format::Inadyn, "provider default@ovh.com {\n password = half s3cr\"et\n}\n"),
+            (
+                Format::Ddclient,
+                "login=a, password=half s3cr\"et h.example.com\n",
+            ),
+            (
+                Format::Inadyn,
+                "provider default@ovh.com {\n password = half s3cr\"et\n}\n",
+            ),
             (Format::Inadyn, "password = half s3cret\n"),
-            (Format::DdnsScripts, "config service x\n option password half\n s3cret\n"),
+            (
+                Format::DdnsScripts,
+                "config service x\n option password half\n s3cret\n",
+            ),
         ] {
             let e = parse(format, text, "f", &mut read, &mut resolve).unwrap_err();
             assert!(!e.to_string().contains("s3cr"), "{format:?}: {e}");
