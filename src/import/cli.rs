@@ -105,28 +105,36 @@ fn existing(path: &Path) -> Result<Option<Existing>, String> {
         return Ok(None);
     }
     let text = fsread::read_to_string(path, fsread::CONFIG_CAP).map_err(|e| e.to_string())?;
-    let table: toml::Table = text
-        .parse()
+    // The loader's own raw layer (no second TOML reader in the binary); the full check runs
+    // when the entries are appended.
+    let raw: crate::config::RawConfig = toml::from_str(&text)
         .map_err(|e: toml::de::Error| format!("{}: {}", path.display(), e.message()))?;
-    let mut records = Vec::new();
-    for h in table
-        .get("host")
-        .and_then(|h| h.as_array())
-        .into_iter()
-        .flatten()
-        .filter_map(|h| h.as_table())
-    {
-        let name = h.get("hostname").and_then(|v| v.as_str()).unwrap_or("");
-        let family = h.get("family").and_then(|v| v.as_str()).unwrap_or("ipv4");
-        records.push((
-            name.trim_end_matches('.').to_ascii_lowercase(),
-            family.to_string(),
-        ));
-    }
-    Ok(Some(Existing {
-        records,
-        tables: table.keys().cloned().collect(),
-    }))
+    let records = raw
+        .hosts
+        .iter()
+        .map(|h| {
+            let h = h.get_ref();
+            let s = |v: &Option<toml::Spanned<String>>, d: &str| {
+                v.as_ref().map_or(d, |v| v.get_ref().as_str()).to_string()
+            };
+            (
+                s(&h.hostname, "")
+                    .trim_end_matches('.')
+                    .to_ascii_lowercase(),
+                s(&h.family, "ipv4"),
+            )
+        })
+        .collect();
+    // Top-level tables, from the text: `[wan]` and the like at the start of a line.
+    let tables = text
+        .lines()
+        .filter_map(|l| {
+            let t = l.trim_start().strip_prefix('[')?;
+            let (name, _) = t.split_once(']')?;
+            (!name.starts_with('[')).then(|| name.trim().to_string())
+        })
+        .collect();
+    Ok(Some(Existing { records, tables }))
 }
 
 pub fn run(a: ImportArgs) -> ExitCode {

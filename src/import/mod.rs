@@ -188,12 +188,25 @@ pub struct Import {
 }
 
 impl Import {
+    /// Kept in file order, whichever step notes it (an entry's own note comes after its
+    /// keys', a global key may follow the sections): after the last note of its file at its
+    /// line or before.
     pub fn note(&mut self, at: &Loc, kind: NoteKind, text: impl Into<String>) {
-        self.notes.push(Note {
+        let same = |n: &Note| n.at.file == at.file;
+        let pos = match self
+            .notes
+            .iter()
+            .rposition(|n| same(n) && n.at.line <= at.line)
+        {
+            Some(i) => i + 1,
+            None => self.notes.iter().position(same).unwrap_or(self.notes.len()),
+        };
+        let note = Note {
             at: at.clone(),
             kind,
             text: text.into(),
-        });
+        };
+        self.notes.insert(pos, note);
     }
 
     pub fn left_out(&self) -> bool {
@@ -465,9 +478,6 @@ pub fn parse(
         Format::DdnsScripts => uci::parse(text, file, resolve)?,
     };
     imp.merge_hosts();
-    // In file order, whichever step noted them (an entry's own note comes after its keys').
-    imp.notes
-        .sort_by(|a, b| (&a.at.file, a.at.line).cmp(&(&b.at.file, b.at.line)));
     Ok(imp)
 }
 
