@@ -35,6 +35,7 @@ pub mod duration;
 pub mod fsread;
 pub mod hook;
 pub mod http;
+#[cfg(feature = "import")]
 pub mod import;
 pub mod lock;
 pub mod logging;

@@ -112,6 +112,7 @@ enum Command {
         #[arg(long)]
         http: bool,
     },
+    #[cfg(feature = "import")]
     /// Print the dynhostd config equivalent to ddclient's, inadyn's or OpenWrt ddns-scripts'
     /// (exit 0: every entry carried over; 1: something left out, listed with its file:line;
     /// 2: the file cannot be read or parsed). No password is printed.
@@ -139,6 +140,14 @@ enum Command {
         /// Show what would be written; write nothing.
         #[arg(long)]
         dry_run: bool,
+    },
+    /// Not in this build (a static router build): `import`. Run it on a workstation with a
+    /// full build and copy the result here.
+    #[cfg(not(feature = "import"))]
+    #[command(hide = true)]
+    Import {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
+        args: Vec<std::ffi::OsString>,
     },
     /// Set up the DynHost side over the OVH API: a consumer key, logins, records, passwords.
     #[cfg(feature = "ovh-api")]
@@ -659,6 +668,17 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        #[cfg(not(feature = "import"))]
+        Command::Import { .. } => {
+            eprintln!(
+                "dynhostd: this build leaves out `import` (a static router build, without the \
+                 import feature): run it on a machine with a full build, e.g. `ssh root@router \
+                 uci export ddns | dynhostd import --write-config -c router.toml -`, then copy \
+                 the config and its password files here"
+            );
+            Ok(ExitCode::from(2))
+        }
+        #[cfg(feature = "import")]
         Command::Import {
             config,
             file,

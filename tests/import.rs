@@ -7,6 +7,8 @@
 //! TOML or any message; and the imported OVH hosts are then published, against the local
 //! DynHost stand-in, with their imported login and password.
 
+#![cfg(feature = "import")]
+
 #[path = "support/cli.rs"]
 mod cli;
 #[path = "support/netns.rs"]
