@@ -12,6 +12,9 @@ use std::path::{Path, PathBuf};
 
 /// Deepest `include()` nesting followed: libConfuse has no limit, a loop would never end.
 const MAX_INCLUDE_DEPTH: usize = 8;
+/// Most files read through `include()` in all: without it, a file that includes another ten
+/// times, which includes another ten times, … would be read 10^8 times without ever looping.
+const MAX_INCLUDES: usize = 64;
 
 #[derive(Debug, Clone, PartialEq)]
 enum Tok {
@@ -37,6 +40,8 @@ struct Section {
 struct Parsed {
     globals: Vec<Setting>,
     sections: Vec<Section>,
+    /// Files read through `include()` so far.
+    included: usize,
 }
 
 pub fn parse(
@@ -202,6 +207,16 @@ fn parse_file(
                     line,
                     format!(
                         "include(\"{shown_path}\"): includes nested more than {MAX_INCLUDE_DEPTH} deep"
+                    ),
+                ));
+            }
+            out.included += 1;
+            if out.included > MAX_INCLUDES {
+                return Err(err(
+                    file,
+                    line,
+                    format!(
+                        "include(\"{shown_path}\"): more than {MAX_INCLUDES} files included in all"
                     ),
                 ));
             }
@@ -641,6 +656,22 @@ mod tests {
         )
         .unwrap_err();
         assert_eq!(e.to_string(), "/etc/a.conf:2: include: not found");
+        // No loop, but ten includes of ten includes of …: stopped long before 10^8 reads.
+        let mut reads = 0;
+        let mut fan = |p: &Path| -> Result<String, String> {
+            reads += 1;
+            Ok(match p.file_name().and_then(|n| n.to_str()) {
+                Some("x.conf") => "include(\"y.conf\")\n".repeat(10),
+                Some("y.conf") => "include(\"z.conf\")\n".repeat(10),
+                _ => String::new(),
+            })
+        };
+        let e = parse("include(\"x.conf\")\n", "/etc/a.conf", &mut fan).unwrap_err();
+        assert!(
+            e.message.contains("more than 64 files included in all"),
+            "{e}"
+        );
+        assert_eq!(reads, 64);
     }
 
     #[test]
