@@ -497,6 +497,32 @@ mod tests {
     }
 
     #[test]
+    fn ipv6_sources_of_ddclient_3_and_4() {
+        // v3: ipv6=yes makes use= the AAAA record's source; the nsupdate.info sample's
+        // `usev6=if, if=eth0` takes the interface from if=.
+        let text = "protocol=ovh, login=l, password=p\n\
+            ipv6=yes, use=if, if=ppp0 a.example.com\n\
+            usev6=if, if=eth0 b.example.com\n\
+            usev4=webv4, webv4=ip4.example.net, usev6=disabled c.example.com\n";
+        let imp = parse(text, "f").unwrap();
+        let got: Vec<_> = imp
+            .hosts
+            .iter()
+            .map(|h| (h.family, h.interface.as_deref(), h.interface6.as_deref()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (FamilySet::V6, Some("ppp0"), None),
+                (FamilySet::V6, Some("eth0"), None),
+                (FamilySet::V4, None, None),
+            ]
+        );
+        assert_eq!(imp.detect_v4, ["https://ip4.example.net"]);
+        assert!(imp.notes.is_empty(), "{:?}", imp.notes);
+    }
+
+    #[test]
     fn what_is_left_out_says_why_and_where() {
         let text = "mail=root\npostscript=/usr/local/bin/after\n\
             protocol=cloudflare, zone=example.com, password=tok cf.example.com\n\
