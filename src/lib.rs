@@ -20,6 +20,7 @@
 //!   [`state`] (written atomically), [`record`], [`secret`].
 //! - [`lock`] (one writer per state dir) and [`control`] (the agent's socket: `status`,
 //!   `retry`, `update` from other processes, and their client side).
+//! - [`import`]: `dynhostd import`, another DDNS client's config read into dynhostd's.
 //! - [`ovh`]: `dynhostd ovh`, the DynHost panel steps over the OVH API (not used by `run`).
 //! - [`report`]: what `status` and `detect` print; [`notify`] (systemd), [`hook`] (`exec`
 //!   scripts) and [`logging`] (journald-friendly output) at the edges.
@@ -34,6 +35,8 @@ pub mod duration;
 pub mod fsread;
 pub mod hook;
 pub mod http;
+#[cfg(feature = "import")]
+pub mod import;
 pub mod lock;
 pub mod logging;
 pub mod notify;

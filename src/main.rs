@@ -112,6 +112,43 @@ enum Command {
         #[arg(long)]
         http: bool,
     },
+    #[cfg(feature = "import")]
+    /// Print the dynhostd config equivalent to ddclient's, inadyn's or OpenWrt ddns-scripts'
+    /// (exit 0: every entry carried over; 1: something left out, listed with its file:line;
+    /// 2: the file cannot be read or parsed). No password is printed.
+    Import {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// The other client's config (`-`: standard input, e.g. `uci export ddns | dynhostd import -`).
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+        /// Its format; without it, recognised from the content.
+        #[arg(long, value_parser = ["ddclient", "inadyn", "ddns-scripts"])]
+        from: Option<String>,
+        /// Append the [[host]] entries (and imported [wan]/[detect]/[update] sections) to the
+        /// config, creating it if missing (validated, atomically, comments kept); each password
+        /// goes to a 0600 file beside it.
+        #[arg(long)]
+        write_config: bool,
+        /// Put each password in the systemd credential store, named after its host
+        /// (password_credential), instead of a file beside the config.
+        #[arg(long)]
+        credential: bool,
+        /// The credential store directory.
+        #[arg(long, value_name = "DIR", default_value = config::write::CREDSTORE)]
+        credstore: PathBuf,
+        /// Show what would be written; write nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Not in this build (a static router build): `import`. Run it on a workstation with a
+    /// full build and copy the result here.
+    #[cfg(not(feature = "import"))]
+    #[command(hide = true)]
+    Import {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
+        args: Vec<std::ffi::OsString>,
+    },
     /// Set up the DynHost side over the OVH API: a consumer key, logins, records, passwords.
     #[cfg(feature = "ovh-api")]
     Ovh {
@@ -631,6 +668,38 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        #[cfg(not(feature = "import"))]
+        Command::Import { .. } => {
+            eprintln!(
+                "dynhostd: this build leaves out `import` (a static router build, without the \
+                 import feature): run it on a machine with a full build, e.g. `ssh root@router \
+                 uci export ddns | dynhostd import --write-config -c router.toml -`, then copy \
+                 the config and its password files here"
+            );
+            Ok(ExitCode::from(2))
+        }
+        #[cfg(feature = "import")]
+        Command::Import {
+            config,
+            file,
+            from,
+            write_config,
+            credential,
+            credstore,
+            dry_run,
+        } => Ok(dynhostd::import::cli::run(
+            dynhostd::import::cli::ImportArgs {
+                file,
+                from: from
+                    .as_deref()
+                    .and_then(dynhostd::import::Format::from_name),
+                config: config.config,
+                write_config,
+                credential,
+                credstore,
+                dry_run,
+            },
+        )),
         Command::Detect { config, json, http } => {
             // Works with no config at all: then the WAN is the default route's interface, only
             // globally routable addresses count, and the built-in what's-my-IP sources are used.

@@ -236,6 +236,11 @@ pub fn append_to_config(
     Ok(written)
 }
 
+/// Where `--credential` puts a password: the directory the shipped unit loads credentials
+/// from (contrib/systemd/dynhostd.service: `LoadCredential=home:/etc/dynhostd/credentials/home`).
+/// Shared by `ovh provision --credential` and `import --credential`.
+pub const CREDSTORE: &str = "/etc/dynhostd/credentials";
+
 /// The `[[host]]` entry `provision` prints or appends.
 pub fn host_entry(
     hostname: &str,
@@ -244,25 +249,82 @@ pub fn host_entry(
     family: FamilySet,
     server: Option<&str>,
 ) -> String {
-    let q = |s: &str| toml::Value::String(s.to_string()).to_string();
-    let mut out = format!(
-        "# Added by `dynhostd ovh provision {hostname}`.\n[[host]]\nhostname = {}\nlogin = {}\n",
-        q(hostname),
-        q(login)
-    );
-    match password {
-        PasswordPlace::File { in_config, .. } => {
-            out += &format!("password_file = {}\n", q(in_config))
-        }
-        PasswordPlace::Credential { name, .. } => {
-            out += &format!("password_credential = {}\n", q(name))
-        }
+    HostEntry {
+        comment: &format!("Added by `dynhostd ovh provision {hostname}`."),
+        hostname,
+        login,
+        password: Some(password),
+        password_env: None,
+        family,
+        provider: None,
+        server,
+        interface: None,
+        interface6: None,
+        enabled: true,
     }
-    out += &format!("family = {}\n", q(family.name()));
-    if let Some(s) = server {
-        out += &format!("server = {}\n", q(s));
+    .render()
+}
+
+/// A `[[host]]` entry as the commands that write one render it (`ovh provision`, `import`):
+/// only the keys that differ from the defaults, after a comment saying where it came from.
+pub struct HostEntry<'a> {
+    pub comment: &'a str,
+    pub hostname: &'a str,
+    pub login: &'a str,
+    pub password: Option<&'a PasswordPlace>,
+    /// `password_env`, for a password that stays in the environment.
+    pub password_env: Option<&'a str>,
+    pub family: FamilySet,
+    /// None: OVH, the default.
+    pub provider: Option<&'a str>,
+    pub server: Option<&'a str>,
+    pub interface: Option<&'a str>,
+    pub interface6: Option<&'a str>,
+    pub enabled: bool,
+}
+
+impl HostEntry<'_> {
+    pub fn render(&self) -> String {
+        let q = |s: &str| toml::Value::String(s.to_string()).to_string();
+        // The comment is one line whatever it quotes.
+        let comment: String = self
+            .comment
+            .chars()
+            .map(|c| if c.is_control() { ' ' } else { c })
+            .collect();
+        let mut out = format!(
+            "# {comment}\n[[host]]\nhostname = {}\nlogin = {}\n",
+            q(self.hostname),
+            q(self.login)
+        );
+        match self.password {
+            Some(PasswordPlace::File { in_config, .. }) => {
+                out += &format!("password_file = {}\n", q(in_config))
+            }
+            Some(PasswordPlace::Credential { name, .. }) => {
+                out += &format!("password_credential = {}\n", q(name))
+            }
+            None => {}
+        }
+        if let Some(v) = self.password_env {
+            out += &format!("password_env = {}\n", q(v));
+        }
+        out += &format!("family = {}\n", q(self.family.name()));
+        for (k, v) in [
+            ("provider", self.provider),
+            ("server", self.server),
+            ("interface", self.interface),
+            ("interface6", self.interface6),
+        ] {
+            if let Some(v) = v {
+                out += &format!("{k} = {}\n", q(v));
+            }
+        }
+        if !self.enabled {
+            out += "enabled = false\n";
+        }
+        out
     }
-    out
 }
 
 /// Where a host's password lives on this machine.

@@ -40,9 +40,8 @@ use std::net::IpAddr;
 pub const PASSWORD_CHARS: usize = 28;
 /// Where `ovh auth` puts a new consumer key unless `consumer_key_file` names a file.
 pub const CONSUMER_KEY_FILE: &str = "ovh-consumer-key";
-/// Where `--credential` puts a password: the directory the shipped unit loads credentials
-/// from (contrib/systemd/dynhostd.service: `LoadCredential=home:/etc/dynhostd/credentials/home`).
-pub const CREDSTORE: &str = "/etc/dynhostd/credentials";
+/// Where `--credential` puts a password (shared with `import`).
+pub use crate::config::write::CREDSTORE;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ProvisionError {
