@@ -1681,7 +1681,7 @@ fn render(
         r,
         "dynhostd side by side with ddclient and inadyn, produced by `{}` (examples/bench.rs). \
          Each tool runs in fresh network namespaces against the local DynHost stand-in over HTTP \
-         on loopback; the WAN is a tun device `ppp0` with point-to-point documentation \
+         on loopback (and over HTTPS with a test CA for the https instruction rows); the WAN is a tun device `ppp0` with point-to-point documentation \
          addresses. Figures are median (spread). Nothing was tuned for this run.\n",
         o.command
     );
