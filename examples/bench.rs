@@ -47,6 +47,16 @@ const DEFAULT_DEBOUNCE_MS: u64 = 2000;
 /// than this after the last update, as almost every real change is, so that the figures show
 /// the reaction to a change and not this rate limit.
 const DYNHOSTD_MIN_INTERVAL: Duration = Duration::from_secs(30);
+/// How long a tool under callgrind may take for one step (an update, its exit).
+const CALLGRIND_TIMEOUT: Duration = Duration::from_secs(300);
+/// Phase D: this many changes in a row, at this debounce, each this long after the previous
+/// one's request arrived (long enough for its reply and state write to be done).
+const SERIES_CHANGES: usize = 100;
+const SERIES_DEBOUNCE_MS: u64 = 1000;
+const SERIES_PAUSE: Duration = Duration::from_millis(500);
+/// Phase E: the address changes of the longer agent life ("per later update" = the
+/// difference between the two lives, divided by this).
+const AGENT_CHANGES: usize = 5;
 
 // ---------------------------------------------------------------------------------------------
 // What a cell is asked to do, and what it answers.
@@ -104,6 +114,15 @@ enum Scenario {
     Idle,
     /// Many hosts, all needing an update at start.
     Hosts,
+    /// One update and exit (`dynhostd update`, `inadyn --once`, ddclient `-daemon=0`), under
+    /// callgrind: its instructions.
+    OneShot,
+    /// dynhostd as an agent under callgrind: its first update, then `rounds` address changes,
+    /// each sent, then SIGTERM: the instructions of the whole life.
+    AgentLife,
+    /// `rounds` address changes in a row, each made a short pause after the previous one's
+    /// request arrived (dynhostd with min_interval 0 s): change → request of each.
+    Series,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug)]
@@ -124,6 +143,15 @@ struct CellSpec {
     dir: PathBuf,
     dynhostd: PathBuf,
     resolv_conf: PathBuf,
+    /// The stand-in serves HTTPS with a fresh test CA, which each tool is given as its CA file.
+    #[serde(default)]
+    https: bool,
+    /// The tool runs under `valgrind --tool=callgrind` (children followed for ddclient).
+    #[serde(default)]
+    callgrind: bool,
+    /// dynhostd's `[update] min_interval`, when not its default.
+    #[serde(default)]
+    min_interval: Option<String>,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, Default)]
@@ -182,6 +210,10 @@ struct CellResult {
     storm: Vec<StormRound>,
     idle: Option<IdleFigures>,
     hosts: Option<HostsFigures>,
+    /// Callgrind's total of instructions executed (Ir), summed over every out file (every
+    /// process of the tool).
+    #[serde(default)]
+    instructions: Option<u64>,
     notes: Vec<String>,
 }
 
@@ -431,6 +463,14 @@ impl Cell {
         } else {
             vec![("home.example.com".into(), "example.com-home".into())]
         };
+        // Over HTTPS, every tool is given the stand-in's test CA as its trust file.
+        let ca = self
+            .standin
+            .ca_file()
+            .map(|p| p.display().to_string())
+            .unwrap_or_default();
+        let https = self.standin.is_https();
+        let one_shot = self.spec.scenario == Scenario::OneShot;
         let log = std::fs::File::create(dir.join("tool.log")).map_err(|e| e.to_string())?;
         let mut cmd = match self.spec.tool {
             Tool::Dynhostd { debounce_ms } => {
@@ -440,15 +480,24 @@ impl Cell {
                      [state]\ndir = \"{}\"\n",
                     dir.join("state").display()
                 );
+                if let Some(m) = &self.spec.min_interval {
+                    text += &format!("\n[update]\nmin_interval = \"{m}\"\n");
+                }
                 for (host, login) in &hosts {
                     text += &format!(
                         "\n[[host]]\nhostname = \"{host}\"\nlogin = \"{login}\"\npassword = \"{PASSWORD}\"\nserver = \"{url}\"\n"
                     );
+                    if https {
+                        text += &format!("ca_file = \"{ca}\"\n");
+                    }
                 }
                 let conf = dir.join("dynhostd.toml");
                 write_private(&conf, &text)?;
                 let mut c = Command::new(&self.spec.dynhostd);
-                c.arg("run").arg("--config").arg(conf);
+                // One-shot: one pass (empty state, so it sends), then exit.
+                c.arg(if one_shot { "update" } else { "run" })
+                    .arg("--config")
+                    .arg(conf);
                 c.env_remove("DYNHOSTD_LOG").env_remove("JOURNAL_STREAM");
                 // A look at where the time goes: BENCH_DYNHOSTD_LOG=debug (with BENCH_KEEP=1)
                 // leaves timestamped steps in each cell's tool.log.
@@ -463,10 +512,14 @@ impl Cell {
                 // http://; server= takes host:port.
                 let mut text = format!(
                     "# Written by examples/bench.rs.\ndaemon={DDCLIENT_PERIOD}\nforeground=yes\nsyslog=no\n\
-                     ssl=no\ncache={}\nuse=if, if=ppp0\nprotocol=dyndns2\nserver=127.0.0.1:{port}\n\
+                     ssl={}\ncache={}\nuse=if, if=ppp0\nprotocol=dyndns2\nserver=127.0.0.1:{port}\n\
                      password={PASSWORD}\n",
+                    if https { "yes" } else { "no" },
                     dir.join("ddclient.cache").display()
                 );
+                if https {
+                    text += &format!("ssl_ca_file={ca}\n");
+                }
                 // A login per host: ddclient puts the hosts sharing a login into one request
                 // (hostname=a,b,c), which OVH does not take.
                 for (host, login) in &hosts {
@@ -476,6 +529,10 @@ impl Cell {
                 write_private(&conf, &text)?;
                 let mut c = Command::new("ddclient");
                 c.arg("-file").arg(conf);
+                if one_shot {
+                    // One pass, then exit (the config's daemon= is overridden).
+                    c.arg("-daemon=0");
+                }
                 c
             }
             Tool::Inadyn => {
@@ -486,9 +543,12 @@ impl Cell {
                 let mut text = format!(
                     "# Written by examples/bench.rs.\nperiod = {INADYN_PERIOD}\nverify-address = false\niface = ppp0\n"
                 );
+                if https {
+                    text += &format!("ca-trust-file = \"{ca}\"\n");
+                }
                 for (i, (host, login)) in hosts.iter().enumerate() {
                     text += &format!(
-                        "\ncustom bench:{} {{\n    ssl = false\n    ddns-server = \"127.0.0.1:{port}\"\n    \
+                        "\ncustom bench:{} {{\n    ssl = {https}\n    ddns-server = \"127.0.0.1:{port}\"\n    \
                          ddns-path = \"/nic/update?system=dyndns&hostname=%h&myip=%i\"\n    \
                          checkip-server = \"127.0.0.1:{port}\"\n    checkip-path = \"/checkip-unused\"\n    \
                          checkip-ssl = false\n    username = \"{login}\"\n    password = \"{PASSWORD}\"\n    \
@@ -501,6 +561,9 @@ impl Cell {
                 let cache = dir.join("inadyn-cache");
                 std::fs::create_dir_all(&cache).map_err(|e| e.to_string())?;
                 let mut c = Command::new("inadyn");
+                if one_shot {
+                    c.arg("--once");
+                }
                 c.args(["--foreground", "--no-pidfile", "-f"])
                     .arg(conf)
                     .arg("--cache-dir")
@@ -508,6 +571,9 @@ impl Cell {
                 c
             }
         };
+        if self.spec.callgrind {
+            cmd = under_callgrind(&cmd, dir, self.spec.tool == Tool::Ddclient);
+        }
         let err = log.try_clone().map_err(|e| e.to_string())?;
         cmd.stdin(Stdio::null()).stdout(log).stderr(err);
         pdeathsig(&mut cmd);
@@ -532,8 +598,127 @@ impl Cell {
     }
 
     fn initial_update(&mut self) -> Result<Instant, String> {
-        self.wait_update(START, self.t_zero(), Duration::from_secs(30))
-            .ok_or_else(|| format!("{}: no initial update within 30 s", self.spec.name))
+        // Under callgrind a tool runs tens of times slower.
+        let timeout = if self.spec.callgrind {
+            CALLGRIND_TIMEOUT
+        } else {
+            Duration::from_secs(30)
+        };
+        self.wait_update(START, self.t_zero(), timeout)
+            .ok_or_else(|| format!("{}: no initial update within {timeout:?}", self.spec.name))
+    }
+
+    /// Waits for the tool to exit by itself; kills it after `timeout`.
+    fn wait_exit(&mut self, timeout: Duration) -> Result<std::process::ExitStatus, String> {
+        let mut child = self.tool.take().ok_or("no tool")?;
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Ok(Some(status)) = child.try_wait() {
+                return Ok(status);
+            }
+            if Instant::now() >= deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(format!(
+                    "{}: still running after {timeout:?}, killed",
+                    self.spec.name
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// One-shot under callgrind: it updates once and exits; its instructions.
+    fn one_shot(&mut self) -> Result<u64, String> {
+        let status = self.wait_exit(CALLGRIND_TIMEOUT)?;
+        let good = self
+            .updates()
+            .iter()
+            .any(|r| r.param("myip") == Some(START) && r.answer.contains(" good "));
+        if !good {
+            return Err(format!(
+                "{}: no `good` update ({status}); its output is in tool.log of this cell \
+                 (BENCH_KEEP=1 keeps it)",
+                self.spec.name
+            ));
+        }
+        if !status.success() {
+            self.notes
+                .push(format!("{}: exited with {status}", self.spec.name));
+        }
+        callgrind_total(&self.spec.dir)
+    }
+
+    /// A change of the WAN address in place (new first, then the old one removed); the moment
+    /// just before `ip` runs.
+    fn change_to(&mut self, new: &str) -> Result<Instant, String> {
+        let lines = vec![
+            format!("addr add {new} peer {PEER} dev ppp0"),
+            format!("addr del {} peer {PEER} dev ppp0", self.current),
+        ];
+        let t0 = Instant::now();
+        ip_batch(&lines)?;
+        self.current = new.to_string();
+        Ok(t0)
+    }
+
+    /// dynhostd's life as an agent under callgrind: the first update, `rounds` changes (each
+    /// sent; a pause after each request so that its reply and state write are done), then
+    /// SIGTERM; its instructions.
+    fn agent_life(&mut self) -> Result<u64, String> {
+        let pause = Duration::from_secs(2);
+        let mut last = self.initial_update()?;
+        for round in 0..self.spec.rounds {
+            std::thread::sleep((last + pause).saturating_duration_since(Instant::now()));
+            let new = format!("198.51.100.{}", 20 + round);
+            let t0 = self.change_to(&new)?;
+            last = self
+                .wait_update(&new, t0, CALLGRIND_TIMEOUT)
+                .ok_or_else(|| {
+                    format!(
+                        "{}: change {round}: no update within {CALLGRIND_TIMEOUT:?}",
+                        self.spec.name
+                    )
+                })?;
+        }
+        std::thread::sleep((last + pause).saturating_duration_since(Instant::now()));
+        let pid = self.tool_pid();
+        // SAFETY: kill on a pid we spawned and have not reaped yet.
+        unsafe { libc::kill(pid as i32, libc::SIGTERM) };
+        let status = self.wait_exit(CALLGRIND_TIMEOUT)?;
+        if !status.success() {
+            self.notes
+                .push(format!("{}: exited with {status}", self.spec.name));
+        }
+        callgrind_total(&self.spec.dir)
+    }
+
+    /// `rounds` changes in a row, each SERIES_PAUSE after the previous one's request arrived:
+    /// change → request of each, in ms.
+    fn series(&mut self) -> Result<Vec<f64>, String> {
+        let timeout = self.spec.tool.built_in_wait() + Duration::from_secs(10);
+        let mut last = self.initial_update()?;
+        let mut out = Vec::new();
+        for round in 0..self.spec.rounds {
+            std::thread::sleep((last + SERIES_PAUSE).saturating_duration_since(Instant::now()));
+            // 100 distinct addresses: each is new to the record.
+            let new = format!("198.51.100.{}", 20 + round % 200);
+            let t0 = self.change_to(&new)?;
+            match self.wait_update(&new, t0, timeout) {
+                Some(at) => {
+                    out.push(at.duration_since(t0).as_secs_f64() * 1000.0);
+                    last = at;
+                }
+                None => {
+                    self.notes.push(format!(
+                        "{}: change {round}: no update within {timeout:?}",
+                        self.spec.name
+                    ));
+                    last = Instant::now();
+                }
+            }
+        }
+        Ok(out)
     }
 
     fn t_zero(&self) -> Instant {
@@ -792,6 +977,63 @@ impl Cell {
     }
 }
 
+/// `cmd` run under `valgrind --tool=callgrind`, one out file per process in `dir`; with
+/// `children`, the processes it starts are followed too (ddclient runs `ip` through a shell).
+fn under_callgrind(cmd: &Command, dir: &Path, children: bool) -> Command {
+    let mut v = Command::new("valgrind");
+    v.args(["--tool=callgrind", "--quiet"])
+        .arg(format!(
+            "--callgrind-out-file={}/callgrind.out.%p",
+            dir.display()
+        ))
+        .arg(format!(
+            "--trace-children={}",
+            if children { "yes" } else { "no" }
+        ))
+        .arg(cmd.get_program())
+        .args(cmd.get_args());
+    for (k, val) in cmd.get_envs() {
+        match val {
+            Some(val) => v.env(k, val),
+            None => v.env_remove(k),
+        };
+    }
+    v
+}
+
+/// The instructions executed (callgrind's `Ir`), summed over the out files in `dir`.
+fn callgrind_total(dir: &Path) -> Result<u64, String> {
+    let mut total = 0;
+    let mut files = 0;
+    for entry in std::fs::read_dir(dir).map_err(|e| e.to_string())?.flatten() {
+        if !entry
+            .file_name()
+            .to_string_lossy()
+            .starts_with("callgrind.out.")
+        {
+            continue;
+        }
+        let text = std::fs::read_to_string(entry.path()).map_err(|e| e.to_string())?;
+        // `totals:` (or, in older files, `summary:`) holds the events in the order of the
+        // `events:` line, Ir first.
+        let line = text
+            .lines()
+            .find(|l| l.starts_with("totals:"))
+            .or_else(|| text.lines().find(|l| l.starts_with("summary:")));
+        if let Some(ir) = line
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse::<u64>().ok())
+        {
+            total += ir;
+            files += 1;
+        }
+    }
+    if files == 0 {
+        return Err("no callgrind out file with a total".into());
+    }
+    Ok(total)
+}
+
 fn parse_strace(summary: &str) -> (u64, Vec<(String, u64)>) {
     let mut total = 0;
     let mut rows = Vec::new();
@@ -820,6 +1062,18 @@ fn run_cell(spec: CellSpec) -> Result<CellResult, String> {
     let _ = std::fs::remove_dir_all(spec.dir.join("inadyn-cache"));
     let _ = std::fs::remove_file(spec.dir.join("ddclient.cache"));
     std::fs::create_dir_all(&spec.dir).map_err(|e| e.to_string())?;
+    for entry in std::fs::read_dir(&spec.dir)
+        .map_err(|e| e.to_string())?
+        .flatten()
+    {
+        if entry
+            .file_name()
+            .to_string_lossy()
+            .starts_with("callgrind.out.")
+        {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
     sh("ip link set lo up")?;
     // pppd's addresses all share one peer, so a second address is a "secondary"; without
     // promotion, removing the first would take the second with it.
@@ -831,9 +1085,13 @@ fn run_cell(spec: CellSpec) -> Result<CellResult, String> {
         spec.resolv_conf.display()
     ))?;
     ip_batch(&ppp0_lines(START))?;
-    let mut config = StandinConfig::http()
-        .account("example.com-home", PASSWORD, "home.example.com")
-        .record("home.example.com");
+    let mut config = if spec.https {
+        StandinConfig::https()
+    } else {
+        StandinConfig::http()
+    }
+    .account("example.com-home", PASSWORD, "home.example.com")
+    .record("home.example.com");
     if spec.scenario == Scenario::Hosts {
         config = config.numbered_hosts(spec.hosts, PASSWORD);
     }
@@ -857,6 +1115,9 @@ fn run_cell(spec: CellSpec) -> Result<CellResult, String> {
             result.hosts = Some(cell.hosts(t0));
             Ok(())
         }
+        Scenario::OneShot => cell.one_shot().map(|i| result.instructions = Some(i)),
+        Scenario::AgentLife => cell.agent_life().map(|i| result.instructions = Some(i)),
+        Scenario::Series => cell.series().map(|l| result.latencies_ms = l),
     };
     // Anything the tool asked for that isn't an update (a check-IP request) is worth a note.
     let strays: Vec<String> = cell
@@ -894,7 +1155,8 @@ struct Options {
     hosts: usize,
     cap_s: u64,
     competitors: bool,
-    /// Phases to run (A latency, B pollers/storms/idle, C many hosts); all by default.
+    /// Phases to run (A latency, B pollers/storms/idle, C many hosts, D change → request
+    /// percentiles at a 1 s debounce, E instructions under callgrind); all by default.
     only: String,
 }
 
@@ -919,7 +1181,7 @@ fn parse_options() -> Options {
         hosts: 1000,
         cap_s: 120,
         competitors: true,
-        only: "ABC".into(),
+        only: "ABCDE".into(),
     };
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
@@ -943,7 +1205,7 @@ fn parse_options() -> Options {
             _ => {
                 eprintln!(
                     "usage: bench [--dynhostd PATH] [--work DIR] [--out FILE] [--command TEXT] \
-                     [--rounds N] [--idle S] [--hosts N] [--cap S] [--no-competitors] [--only ABC]"
+                     [--rounds N] [--idle S] [--hosts N] [--cap S] [--no-competitors] [--only ABCDE]"
                 );
                 std::process::exit(2)
             }
@@ -992,11 +1254,11 @@ fn collect(running: Vec<Running>) -> Vec<(CellSpec, CellResult)> {
                     ..Default::default()
                 },
                 None => CellResult {
+                    // Named inside the work directory, never as a path of this machine.
                     notes: vec![format!(
-                        "{} failed ({}); see {}",
-                        r.spec.name,
-                        out.status,
-                        r.spec.dir.join("cell.err").display()
+                        "{} failed ({}); see {}/cell.err in the work directory (BENCH_KEEP=1 \
+                         keeps it)",
+                        r.spec.name, out.status, r.spec.name
                     )],
                     ..Default::default()
                 },
@@ -1043,6 +1305,12 @@ struct Figures {
     storm: HashMap<Tool, Vec<StormRound>>,
     idle: HashMap<Tool, IdleFigures>,
     hosts: HashMap<Tool, Vec<HostsFigures>>,
+    /// Phase D: change → request of each change, ms (debounce included).
+    series: Vec<f64>,
+    /// Phase E: one-shot instructions by (tool, https).
+    oneshot: HashMap<(Tool, bool), u64>,
+    /// Phase E: dynhostd agent-life instructions by (https, changes after the first update).
+    agent_life: HashMap<(bool, usize), u64>,
     notes: Vec<String>,
 }
 
@@ -1060,6 +1328,17 @@ impl Figures {
                     }
                 }
                 Scenario::Hosts => self.hosts.entry(t).or_default().extend(r.hosts),
+                Scenario::Series => self.series.extend(r.latencies_ms),
+                Scenario::OneShot => {
+                    if let Some(i) = r.instructions {
+                        self.oneshot.insert((t, spec.https), i);
+                    }
+                }
+                Scenario::AgentLife => {
+                    if let Some(i) = r.instructions {
+                        self.agent_life.insert((spec.https, spec.rounds), i);
+                    }
+                }
             }
             self.notes.extend(r.notes);
         }
@@ -1120,6 +1399,9 @@ fn orchestrate(o: Options) {
         idle_s: o.idle_s,
         dynhostd: snapshot.clone(),
         resolv_conf: resolv_conf.clone(),
+        https: false,
+        callgrind: false,
+        min_interval: None,
     };
     let ours = [
         Tool::Dynhostd { debounce_ms: 0 },
@@ -1206,6 +1488,60 @@ fn orchestrate(o: Options) {
         figures.add(run_serial("phase C (many hosts)", specs));
     }
 
+    // Phase D: one dynhostd agent at a 1 s debounce and no min_interval, SERIES_CHANGES changes
+    // in a row: percentiles of change → request. Alone, like phase A (milliseconds).
+    let series_tool = Tool::Dynhostd {
+        debounce_ms: SERIES_DEBOUNCE_MS,
+    };
+    let mut s = base(
+        format!("{}-series", series_tool.slug()),
+        series_tool,
+        Scenario::Series,
+    );
+    s.rounds = SERIES_CHANGES;
+    s.min_interval = Some("0s".into());
+    if o.only.contains('D') {
+        figures.add(run_serial(
+            "phase D (change → request percentiles, 1 s debounce)",
+            vec![s],
+        ));
+    }
+
+    // Phase E: instructions under callgrind, which counts them whatever the load: one-shot
+    // updates of every tool over http:// and https://, and two lives of a dynhostd agent (its
+    // first update alone, and followed by AGENT_CHANGES changes). One cell at a time, so that
+    // none runs into its time-out on a busy machine.
+    let agent = Tool::Dynhostd { debounce_ms: 0 };
+    let mut specs = Vec::new();
+    for https in [false, true] {
+        let scheme = if https { "https" } else { "http" };
+        for t in std::iter::once(&agent).chain(&competitors) {
+            let name = match t {
+                Tool::Dynhostd { .. } => "dynhostd".to_string(),
+                t => t.slug(),
+            };
+            let mut s = base(format!("{name}-oneshot-{scheme}"), *t, Scenario::OneShot);
+            s.https = https;
+            s.callgrind = true;
+            specs.push(s);
+        }
+        for changes in [0, AGENT_CHANGES] {
+            let mut s = base(
+                format!("dynhostd-agent-{changes}-{scheme}"),
+                agent,
+                Scenario::AgentLife,
+            );
+            s.https = https;
+            s.callgrind = true;
+            s.rounds = changes;
+            s.min_interval = Some("0s".into());
+            specs.push(s);
+        }
+    }
+    if o.only.contains('E') {
+        figures.add(run_serial("phase E (instructions, callgrind)", specs));
+    }
+
     let tools: Vec<Tool> = ours.iter().chain(&competitors).copied().collect();
     let report = render(
         &o,
@@ -1264,6 +1600,11 @@ fn spread(v: &[f64], f: impl Fn(f64) -> String) -> String {
         f(hi.unwrap_or(m)),
         v.len()
     )
+}
+
+/// Millions of instructions.
+fn mega(n: f64) -> String {
+    format!("{:.2} M", n / 1e6)
 }
 
 fn kb(k: f64) -> String {
@@ -1340,7 +1681,7 @@ fn render(
         r,
         "dynhostd side by side with ddclient and inadyn, produced by `{}` (examples/bench.rs). \
          Each tool runs in fresh network namespaces against the local DynHost stand-in over HTTP \
-         on loopback; the WAN is a tun device `ppp0` with point-to-point documentation \
+         on loopback (and over HTTPS with a test CA for the https instruction rows); the WAN is a tun device `ppp0` with point-to-point documentation \
          addresses. Figures are median (spread). Nothing was tuned for this run.\n",
         o.command
     );
@@ -1377,6 +1718,9 @@ fn render(
         "- strace: {}",
         cmd_line("strace", &["-V"]).lines().next().unwrap_or("")
     );
+    if !f.oneshot.is_empty() || !f.agent_life.is_empty() {
+        let _ = writeln!(r, "- valgrind: {}", cmd_line("valgrind", &["--version"]));
+    }
     let _ = writeln!(
         r,
         "- load average (1, 5, 15 min) at the start: {}; at the end: {} (the machine may be \
@@ -1640,6 +1984,99 @@ fn render(
         }
     }
 
+    let series_above: Vec<f64> = f
+        .series
+        .iter()
+        .map(|x| x - SERIES_DEBOUNCE_MS as f64)
+        .collect();
+    if !series_above.is_empty() {
+        let _ = writeln!(
+            r,
+            "\n## 8. Change → request at a 1 s debounce ({} changes in a row)\n",
+            series_above.len()
+        );
+        let _ = writeln!(
+            r,
+            "| figure | dynhostd (debounce 1s, min_interval 0s) |\n|---|---|"
+        );
+        for (what, p) in [("p50", 0.5), ("p90", 0.9), ("p99", 0.99), ("max", 1.0)] {
+            let _ = writeln!(
+                r,
+                "| change → request, above the debounce: {what} | {} |",
+                percentile(&series_above, p).map_or("—".into(), fmt_ms)
+            );
+        }
+    }
+    // Phase E's columns: dynhostd and the competitors, each as it runs one-shot.
+    let agent = Tool::Dynhostd { debounce_ms: 0 };
+    let per_later = |https: bool| -> Option<f64> {
+        let one = *f.agent_life.get(&(https, 0))?;
+        let more = *f.agent_life.get(&(https, AGENT_CHANGES))?;
+        Some((more as f64 - one as f64) / AGENT_CHANGES as f64)
+    };
+    if !f.oneshot.is_empty() || !f.agent_life.is_empty() {
+        let columns: Vec<(Tool, &str)> = [
+            (agent, "dynhostd"),
+            (Tool::Inadyn, "inadyn --once"),
+            (Tool::Ddclient, "ddclient -daemon=0"),
+        ]
+        .into_iter()
+        .filter(|(t, _)| !t.polls() || tools.contains(t))
+        .collect();
+        let _ = writeln!(
+            r,
+            "\n## 9. CPU instructions (callgrind, whatever the load)\n"
+        );
+        let mut header = String::from("| figure |");
+        let mut rule = String::from("|---|");
+        for (_, name) in &columns {
+            header += &format!(" {name} |");
+            rule += "---|";
+        }
+        let _ = writeln!(r, "{header}\n{rule}");
+        for https in [false, true] {
+            let mut line = format!(
+                "| one-shot update, {}: instructions (M) |",
+                if https { "https" } else { "http" }
+            );
+            for (t, _) in &columns {
+                line += &format!(
+                    " {} |",
+                    f.oneshot
+                        .get(&(*t, https))
+                        .map_or("—".into(), |&i| mega(i as f64))
+                );
+            }
+            let _ = writeln!(r, "{line}");
+        }
+        let mut line = String::from("| agent, first update then SIGTERM: instructions (M) |");
+        let mut later = String::from("| agent, per later update: instructions (M) |");
+        for (t, _) in &columns {
+            if *t == agent {
+                let each = |get: &dyn Fn(bool) -> Option<f64>| {
+                    [false, true]
+                        .iter()
+                        .filter_map(|&https| {
+                            get(https).map(|v| {
+                                format!("{} ({})", mega(v), if https { "https" } else { "http" })
+                            })
+                        })
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                };
+                line += &format!(
+                    " {} |",
+                    each(&|https| f.agent_life.get(&(https, 0)).map(|&i| i as f64))
+                );
+                later += &format!(" {} |", each(&per_later));
+            } else {
+                line += " — |";
+                later += " — |";
+            }
+        }
+        let _ = writeln!(r, "{line}\n{later}");
+    }
+
     let _ = writeln!(r, "\n## Targets (dynhostd)\n");
     for t in tools.iter().filter(|t| !t.polls()) {
         let Tool::Dynhostd { debounce_ms } = *t else {
@@ -1739,6 +2176,36 @@ fn render(
         }
     }
 
+    if !series_above.is_empty() {
+        let p99 = percentile(&series_above, 0.99).unwrap_or(f64::INFINITY);
+        let _ = writeln!(
+            r,
+            "- change → request at a 1 s debounce, p99 ≤ debounce + 5 ms: **{}** (p99 {} above \
+             the debounce; p50 {}, p90 {}, max {}; n={})",
+            if p99 <= 5.0 { "met" } else { "missed" },
+            fmt_ms(p99),
+            percentile(&series_above, 0.5).map_or("—".into(), fmt_ms),
+            percentile(&series_above, 0.9).map_or("—".into(), fmt_ms),
+            percentile(&series_above, 1.0).map_or("—".into(), fmt_ms),
+            series_above.len()
+        );
+    }
+    for https in [false, true] {
+        if let (Some(&ours), Some(&theirs)) = (
+            f.oneshot.get(&(agent, https)),
+            f.oneshot.get(&(Tool::Inadyn, https)),
+        ) {
+            let _ = writeln!(
+                r,
+                "- one-shot update over {}: fewer instructions than inadyn --once: **{}** ({} vs {})",
+                if https { "https" } else { "http" },
+                if ours < theirs { "met" } else { "missed" },
+                mega(ours as f64),
+                mega(theirs as f64)
+            );
+        }
+    }
+
     let _ = writeln!(r, "\n## How it is measured\n");
     let _ = writeln!(
         r,
@@ -1797,6 +2264,37 @@ fn render(
          watching it does not slow the stand-in down.",
         o.hosts, o.cap_s
     );
+    if !f.series.is_empty() {
+        let _ = writeln!(
+            r,
+            "- Change → request at a 1 s debounce: one dynhostd agent, `debounce = \"1s\"`, \
+             `[update] min_interval = \"0s\"` (so each change is sent), {SERIES_CHANGES} address \
+             changes in a row (each to an address not used before), each made {} ms after the \
+             previous one's request reached the stand-in; each timed as in the latency rows (just \
+             before `ip` runs → the stand-in has read the request's head), minus the debounce. \
+             Alone on the machine, like the latency cells.",
+            SERIES_PAUSE.as_millis()
+        );
+    }
+    if !f.oneshot.is_empty() || !f.agent_life.is_empty() {
+        let _ = writeln!(
+            r,
+            "- Instructions: the tool under `valgrind --tool=callgrind` (instructions executed in \
+             user space, `Ir` from the `totals:` line of each out file; a count, not a time, so \
+             the machine's load does not change it), in the same namespaces, against the same \
+             stand-in, serving HTTPS with a fresh test CA for the https rows (each tool is given \
+             that CA as its trust file: dynhostd `ca_file`, inadyn `ca-trust-file`, ddclient \
+             `ssl_ca_file`). One-shot: empty state or cache, one host, the WAN up; \
+             `dynhostd update --config …`, `inadyn --once --foreground`, `ddclient -daemon=0` \
+             with its config as above and `ssl=yes` for https (followed into the processes it \
+             starts with `--trace-children=yes`, all out files summed: ddclient runs `ip` \
+             through a shell); from exec to exit, start-up and config parsing included. Agent: \
+             `dynhostd run`, debounce 0, `min_interval = \"0s\"`, stopped with SIGTERM 2 s after \
+             its last request; once after its first update alone, once after {AGENT_CHANGES} \
+             address changes more (each sent, 2 s apart); per later update = the difference / \
+             {AGENT_CHANGES}. One cell at a time."
+        );
+    }
     if !f.notes.is_empty() {
         let _ = writeln!(r, "\n## Notes from this run\n");
         for n in &f.notes {
@@ -1833,9 +2331,16 @@ fn render(
 
 /// `path` as the report names it: relative to the project (bench/run runs from its top), so that
 /// BENCHMARKS.md never holds a path of the machine that ran it.
+/// A binary from outside the project (BENCH_DYNHOSTD=/elsewhere/x) is named by its file name.
 fn project_relative(path: &Path) -> PathBuf {
     std::env::current_dir()
         .ok()
         .and_then(|top| path.strip_prefix(top).ok().map(Path::to_path_buf))
+        .or_else(|| {
+            path.is_relative().then(|| path.to_path_buf()).or_else(|| {
+                path.file_name()
+                    .map(|n| Path::new("(outside the project)").join(n))
+            })
+        })
         .unwrap_or_else(|| path.to_path_buf())
 }
