@@ -226,6 +226,9 @@ impl PublicIpDetector {
             let tls = Tls::load(https, None).map_err(|e| e.to_string())?;
             let mut b = crate::http::builder(&opts, &tls)
                 .redirect(reqwest::redirect::Policy::limited(3))
+                // Rounds are minutes apart: a connection kept for the next one would only cost
+                // a timer wake-up (and a socket) in between.
+                .pool_max_idle_per_host(0)
                 .dns_resolver(Arc::new(FamilyResolver(family)));
             if let Some(ip) = bind {
                 b = b.local_address(ip);
