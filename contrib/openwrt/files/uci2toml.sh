@@ -28,7 +28,9 @@
 # durations, families) is checked by `dynhostd check` on the result, which names the key and
 # line; the `# UCI dynhostd.<section>` comment above each [[host]] ties it back to the section.
 
-set -u
+# No `set -u`: OpenWrt's /lib/functions.sh reads variables that are unset by design
+# (IPKG_INSTROOT when it is sourced, NO_EXPORT and its CONFIG_* counters in config_load), and
+# would end this script on the router (contrib/openwrt/test-procd found it; a stand-in cannot).
 
 functions_sh=${DYNHOSTD_FUNCTIONS_SH:-/lib/functions.sh}
 if [ ! -r "$functions_sh" ]; then
