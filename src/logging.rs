@@ -365,9 +365,36 @@ pub fn init(verbose: u8, quiet: u8) -> Result<(), FilterError> {
     let targets = filter(verbose, quiet)?;
     let journal = std::env::var_os("JOURNAL_STREAM").is_some();
     let ansi = !journal && std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let layer = layer(std::io::stderr, journal, ansi);
-    Registry::default().with(layer.with_filter(targets)).init();
+    if split_streams() {
+        let writer = split(std::io::stderr, std::io::stdout);
+        Registry::default()
+            .with(layer(writer, journal, ansi).with_filter(targets))
+            .init();
+    } else {
+        let layer = layer(std::io::stderr, journal, ansi);
+        Registry::default().with(layer.with_filter(targets)).init();
+    }
     Ok(())
+}
+
+/// `DYNHOSTD_LOG_STREAMS=split`: warnings and errors on stderr, the rest on stdout. For a
+/// supervisor that takes a line's priority from the stream it came on: OpenWrt's procd logs
+/// stdout as `daemon.info` and stderr as `daemon.err`, nothing finer (contrib/openwrt's init
+/// script sets it). Anything else keeps every line on stderr.
+fn split_streams() -> bool {
+    std::env::var_os(STREAMS_ENV).is_some_and(|v| v == "split")
+}
+
+pub const STREAMS_ENV: &str = "DYNHOSTD_LOG_STREAMS";
+
+/// WARN and ERROR to `err`, the other levels to `out`.
+fn split<E, O>(err: E, out: O) -> impl for<'w> tracing_subscriber::fmt::MakeWriter<'w> + 'static
+where
+    E: for<'w> tracing_subscriber::fmt::MakeWriter<'w> + 'static,
+    O: for<'w> tracing_subscriber::fmt::MakeWriter<'w> + 'static,
+{
+    use tracing_subscriber::fmt::writer::MakeWriterExt;
+    err.with_max_level(tracing::Level::WARN).or_else(out)
 }
 
 /// The one formatting layer, writing to `writer`.
@@ -409,6 +436,51 @@ mod tests {
         let layer = layer(move || W(writer.clone()), false, false);
         tracing::subscriber::with_default(Registry::default().with(layer), f);
         String::from_utf8(buf.lock().unwrap().clone()).unwrap()
+    }
+
+    /// Issue 23: under procd the stream is the priority, so `split` sends warnings and errors
+    /// to one writer and the rest to the other.
+    #[test]
+    fn split_streams_send_warnings_and_errors_apart() {
+        #[derive(Clone, Default)]
+        struct Buf(Arc<Mutex<Vec<u8>>>);
+        impl std::io::Write for Buf {
+            fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+                self.0.lock().unwrap().extend_from_slice(b);
+                Ok(b.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let (err, out) = (Buf::default(), Buf::default());
+        let (e, o) = (err.clone(), out.clone());
+        let writer = split(move || e.clone(), move || o.clone());
+        let layer = layer(writer, false, false);
+        tracing::subscriber::with_default(Registry::default().with(layer), || {
+            tracing::error!("an error");
+            tracing::warn!("a warning");
+            tracing::info!("some news");
+            tracing::debug!("a detail");
+        });
+        let text = |b: &Buf| String::from_utf8(b.0.lock().unwrap().clone()).unwrap();
+        let (err, out) = (text(&err), text(&out));
+        assert!(
+            err.contains("an error") && err.contains("a warning"),
+            "{err}"
+        );
+        assert!(
+            !err.contains("some news") && !err.contains("a detail"),
+            "{err}"
+        );
+        assert!(
+            out.contains("some news") && out.contains("a detail"),
+            "{out}"
+        );
+        assert!(
+            !out.contains("an error") && !out.contains("a warning"),
+            "{out}"
+        );
     }
 
     #[test]
