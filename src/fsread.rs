@@ -227,14 +227,20 @@ fn owned_by_us(uid: u32) -> Result<(), String> {
     }
 }
 
-/// [`read`]'s body: open with `extra` flags, check the open file with `check` (owner, mode),
-/// then read at most `cap` bytes.
-fn read_checked(
+/// A regular file opened for reading as [`read`] opens it (no blocking open, not a FIFO or a
+/// device, at most `cap` bytes when opened), for a caller that reads it piece by piece: the
+/// system's CA bundle is parsed a line at a time rather than held whole. Read it through
+/// `Read::take(cap)`: it may grow after the check.
+pub fn open(path: &Path, cap: u64) -> Result<File, ReadError> {
+    Ok(open_checked(path, cap, 0, |_| Ok(()))?.0)
+}
+
+fn open_checked(
     path: &Path,
     cap: u64,
     extra: libc::c_int,
     check: impl FnOnce(&std::fs::Metadata) -> Result<(), String>,
-) -> Result<Vec<u8>, ReadError> {
+) -> Result<(File, std::fs::Metadata), ReadError> {
     let err = |problem| ReadError {
         path: path.to_path_buf(),
         problem,
@@ -253,6 +259,22 @@ fn read_checked(
     if meta.len() > cap {
         return Err(err(Problem::TooLarge { cap }));
     }
+    Ok((file, meta))
+}
+
+/// [`read`]'s body: open with `extra` flags, check the open file with `check` (owner, mode),
+/// then read at most `cap` bytes.
+fn read_checked(
+    path: &Path,
+    cap: u64,
+    extra: libc::c_int,
+    check: impl FnOnce(&std::fs::Metadata) -> Result<(), String>,
+) -> Result<Vec<u8>, ReadError> {
+    let err = |problem| ReadError {
+        path: path.to_path_buf(),
+        problem,
+    };
+    let (file, meta) = open_checked(path, cap, extra, check)?;
     // The size can still grow between fstat and read: read one byte past the cap to notice.
     let mut out = Vec::with_capacity(meta.len() as usize);
     read_capped(file, cap, &mut out).map_err(|e| err(Problem::Io(e)))?;

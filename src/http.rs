@@ -14,6 +14,7 @@
 use crate::fsread;
 use rustls::RootCertStore;
 use rustls::pki_types::CertificateDer;
+use std::io::Read;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -118,8 +119,10 @@ impl std::fmt::Debug for Tls {
     }
 }
 
-/// The system's roots as last read, with where from.
-static SYSTEM: Mutex<Option<(FileId, Arc<Vec<CertificateDer<'static>>>)>> = Mutex::new(None);
+/// The system's roots as last read, with where from: only the parsed trust anchors (subject and
+/// key, a few hundred bytes each), shared by every client that adds no `ca_file`; the PEM text
+/// and the certificates are dropped once parsed.
+static SYSTEM: Mutex<Option<(FileId, Arc<RootCertStore>)>> = Mutex::new(None);
 
 impl Tls {
     /// Roots for a client whose URLs are `https` (`https` true: the system's, plus
@@ -127,15 +130,15 @@ impl Tls {
     /// and checked, so a broken one is reported whatever the scheme).
     pub fn load(https: bool, ca_file: Option<&Path>) -> Result<Tls, ClientError> {
         install_crypto_provider();
-        let mut store = RootCertStore::empty();
         let mut id = TlsId {
             system: None,
             ca_file: None,
         };
+        let mut system = None;
         if https {
             match system_roots() {
-                Ok((source, certs)) => {
-                    store.add_parsable_certificates(certs.iter().cloned());
+                Ok((source, store)) => {
+                    system = Some(store);
                     id.system = Some(source);
                 }
                 // A ca_file names the roots its server needs: go on with those alone (a router
@@ -146,16 +149,21 @@ impl Tls {
                 Err(e) => return Err(e),
             }
         }
-        if let Some(path) = ca_file {
-            let (file, certs) = read_ca_file(path)?;
-            for cert in certs {
-                store.add(cert).map_err(|e| ClientError::CaFile {
-                    path: path.to_path_buf(),
-                    message: e.to_string(),
-                })?;
+        let store: Arc<RootCertStore> = match ca_file {
+            None => system.unwrap_or_else(|| Arc::new(RootCertStore::empty())),
+            Some(path) => {
+                let mut store = system.map_or_else(RootCertStore::empty, |s| (*s).clone());
+                let (file, certs) = read_ca_file(path)?;
+                for cert in certs {
+                    store.add(cert).map_err(|e| ClientError::CaFile {
+                        path: path.to_path_buf(),
+                        message: e.to_string(),
+                    })?;
+                }
+                id.ca_file = Some(file);
+                Arc::new(store)
             }
-            id.ca_file = Some(file);
-        }
+        };
         let roots = store.len();
         let config = rustls::ClientConfig::builder_with_provider(Arc::new(
             rustls::crypto::ring::default_provider(),
@@ -190,7 +198,7 @@ impl Tls {
 /// The system's roots from one source: `SSL_CERT_FILE`, else the distribution's bundle (the
 /// first of openssl-probe's list that exists), else `SSL_CERT_DIR` or the first certificate
 /// directory. Read once; read again only when that source changed.
-fn system_roots() -> Result<(FileId, Arc<Vec<CertificateDer<'static>>>), ClientError> {
+fn system_roots() -> Result<(FileId, Arc<RootCertStore>), ClientError> {
     let probe = openssl_probe::probe();
     let (path, is_dir) = match (probe.cert_file, probe.cert_dir.into_iter().next()) {
         (Some(file), _) => (file, false),
@@ -204,28 +212,28 @@ fn system_roots() -> Result<(FileId, Arc<Vec<CertificateDer<'static>>>), ClientE
     let id = FileId::of(&path)
         .ok_or_else(|| ClientError::NoRoots(format!("cannot read {}", path.display())))?;
     let mut cached = SYSTEM.lock().unwrap_or_else(PoisonError::into_inner);
-    if let Some((have, certs)) = cached.as_ref()
+    if let Some((have, store)) = cached.as_ref()
         && *have == id
     {
-        return Ok((id, certs.clone()));
+        return Ok((id, store.clone()));
     }
-    let certs = if is_dir {
-        roots_in_dir(&path)
+    let mut store = RootCertStore::empty();
+    if is_dir {
+        store.add_parsable_certificates(roots_in_dir(&path));
     } else {
-        let pem =
-            fsread::read(&path, fsread::CA_CAP).map_err(|e| ClientError::NoRoots(e.to_string()))?;
-        pem_certs(&pem).0
-    };
-    if certs.is_empty() {
+        // One certificate at a time: each is parsed into its trust anchor and dropped.
+        add_bundle(&path, &mut store)?;
+    }
+    if store.is_empty() {
         return Err(ClientError::NoRoots(format!(
             "no PEM certificate in {}",
             path.display()
         )));
     }
-    tracing::debug!(roots = certs.len(), from = %path.display(), "system CA roots read");
-    let certs = Arc::new(certs);
-    *cached = Some((id.clone(), certs.clone()));
-    Ok((id, certs))
+    tracing::debug!(roots = store.len(), from = %path.display(), "system CA roots read");
+    let store = Arc::new(store);
+    *cached = Some((id.clone(), store.clone()));
+    Ok((id, store))
 }
 
 /// Every certificate in the files of a hashed directory (`/etc/ssl/certs` without a bundle),
@@ -253,33 +261,78 @@ fn roots_in_dir(dir: &Path) -> Vec<CertificateDer<'static>> {
 /// as a private key needs, and took 8.8 M of the 14.6 M instructions of a whole one-shot update
 /// over https, for public certificates. The base64 crate does it in a tenth of that.
 fn pem_certs(pem: &[u8]) -> (Vec<CertificateDer<'static>>, usize) {
-    use base64::Engine;
-    const BEGIN: &[u8] = b"-----BEGIN CERTIFICATE-----";
-    const END: &[u8] = b"-----END CERTIFICATE-----";
-    let (mut certs, mut bad) = (Vec::new(), 0);
-    // Line by line (a byte scan for '\n', and a comparison only for lines of the marker's
-    // length): a substring search per position cost more than the decoding in the size-tuned
-    // build.
-    let mut b64: Option<Vec<u8>> = None;
+    let mut certs = Vec::new();
+    let bad = for_each_pem_cert(pem, |c| certs.push(c));
+    (certs, bad)
+}
+
+/// [`pem_certs`], handing each certificate to `f` as it is decoded; returns the bad blocks.
+fn for_each_pem_cert(pem: &[u8], mut f: impl FnMut(CertificateDer<'static>)) -> usize {
+    let mut pem_lines = PemLines::default();
     for line in pem.split(|&c| c == b'\n') {
+        pem_lines.line(line, &mut f);
+    }
+    pem_lines.end()
+}
+
+/// A PEM bundle's certificates, fed a line at a time (a byte scan for '\n', and a comparison
+/// only for lines of a marker's length: a substring search at every position cost more than
+/// the decoding in the size-tuned build).
+#[derive(Default)]
+struct PemLines {
+    /// The base64 of the certificate being read, between its BEGIN and END lines.
+    b64: Option<Vec<u8>>,
+    bad: usize,
+}
+
+impl PemLines {
+    fn line(&mut self, line: &[u8], f: &mut impl FnMut(CertificateDer<'static>)) {
+        use base64::Engine;
+        const BEGIN: &[u8] = b"-----BEGIN CERTIFICATE-----";
+        const END: &[u8] = b"-----END CERTIFICATE-----";
         let line = line.trim_ascii();
-        match &mut b64 {
-            None if line == BEGIN => b64 = Some(Vec::with_capacity(2048)),
+        match &mut self.b64 {
+            None if line == BEGIN => self.b64 = Some(Vec::with_capacity(2048)),
             None => {}
             Some(_) if line == END => {
-                let text = b64.take().unwrap_or_default();
+                let text = self.b64.take().unwrap_or_default();
                 match base64::engine::general_purpose::STANDARD.decode(&text) {
-                    Ok(der) => certs.push(CertificateDer::from(der)),
-                    Err(_) => bad += 1,
+                    Ok(der) => f(CertificateDer::from(der)),
+                    Err(_) => self.bad += 1,
                 }
             }
             Some(text) => text.extend_from_slice(line),
         }
     }
-    if b64.is_some() {
-        bad += 1;
+
+    /// The blocks that were not certificates (bad base64, or never closed).
+    fn end(self) -> usize {
+        self.bad + usize::from(self.b64.is_some())
     }
-    (certs, bad)
+}
+
+/// The bundle's certificates into `store`, read a line at a time through a small buffer: the
+/// whole file (220 KB on Debian) is never in memory, so it leaves no hole in the heap of an
+/// agent that then idles for months.
+fn add_bundle(path: &Path, store: &mut RootCertStore) -> Result<(), ClientError> {
+    use std::io::BufRead;
+    let no_roots = |e: String| ClientError::NoRoots(e);
+    let file = fsread::open(path, fsread::CA_CAP).map_err(|e| no_roots(e.to_string()))?;
+    let mut reader = std::io::BufReader::with_capacity(8192, file.take(fsread::CA_CAP));
+    let mut pem_lines = PemLines::default();
+    let mut line = Vec::with_capacity(128);
+    let mut add = |cert| {
+        store.add_parsable_certificates([cert]);
+    };
+    loop {
+        line.clear();
+        match reader.read_until(b'\n', &mut line) {
+            Ok(0) => break,
+            Ok(_) => pem_lines.line(&line, &mut add),
+            Err(e) => return Err(no_roots(format!("{}: {e}", path.display()))),
+        }
+    }
+    Ok(())
 }
 
 fn read_ca_file(path: &Path) -> Result<(FileId, Vec<CertificateDer<'static>>), ClientError> {
