@@ -54,10 +54,12 @@ impl Drop for StateLock {
     }
 }
 
-fn flock(file: &File, op: libc::c_int) -> io::Result<bool> {
+/// flock(2) with `op` (`LOCK_EX` or `LOCK_SH`, plus `LOCK_NB` not to wait), retried after a
+/// signal: Ok(false) when `LOCK_NB` found it held. The one flock call of the program.
+pub(crate) fn flock(file: &File, op: libc::c_int) -> io::Result<bool> {
     loop {
         // SAFETY: flock on a file descriptor we own; no memory is passed.
-        let rc = unsafe { libc::flock(file.as_raw_fd(), op | libc::LOCK_NB) };
+        let rc = unsafe { libc::flock(file.as_raw_fd(), op) };
         if rc == 0 {
             return Ok(true);
         }
@@ -126,7 +128,7 @@ pub fn acquire(dir: &Path) -> Result<StateLock, LockError> {
     if !file.metadata().map_err(io_err)?.is_file() {
         return Err(io_err(io::Error::other("not a regular file")));
     }
-    if !flock(&file, libc::LOCK_EX).map_err(io_err)? {
+    if !flock(&file, libc::LOCK_EX | libc::LOCK_NB).map_err(io_err)? {
         return Err(LockError::Held {
             pid: read_pid(&mut file),
             dir: dir.to_path_buf(),
@@ -157,7 +159,7 @@ pub fn holder(dir: &Path) -> io::Result<Option<Option<u32>>> {
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(e),
     };
-    if flock(&file, libc::LOCK_SH)? {
+    if flock(&file, libc::LOCK_SH | libc::LOCK_NB)? {
         // Free: released again when `file` closes.
         return Ok(None);
     }

@@ -157,7 +157,6 @@ pub enum ConfigWritten {
 /// again on the new one. Held from the read to the rename by every `provision --write-config`,
 /// so two at once each append to what the other wrote instead of one losing its entry.
 pub fn lock_config(path: &Path) -> Result<std::fs::File, WriteError> {
-    use std::os::fd::AsRawFd;
     use std::os::unix::fs::MetadataExt;
     loop {
         let file = std::fs::OpenOptions::new()
@@ -165,16 +164,8 @@ pub fn lock_config(path: &Path) -> Result<std::fs::File, WriteError> {
             .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_NOCTTY)
             .open(path)
             .map_err(io_err("cannot open", path))?;
-        loop {
-            // SAFETY: flock(2) on a descriptor we own; no memory is passed.
-            if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) } == 0 {
-                break;
-            }
-            let e = std::io::Error::last_os_error();
-            if e.kind() != std::io::ErrorKind::Interrupted {
-                return Err(io_err("cannot lock", path)(e));
-            }
-        }
+        // Waits (no LOCK_NB) for another writer to finish.
+        crate::lock::flock(&file, libc::LOCK_EX).map_err(io_err("cannot lock", path))?;
         let held = file.metadata().map_err(io_err("cannot read", path))?;
         let now = std::fs::symlink_metadata(path).map_err(io_err("cannot read", path))?;
         if (held.dev(), held.ino()) == (now.dev(), now.ino()) {
