@@ -419,40 +419,39 @@ mod tests {
     use super::*;
     use std::sync::Arc;
 
+    /// An in-memory log writer; clones share the bytes.
+    #[derive(Clone, Default)]
+    struct Buf(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Buf {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl Buf {
+        fn text(&self) -> String {
+            String::from_utf8(self.0.lock().unwrap().clone()).unwrap()
+        }
+    }
+
     /// Log lines written by `f` through the real layer (not journal, no colours).
     fn logged(f: impl FnOnce()) -> String {
-        let buf = Arc::new(Mutex::new(Vec::<u8>::new()));
-        struct W(Arc<Mutex<Vec<u8>>>);
-        impl std::io::Write for W {
-            fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-                self.0.lock().unwrap().extend_from_slice(b);
-                Ok(b.len())
-            }
-            fn flush(&mut self) -> std::io::Result<()> {
-                Ok(())
-            }
-        }
+        let buf = Buf::default();
         let writer = buf.clone();
-        let layer = layer(move || W(writer.clone()), false, false);
+        let layer = layer(move || writer.clone(), false, false);
         tracing::subscriber::with_default(Registry::default().with(layer), f);
-        String::from_utf8(buf.lock().unwrap().clone()).unwrap()
+        buf.text()
     }
 
     /// Issue 23: under procd the stream is the priority, so `split` sends warnings and errors
     /// to one writer and the rest to the other.
     #[test]
     fn split_streams_send_warnings_and_errors_apart() {
-        #[derive(Clone, Default)]
-        struct Buf(Arc<Mutex<Vec<u8>>>);
-        impl std::io::Write for Buf {
-            fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-                self.0.lock().unwrap().extend_from_slice(b);
-                Ok(b.len())
-            }
-            fn flush(&mut self) -> std::io::Result<()> {
-                Ok(())
-            }
-        }
         let (err, out) = (Buf::default(), Buf::default());
         let (e, o) = (err.clone(), out.clone());
         let writer = split(move || e.clone(), move || o.clone());
@@ -463,8 +462,7 @@ mod tests {
             tracing::info!("some news");
             tracing::debug!("a detail");
         });
-        let text = |b: &Buf| String::from_utf8(b.0.lock().unwrap().clone()).unwrap();
-        let (err, out) = (text(&err), text(&out));
+        let (err, out) = (err.text(), out.text());
         assert!(
             err.contains("an error") && err.contains("a warning"),
             "{err}"
