@@ -181,6 +181,7 @@ impl Prepared {
                 hosts.insert(key, (h.clone(), client.clone()));
             }
         }
+        clients.drop_unused();
         Ok(Prepared { hosts, clients })
     }
 }

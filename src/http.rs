@@ -261,18 +261,11 @@ fn roots_in_dir(dir: &Path) -> Vec<CertificateDer<'static>> {
 /// as a private key needs, and took 8.8 M of the 14.6 M instructions of a whole one-shot update
 /// over https, for public certificates. The base64 crate does it in a tenth of that.
 fn pem_certs(pem: &[u8]) -> (Vec<CertificateDer<'static>>, usize) {
-    let mut certs = Vec::new();
-    let bad = for_each_pem_cert(pem, |c| certs.push(c));
-    (certs, bad)
-}
-
-/// [`pem_certs`], handing each certificate to `f` as it is decoded; returns the bad blocks.
-fn for_each_pem_cert(pem: &[u8], mut f: impl FnMut(CertificateDer<'static>)) -> usize {
-    let mut pem_lines = PemLines::default();
+    let (mut certs, mut pem_lines) = (Vec::new(), PemLines::default());
     for line in pem.split(|&c| c == b'\n') {
-        pem_lines.line(line, &mut f);
+        pem_lines.line(line, &mut |c| certs.push(c));
     }
-    pem_lines.end()
+    (certs, pem_lines.end())
 }
 
 /// A PEM bundle's certificates, fed a line at a time (a byte scan for '\n', and a comparison

@@ -209,6 +209,12 @@ impl Clients {
         }
     }
 
+    /// The clients of the previous configuration that this one did not take are let go (with
+    /// their idle connections): call once every host has its client.
+    pub fn drop_unused(&mut self) {
+        self.old.clear();
+    }
+
     /// The client for a server reached over `https` (or not) with `ca_file`, built on first
     /// use. A failed build is not cached, so a fixed CA file is picked up on the next call.
     pub fn get(
