@@ -528,7 +528,7 @@ pub async fn run(
     );
 
     // systemd (Type=notify): READY once the first decision is made, the watchdog when asked.
-    let notifier = crate::notify::Notifier::from_env();
+    let notifier = crate::systemd::Notifier::from_env();
     let mut ready = notifier.is_none();
     let mut watchdog = notifier
         .as_ref()
@@ -748,7 +748,7 @@ impl Reloads {
         &mut self,
         path: Option<&Path>,
         clients: &Clients,
-        notifier: Option<&crate::notify::Notifier>,
+        notifier: Option<&crate::systemd::Notifier>,
     ) {
         if self.running.is_some() {
             self.again = true;
@@ -789,7 +789,7 @@ impl Reloads {
 fn finish_reload(
     done: Result<Result<(Config, Prepared), String>, tokio::task::JoinError>,
     pusher: &mut Pusher,
-    notifier: Option<&crate::notify::Notifier>,
+    notifier: Option<&crate::systemd::Notifier>,
 ) -> Result<(Config, Vec<RecordKey>), String> {
     if let Some(n) = notifier {
         n.ready();

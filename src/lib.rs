@@ -22,7 +22,7 @@
 //!   `retry`, `update` from other processes, and their client side).
 //! - [`import`]: `dynhostd import`, another DDNS client's config read into dynhostd's.
 //! - [`ovh`]: `dynhostd ovh`, the DynHost panel steps over the OVH API (not used by `run`).
-//! - [`report`]: what `status` and `detect` print; [`notify`] (systemd), [`hook`] (`exec`
+//! - [`report`]: what `status` and `detect` print; [`systemd`] (sd_notify), [`hook`] (`exec`
 //!   scripts) and [`logging`] (journald-friendly output) at the edges.
 
 pub mod agent;
@@ -39,7 +39,6 @@ pub mod http;
 pub mod import;
 pub mod lock;
 pub mod logging;
-pub mod notify;
 pub mod ovh;
 pub mod provider;
 pub mod public_ip;
@@ -47,4 +46,5 @@ pub mod record;
 pub mod report;
 pub mod secret;
 pub mod state;
+pub mod systemd;
 pub mod wan;
