@@ -16,6 +16,7 @@
 //! events wait, and a newer event for a record replaces the one still waiting (logged), so 300
 //! failing hosts cannot make thousands of processes.
 
+use crate::clock::UnixTime;
 use crate::record::{Family, RecordKey};
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::ffi::OsString;
@@ -67,6 +68,12 @@ pub struct HookEvent {
     pub event: HookKind,
     /// The user-facing summary of the failure, for `error` and `stopped`.
     pub error: Option<String>,
+    /// The summary of the reply, whatever it was (`good`, `nochg`, `401 unauthorized`, …).
+    pub reply: String,
+    /// The first `good`/`nochg` after an `error` or `stopped` of this record.
+    pub recovered: bool,
+    /// When the reply came (wall clock).
+    pub time: UnixTime,
 }
 
 impl HookEvent {
@@ -548,6 +555,9 @@ mod tests {
             old_ip: Some("198.51.100.7".parse().unwrap()),
             event: HookKind::Updated,
             error: None,
+            reply: "good 203.0.113.5".into(),
+            recovered: false,
+            time: UnixTime(1_700_000_000),
         }
     }
 
@@ -587,6 +597,9 @@ mod tests {
                 old_ip: None,
                 event: kind,
                 error: Some("nohost".into()),
+                reply: "nohost".into(),
+                recovered: false,
+                time: UnixTime(0),
             };
             run_hook(&hook, &ev, Duration::from_secs(10)).await.unwrap();
             assert_eq!(read(&out, "EVENT"), name);

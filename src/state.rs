@@ -26,6 +26,52 @@ pub const VERSION: u32 = 1;
 const TEXT_MAX_CHARS: usize = 1000;
 /// Longest record key kept: a hostname (253) and `/AAAA`.
 const KEY_MAX_CHARS: usize = 300;
+/// Events kept per record ([`PublishedRecord::history`]): enough for "what went wrong last
+/// night", and a bound on the file (1000 hosts × 20 events stay well under `STATE_CAP`).
+pub const HISTORY_MAX: usize = 20;
+
+/// What happened to a record, as its history and the notifications name it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HistoryEvent {
+    /// The provider took a new address.
+    Updated,
+    /// An attempt failed; the agent retries it.
+    Error,
+    /// The host was stopped until its entry or the provider is fixed.
+    Stopped,
+    /// The first `good`/`nochg` after an `error` or `stopped`.
+    Recovered,
+    /// A name this version does not know (a newer version's file): kept, shown as it is named.
+    #[serde(other)]
+    Other,
+}
+
+impl HistoryEvent {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HistoryEvent::Updated => "updated",
+            HistoryEvent::Error => "error",
+            HistoryEvent::Stopped => "stopped",
+            HistoryEvent::Recovered => "recovered",
+            HistoryEvent::Other => "other",
+        }
+    }
+}
+
+/// One event of a record's history.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HistoryEntry {
+    /// Unix time it happened.
+    pub at: u64,
+    pub event: HistoryEvent,
+    /// The address the attempt was for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ip: Option<IpAddr>,
+    /// The reply's summary (`good`, `nochg`), or what went wrong.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub text: String,
+}
 
 /// Why a host was stopped, kept until its configuration changes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -65,6 +111,10 @@ pub struct PublishedRecord {
     /// back-off (capped at `retry_max`): the cap applied when it is read back.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub retry_asked: bool,
+    /// The last [`HISTORY_MAX`] events, oldest first. `nochg` replies that change nothing are
+    /// not events. Absent from files written before it existed.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub history: Vec<HistoryEntry>,
 }
 
 impl PublishedRecord {
@@ -82,6 +132,26 @@ impl PublishedRecord {
             text(&mut stop.fix);
             text(&mut stop.config);
         }
+        let extra = self.history.len().saturating_sub(HISTORY_MAX);
+        self.history.drain(..extra);
+        for h in &mut self.history {
+            text(&mut h.text);
+        }
+    }
+
+    /// Adds `entry` to the history, dropping the oldest beyond [`HISTORY_MAX`].
+    pub fn remember(&mut self, entry: HistoryEntry) {
+        if self.history.len() >= HISTORY_MAX {
+            self.history.remove(0);
+        }
+        self.history.push(entry);
+    }
+
+    /// Whether the last event was a failure, so that the next success is a recovery.
+    pub fn troubled(&self) -> bool {
+        self.history
+            .last()
+            .is_some_and(|h| matches!(h.event, HistoryEvent::Error | HistoryEvent::Stopped))
     }
 }
 
@@ -440,5 +510,29 @@ mod tests {
         let r = &s.records[&RecordKey::new("h.example.com", Family::V4)];
         assert_eq!(r.published, Some("203.0.113.7".parse().unwrap()));
         assert_eq!(r.failures, 0);
+    }
+    #[test]
+    fn history_read_back_is_bounded_cleaned_and_tolerates_new_event_names() {
+        // A file written before the history existed has none (the test above); one edited by
+        // hand or by a newer version may have too many entries, hostile text, or an event name
+        // this version does not know: none of it makes the file "corrupt".
+        let mut entries: Vec<_> = (0..30)
+            .map(|i| serde_json::json!({"at": i, "event": "error", "text": "500\u{202E}x"}))
+            .collect();
+        entries.push(serde_json::json!({"at": 99, "event": "teleported", "ip": "192.0.2.1"}));
+        let text = serde_json::json!({"version": 1, "records": {"h.example.com/A": {
+            "history": entries,
+        }}})
+        .to_string();
+        let s = State::from_json(&text).unwrap();
+        let h = &s.records[&RecordKey::new("h.example.com", Family::V4)].history;
+        assert_eq!(h.len(), HISTORY_MAX);
+        assert_eq!(h[0].at, 11, "the newest are kept");
+        assert_eq!(h[0].text, "500?x");
+        let last = h.last().unwrap();
+        assert_eq!((last.event, last.text.as_str()), (HistoryEvent::Other, ""));
+        assert_eq!(last.ip, Some("192.0.2.1".parse().unwrap()));
+        // What is written back round-trips.
+        assert_eq!(State::from_json(&s.to_json()).unwrap(), s);
     }
 }

@@ -9,7 +9,7 @@ use super::{Action, Mode, Push, RecordSpec, Rules};
 use crate::clock::{Now, UnixTime, later};
 use crate::hook::{HookEvent, HookKind};
 use crate::provider::{self, Reply, Verdict};
-use crate::state::{PublishedRecord, Stopped};
+use crate::state::{HistoryEntry, HistoryEvent, PublishedRecord, Stopped};
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 use tracing::{debug, error, info, warn};
@@ -375,13 +375,33 @@ impl Record {
                 HookKind::Error
             }
         };
+        let recovered =
+            matches!(event, HookKind::Updated | HookKind::Unchanged) && self.facts.troubled();
+        let remembered = match event {
+            _ if recovered => Some(HistoryEvent::Recovered),
+            HookKind::Updated => Some(HistoryEvent::Updated),
+            HookKind::Unchanged => None,
+            HookKind::Error => Some(HistoryEvent::Error),
+            HookKind::Stopped => Some(HistoryEvent::Stopped),
+        };
+        if let Some(event) = remembered {
+            self.facts.remember(HistoryEntry {
+                at: now.wall.0,
+                event,
+                ip: Some(ip),
+                text: summary.clone(),
+            });
+        }
         Some(HookEvent {
             host: key.hostname,
             family: key.family,
             ip: Some(ip),
             old_ip: previous,
             event,
-            error: matches!(event, HookKind::Error | HookKind::Stopped).then_some(summary),
+            error: matches!(event, HookKind::Error | HookKind::Stopped).then(|| summary.clone()),
+            reply: summary,
+            recovered,
+            time: now.wall,
         })
     }
 }

@@ -4,9 +4,11 @@
 #![allow(clippy::arithmetic_side_effects, clippy::unchecked_time_subtraction)]
 
 use super::*;
+use crate::clock::UnixTime;
 use crate::config::UpdateConfig;
+use crate::hook::HookKind;
 use crate::provider::TransportKind;
-use crate::state::PublishedRecord;
+use crate::state::{HISTORY_MAX, HistoryEvent, PublishedRecord};
 use crate::wan::{AddrFlags, DefaultRoute, Lifetime, Link, NetSnapshot, Scope, WanAddress};
 
 const DEBOUNCE: Duration = Duration::from_secs(2);
@@ -1766,4 +1768,90 @@ fn a_stale_detection_answer_does_not_land_on_a_newer_round() {
     };
     let a = d.on_event(fresh_answer, c.at(8.5));
     assert_eq!(pushes(&a), vec![(k, ip("203.0.113.50"))]);
+}
+
+fn hooks(actions: &[Action]) -> Vec<HookEvent> {
+    actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Hook(h) => Some(h.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn history(d: &Decider, key: &RecordKey) -> Vec<(HistoryEvent, String)> {
+    d.record(key)
+        .unwrap()
+        .history
+        .iter()
+        .map(|h| (h.event, h.text.clone()))
+        .collect()
+}
+
+#[test]
+fn history_keeps_changes_and_failures_and_names_the_recovery() {
+    let c = Clock::new();
+    let k = v4("home.example.com");
+    let mut d = decider(std::slice::from_ref(&k), State::default(), &c);
+    d.on_event(snapshot(3, &["203.0.113.7"]), c.at(0.0));
+    let h = hooks(&d.on_event(outcome(&k, "203.0.113.7", Reply::Good(None)), c.at(1.0)));
+    assert_eq!((h[0].event, h[0].recovered), (HookKind::Updated, false));
+    assert_eq!(h[0].time, UnixTime(UNIX + 1));
+    assert_eq!(h[0].reply, "good");
+    // A nochg that changes nothing is not an event of the history.
+    d.on_event(outcome(&k, "203.0.113.7", Reply::NoChg(None)), c.at(2.0));
+    assert_eq!(
+        history(&d, &k),
+        vec![(HistoryEvent::Updated, "good".into())]
+    );
+    // A failure, then a success: the success is the recovery (a nochg one too).
+    let h = hooks(&d.on_event(
+        outcome(&k, "203.0.113.7", Reply::ServerError(500)),
+        c.at(3.0),
+    ));
+    assert_eq!((h[0].event, h[0].recovered), (HookKind::Error, false));
+    let h = hooks(&d.on_event(outcome(&k, "203.0.113.7", Reply::NoChg(None)), c.at(60.0)));
+    assert_eq!((h[0].event, h[0].recovered), (HookKind::Unchanged, true));
+    let h = hooks(&d.on_event(outcome(&k, "203.0.113.7", Reply::NoChg(None)), c.at(61.0)));
+    assert!(!h[0].recovered, "only the first success after a failure");
+    let events: Vec<_> = history(&d, &k).into_iter().map(|(e, _)| e).collect();
+    use HistoryEvent::*;
+    assert_eq!(events, vec![Updated, Error, Recovered]);
+
+    // A stop, lifted by `retry`, then the fixed login works: one recovery, kept across a
+    // restart like the rest of the history.
+    let h = hooks(&d.on_event(outcome(&k, "203.0.113.7", Reply::Unauthorized), c.at(70.0)));
+    assert_eq!(h[0].event, HookKind::Stopped);
+    assert!(h[0].error.as_deref().unwrap().contains("401"));
+    let state = d.state(c.at(71.0));
+    let r = Clock::restarted(100);
+    let mut d = decider(std::slice::from_ref(&k), state, &r);
+    d.retry(&["home.example.com".to_string()], r.at(1.0))
+        .unwrap();
+    let h = hooks(&d.on_event(outcome(&k, "203.0.113.8", Reply::Good(None)), r.at(2.0)));
+    assert_eq!((h[0].event, h[0].recovered), (HookKind::Updated, true));
+    let events: Vec<_> = history(&d, &k).into_iter().map(|(e, _)| e).collect();
+    assert_eq!(events, vec![Updated, Error, Recovered, Stopped, Recovered]);
+}
+
+#[test]
+fn history_is_bounded_and_a_stepping_wall_clock_is_recorded_as_read() {
+    let c = Clock::new();
+    let k = v4("home.example.com");
+    let mut d = decider(std::slice::from_ref(&k), State::default(), &c);
+    d.on_event(snapshot(3, &["203.0.113.7"]), c.at(0.0));
+    for i in 0..(HISTORY_MAX as u64 + 5) {
+        // The wall clock steps back by a day halfway through (an NTP correction on a router
+        // without RTC): the entries carry the time as read, and nothing else moves.
+        let mut now = c.at(1.0 + i as f64);
+        if i > 10 {
+            now.wall = UnixTime(now.wall.0 - 86_400);
+        }
+        d.on_event(outcome(&k, "203.0.113.7", Reply::ServerError(503)), now);
+    }
+    let rec = d.record(&k).unwrap();
+    assert_eq!(rec.history.len(), HISTORY_MAX);
+    assert_eq!(rec.history.last().unwrap().at, UNIX + 25 - 86_400);
+    assert_eq!(rec.history[0].at, UNIX + 6, "the oldest went first");
 }
