@@ -99,6 +99,10 @@ enum Command {
         /// Also ask each record's authoritative name servers what it really holds.
         #[arg(long)]
         verify: bool,
+        /// Show every event kept of HOST's records (updates, failures, stops, recoveries:
+        /// the last 20 of each), newest first.
+        #[arg(long, value_name = "HOST", conflicts_with = "verify")]
+        history: Option<String>,
     },
     /// Show what the agent sees now: the WAN interface, every candidate address with its flags,
     /// which one counts and why the others don't. Works without a config file.
@@ -460,12 +464,40 @@ fn check_now(path: &Path) -> anyhow::Result<ExitCode> {
     }
 }
 
+/// `status --history HOST`: HOST's events as text or JSON; exit 2 when HOST is not configured.
+fn print_history(
+    path: &Path,
+    host: &str,
+    all: &[report::RecordHistory],
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    let Some(text) = report::history_text(host, all) else {
+        eprintln!(
+            "dynhostd: {} is not a [[host]] of {}",
+            control::shown(host),
+            path.display()
+        );
+        return Ok(ExitCode::from(2));
+    };
+    if json {
+        let mine: Vec<_> = all.iter().filter(|r| r.hostname == host).collect();
+        println!("{}", serde_json::to_string_pretty(&mine)?);
+    } else {
+        print!("{text}");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 /// `dynhostd status` from the running agent; None when there is none (or it does not answer,
 /// or is busy: then said on stderr), and the state file is shown instead. Needs only where the
 /// agent is, not the secrets (see `control::Locations`). An agent that must not be trusted (see
 /// `control::ControlError::Impostor`, `OtherAgent`) or a lock file this user can't read is an
 /// error.
-fn status_from_agent(path: &Path, json: bool) -> anyhow::Result<Option<ExitCode>> {
+fn status_from_agent(
+    path: &Path,
+    json: bool,
+    history: Option<&str>,
+) -> anyhow::Result<Option<ExitCode>> {
     use control::ControlError as E;
     let Some(at) = locations(path) else {
         return Ok(None);
@@ -495,6 +527,9 @@ fn status_from_agent(path: &Path, json: bool) -> anyhow::Result<Option<ExitCode>
     let live = reply
         .status
         .context("the agent's status reply holds no status")?;
+    if let Some(host) = history {
+        return print_history(path, host, &control::live_history(&live), json).map(Some);
+    }
     if json {
         println!(
             "{}",
@@ -619,8 +654,11 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             config: path,
             json,
             verify,
+            history,
         } => {
-            if !verify && let Some(code) = status_from_agent(&path.config, json)? {
+            if !verify
+                && let Some(code) = status_from_agent(&path.config, json, history.as_deref())?
+            {
                 return Ok(code);
             }
             let config = match load_config(&path.config) {
@@ -655,6 +693,10 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             }
             let state = agent::load_state(&config.state_file());
             let mut rows = report::status(&config, &state);
+            if let Some(host) = history {
+                let all: Vec<_> = rows.iter().map(|r| r.history()).collect();
+                return print_history(&path.config, &host, &all, json);
+            }
             if verify {
                 let found = runtime()?.block_on(agent::verify_all(&config));
                 report::add_dns(&mut rows, &found);

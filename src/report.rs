@@ -4,7 +4,7 @@
 
 use crate::config::Config;
 use crate::record::{Family, RecordKey};
-use crate::state::State;
+use crate::state::{HistoryEntry, State};
 use crate::wan::policy::{self, AddressPolicy, AddressSource, WanChoice};
 use crate::wan::{Lifetime, NetView, Scope, WanAddress};
 use serde::Serialize;
@@ -28,6 +28,8 @@ pub struct RecordStatus {
     /// With `--verify`: what the authoritative name servers hold, and whether it matches.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub dns: Option<String>,
+    /// Its last events, oldest first (the state file keeps [`crate::state::HISTORY_MAX`]).
+    pub history: Vec<HistoryEntry>,
 }
 
 /// The status of every configured record, from the state file alone (no network).
@@ -51,6 +53,14 @@ pub fn status(config: &Config, state: &State) -> Vec<RecordStatus> {
                 stopped: stop.as_ref().map(|s| from_state_file(&s.reason)),
                 fix: stop.map(|s| from_state_file(&s.fix)),
                 dns: None,
+                history: rec
+                    .history
+                    .into_iter()
+                    .map(|h| HistoryEntry {
+                        text: from_state_file(&h.text),
+                        ..h
+                    })
+                    .collect(),
             });
         }
     }
@@ -130,6 +140,9 @@ pub fn status_table(rows: &[RecordStatus]) -> String {
         ]);
     }
     let mut out = render_columns(&table);
+    out.push_str(&recent_events(rows.iter().map(|r| {
+        (format!("{}/{}", r.hostname, r.record), r.history.as_slice())
+    })));
     for r in rows {
         if let Some(dns) = &r.dns {
             let _ = writeln!(out, "{}/{}: name servers hold {dns}", r.hostname, r.record);
@@ -145,6 +158,89 @@ pub fn status_table(rows: &[RecordStatus]) -> String {
         }
     }
     out
+}
+
+/// One record's history, as `status --history HOST` shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RecordHistory {
+    pub hostname: String,
+    pub record: String,
+    /// Oldest first, as kept.
+    pub history: Vec<HistoryEntry>,
+}
+
+impl RecordStatus {
+    pub fn history(&self) -> RecordHistory {
+        RecordHistory {
+            hostname: self.hostname.clone(),
+            record: self.record.to_string(),
+            history: self.history.clone(),
+        }
+    }
+}
+
+/// `status --history HOST`: every event of the host's records, newest first; None when `host`
+/// is none of `all`'s.
+pub fn history_text(host: &str, all: &[RecordHistory]) -> Option<String> {
+    let mine = || all.iter().filter(|r| r.hostname == host);
+    mine().next()?;
+    let events = events_table(
+        mine().map(|r| (format!("{}/{}", r.hostname, r.record), r.history.as_slice())),
+        usize::MAX,
+    );
+    Some(if events.is_empty() {
+        format!("{host}: no events yet (an update, a failure or a stop is one)\n")
+    } else {
+        format!("{host}, newest first:\n{events}")
+    })
+}
+
+/// How many of the newest events `status` shows under its table.
+pub const RECENT_EVENTS: usize = 5;
+
+/// The [`RECENT_EVENTS`] newest events of all records, under `status`'s table; nothing when
+/// no record has any.
+pub fn recent_events<'a>(records: impl Iterator<Item = (String, &'a [HistoryEntry])>) -> String {
+    let events = events_table(records, RECENT_EVENTS);
+    if events.is_empty() {
+        return events;
+    }
+    format!("\nrecent events (a host's whole history: `dynhostd status --history HOST`):\n{events}")
+}
+
+/// Events of the given records, newest first, at most `limit`, one aligned line each:
+/// time, record, event, address, reply or error. Empty when there are none.
+pub fn events_table<'a>(
+    records: impl Iterator<Item = (String, &'a [HistoryEntry])>,
+    limit: usize,
+) -> String {
+    let mut names = Vec::new();
+    let mut all: Vec<(&HistoryEntry, usize)> = Vec::new();
+    for (name, history) in records {
+        all.extend(history.iter().rev().map(|h| (h, names.len())));
+        names.push(name);
+    }
+    // Newest first (the sort is stable: a record's later event stays before an earlier one of
+    // the same second); a wall clock that stepped back is shown as it was read.
+    all.sort_by_key(|e| std::cmp::Reverse(e.0.at));
+    let rows: Vec<[String; 5]> = all
+        .iter()
+        .take(limit)
+        .map(|&(h, name)| {
+            [
+                format!("  {}", format_unix(h.at)),
+                names[name].clone(),
+                h.event.as_str().to_string(),
+                h.ip.map_or("-".into(), |ip| ip.to_string()),
+                h.text.clone(),
+            ]
+        })
+        .collect();
+    if rows.is_empty() {
+        String::new()
+    } else {
+        render_columns(&rows)
+    }
 }
 
 fn render_columns<const N: usize>(rows: &[[String; N]]) -> String {
@@ -506,10 +602,17 @@ mod tests {
                     at: 0,
                     config: config.hosts[0].fingerprint(),
                 }),
+                history: vec![HistoryEntry {
+                    at: 1_700_000_000,
+                    event: crate::state::HistoryEvent::Error,
+                    ip: None,
+                    text: "500\u{202E}\nforged line".into(),
+                }],
                 ..Default::default()
             },
         );
         let rows = status(&config, &state);
+        assert_eq!(rows[0].history[0].text, "500??forged line");
         let reply = rows[0].last_reply.as_deref().unwrap();
         assert!(
             reply.starts_with("good?[2J?lmth.exe?forged line?xxx"),
@@ -519,11 +622,73 @@ mod tests {
         assert_eq!(rows[0].stopped.as_deref(), Some("?abuse??"));
         assert_eq!(rows[0].fix.as_deref(), Some("?call?"));
         let table = status_table(&rows);
-        assert_eq!(table.lines().filter(|l| l.contains("forged")).count(), 1);
+        // The reply's line and the event's: neither text starts a line of its own.
+        assert_eq!(table.lines().filter(|l| l.contains("forged")).count(), 2);
+        assert!(!table.lines().any(|l| l.starts_with("forged")), "{table}");
         assert!(
             !table.contains('\u{1b}') && !table.contains('\u{202E}'),
             "{table:?}"
         );
+    }
+
+    #[test]
+    fn events_are_shown_newest_first_and_recent_ones_are_few() {
+        use crate::state::HistoryEvent::{Error, Recovered, Updated};
+        let e = |at, event, ip: &str| HistoryEntry {
+            at,
+            event,
+            ip: ip.parse().ok(),
+            text: "t".into(),
+        };
+        let a = vec![
+            e(10, Updated, "192.0.2.1"),
+            e(30, Error, "192.0.2.2"),
+            e(30, Recovered, "192.0.2.2"),
+        ];
+        let b: Vec<_> = (0..8).map(|i| e(20 + i, Updated, "2001:db8::1")).collect();
+        let all = [
+            RecordHistory {
+                hostname: "h.example.com".into(),
+                record: "A".into(),
+                history: a,
+            },
+            RecordHistory {
+                hostname: "h.example.com".into(),
+                record: "AAAA".into(),
+                history: b,
+            },
+            RecordHistory {
+                hostname: "quiet.example.com".into(),
+                record: "A".into(),
+                history: vec![],
+            },
+        ];
+        let rows = || {
+            all.iter()
+                .map(|r| (format!("{}/{}", r.hostname, r.record), r.history.as_slice()))
+        };
+        let recent = recent_events(rows());
+        let lines: Vec<_> = recent.lines().filter(|l| l.contains("UTC")).collect();
+        assert_eq!(lines.len(), RECENT_EVENTS, "{recent}");
+        // The later of two events in the same second comes first.
+        assert!(
+            lines[0].contains("h.example.com/A ") && lines[0].contains("recovered"),
+            "{recent}"
+        );
+        assert!(lines[1].contains("error"), "{recent}");
+        assert!(
+            lines[2].contains("2001:db8::1") && lines[2].contains("00:00:27"),
+            "{recent}"
+        );
+        let whole = history_text("h.example.com", &all).unwrap();
+        assert_eq!(whole.lines().count(), 1 + 3 + 8, "{whole}");
+        assert!(
+            history_text("quiet.example.com", &all)
+                .unwrap()
+                .contains("no events yet")
+        );
+        assert_eq!(history_text("other.example.com", &all), None);
+        assert_eq!(recent_events(std::iter::empty()), "");
     }
 
     #[test]

@@ -281,6 +281,52 @@ fn retry_publishes_once_the_missing_login_exists() {
         assert_eq!(rows[0]["phase"], "idle");
         assert_eq!(rows[0]["published"], "203.0.113.10");
         assert!(rows[0]["stopped"].is_null(), "{rows}");
+        // The history: the stop, then the recovery (the update after the fix), in the JSON,
+        // under the table, and whole with --history; newest first where printed.
+        let events: Vec<_> = rows[0]["history"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|h| (h["event"].as_str().unwrap(), h["ip"].as_str().unwrap()))
+            .collect();
+        assert_eq!(
+            events,
+            [("stopped", "203.0.113.10"), ("recovered", "203.0.113.10")],
+            "{rows}"
+        );
+        assert!(
+            rows[0]["history"][0]["text"]
+                .as_str()
+                .unwrap()
+                .starts_with("401")
+        );
+        let (st, out, err) = setup.run(&["status"]);
+        assert!(st.success(), "{err}");
+        let recent = out
+            .split("recent events")
+            .nth(1)
+            .unwrap_or_else(|| panic!("{out}"));
+        let (r, s401) = (
+            recent.find("recovered").unwrap(),
+            recent.find("stopped").unwrap(),
+        );
+        assert!(r < s401, "newest first: {out}");
+        let (st, out, err) = setup.run(&["status", "--history", "home.example.com"]);
+        assert!(st.success(), "{err}");
+        assert!(out.starts_with("home.example.com, newest first:"), "{out}");
+        assert_eq!(
+            out.lines()
+                .filter(|l| l.contains("home.example.com/A"))
+                .count(),
+            2,
+            "{out}"
+        );
+        let (st, out, err) = setup.run(&["status", "--history", "nowhere.example.com", "--json"]);
+        assert_eq!(st.code(), Some(2), "{out}{err}");
+        assert!(
+            err.contains("nowhere.example.com is not a [[host]]"),
+            "{err}"
+        );
         assert!(agent.stop().0.success());
     });
 }
@@ -329,6 +375,18 @@ fn retry_without_an_agent_clears_the_stop_for_the_next_update() {
                 updates(&s)[1],
                 ("home.example.com".into(), "203.0.113.10".into())
             );
+            // The history from the state file: the stop and the recovery it led to.
+            let (st, out, err) = setup.run(&["status", "--history", "home.example.com", "--json"]);
+            assert!(st.success(), "{err}");
+            let h: serde_json::Value = serde_json::from_str(&out).unwrap();
+            assert_eq!(h[0]["record"], "A", "{h}");
+            let events: Vec<_> = h[0]["history"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|e| e["event"].as_str().unwrap())
+                .collect();
+            assert_eq!(events, ["stopped", "recovered"], "{h}");
             let (st, out, err) = setup.run(&["retry", "nowhere.example.com"]);
             assert_eq!(st.code(), Some(1), "{out}{err}");
         },

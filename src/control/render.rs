@@ -4,7 +4,8 @@
 use super::protocol::AgentStatus;
 use super::shown;
 use crate::decide::status::{Phase, Wake, WakeReason};
-use crate::report::format_unix;
+use crate::report::{RecordHistory, format_unix};
+use crate::state::HistoryEntry;
 use std::net::IpAddr;
 
 /// `status` from the agent, as text.
@@ -83,6 +84,9 @@ pub fn live_table(s: &AgentStatus) -> String {
         }
         None => out.push_str("next wake-up: none (sleeping until the WAN changes)\n"),
     }
+    out.push_str(&crate::report::recent_events(live_history(s).iter().map(
+        |r| (format!("{}/{}", r.hostname, r.record), r.history.as_slice()),
+    )));
     for r in &s.live.records {
         if let Some(stop) = &r.stopped {
             let _ = writeln!(
@@ -134,6 +138,26 @@ pub fn state_rows_json(rows: &[crate::report::RecordStatus]) -> serde_json::Valu
             let mut v = serde_json::to_value(row).unwrap_or_default();
             v["source"] = "state-file".into();
             v
+        })
+        .collect()
+}
+
+/// Each record's history from the agent's rows, every text cleaned (it came over the socket).
+pub fn live_history(s: &AgentStatus) -> Vec<RecordHistory> {
+    let text = |row: &serde_json::Value, k: &str| shown(row[k].as_str().unwrap_or_default());
+    s.rows
+        .iter()
+        .map(|row| RecordHistory {
+            hostname: text(row, "hostname"),
+            record: text(row, "record"),
+            history: serde_json::from_value::<Vec<HistoryEntry>>(row["history"].clone())
+                .unwrap_or_default()
+                .into_iter()
+                .map(|h| HistoryEntry {
+                    text: shown(&h.text),
+                    ..h
+                })
+                .collect(),
         })
         .collect()
 }
