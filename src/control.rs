@@ -48,7 +48,7 @@ pub use client::{
     route,
 };
 pub use protocol::{AgentStatus, Envelope, Request, Response, Served};
-pub use render::{live_history, live_json, live_table, state_rows_json};
+pub use render::{live_json, live_table, state_rows_json};
 pub use server::{Control, Incoming};
 
 use crate::config::Config;

@@ -468,10 +468,10 @@ fn check_now(path: &Path) -> anyhow::Result<ExitCode> {
 fn print_history(
     path: &Path,
     host: &str,
-    all: &[report::RecordHistory],
+    rows: &[serde_json::Value],
     json: bool,
 ) -> anyhow::Result<ExitCode> {
-    let Some(text) = report::history_text(host, all) else {
+    let Some(text) = report::history_text(host, rows) else {
         eprintln!(
             "dynhostd: {} is not a [[host]] of {}",
             control::shown(host),
@@ -480,7 +480,7 @@ fn print_history(
         return Ok(ExitCode::from(2));
     };
     if json {
-        let mine: Vec<_> = all.iter().filter(|r| r.hostname == host).collect();
+        let mine = report::history_json(host, rows);
         println!("{}", serde_json::to_string_pretty(&mine)?);
     } else {
         print!("{text}");
@@ -528,7 +528,7 @@ fn status_from_agent(
         .status
         .context("the agent's status reply holds no status")?;
     if let Some(host) = history {
-        return print_history(path, host, &control::live_history(&live), json).map(Some);
+        return print_history(path, host, &live.rows, json).map(Some);
     }
     if json {
         println!(
@@ -694,8 +694,7 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             let state = agent::load_state(&config.state_file());
             let mut rows = report::status(&config, &state);
             if let Some(host) = history {
-                let all: Vec<_> = rows.iter().map(|r| r.history()).collect();
-                return print_history(&path.config, &host, &all, json);
+                return print_history(&path.config, &host, &report::rows_json(&rows), json);
             }
             if verify {
                 let found = runtime()?.block_on(agent::verify_all(&config));

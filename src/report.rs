@@ -8,6 +8,7 @@ use crate::state::{HistoryEntry, State};
 use crate::wan::policy::{self, AddressPolicy, AddressSource, WanChoice};
 use crate::wan::{Lifetime, NetView, Scope, WanAddress};
 use serde::Serialize;
+use serde_json::Value;
 use std::fmt::Write as _;
 use std::net::IpAddr;
 
@@ -140,9 +141,7 @@ pub fn status_table(rows: &[RecordStatus]) -> String {
         ]);
     }
     let mut out = render_columns(&table);
-    out.push_str(&recent_events(rows.iter().map(|r| {
-        (format!("{}/{}", r.hostname, r.record), r.history.as_slice())
-    })));
+    out.push_str(&recent_events(&rows_json(rows)));
     for r in rows {
         if let Some(dns) = &r.dns {
             let _ = writeln!(out, "{}/{}: name servers hold {dns}", r.hostname, r.record);
@@ -160,34 +159,24 @@ pub fn status_table(rows: &[RecordStatus]) -> String {
     out
 }
 
-/// One record's history, as `status --history HOST` shows it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct RecordHistory {
-    pub hostname: String,
-    pub record: String,
-    /// Oldest first, as kept.
-    pub history: Vec<HistoryEntry>,
-}
+/// How many of the newest events `status` shows under its table.
+pub const RECENT_EVENTS: usize = 5;
 
-impl RecordStatus {
-    pub fn history(&self) -> RecordHistory {
-        RecordHistory {
-            hostname: self.hostname.clone(),
-            record: self.record.to_string(),
-            history: self.history.clone(),
-        }
+/// The [`RECENT_EVENTS`] newest events of all records, under `status`'s table; nothing when
+/// no record has any. `rows` are `status --json`'s (from the agent or the state file).
+pub fn recent_events(rows: &[Value]) -> String {
+    let events = events_table(rows, None, RECENT_EVENTS);
+    if events.is_empty() {
+        return events;
     }
+    format!("\nrecent events (a host's whole history: `dynhostd status --history HOST`):\n{events}")
 }
 
 /// `status --history HOST`: every event of the host's records, newest first; None when `host`
-/// is none of `all`'s.
-pub fn history_text(host: &str, all: &[RecordHistory]) -> Option<String> {
-    let mine = || all.iter().filter(|r| r.hostname == host);
-    mine().next()?;
-    let events = events_table(
-        mine().map(|r| (format!("{}/{}", r.hostname, r.record), r.history.as_slice())),
-        usize::MAX,
-    );
+/// is in none of `rows`.
+pub fn history_text(host: &str, rows: &[Value]) -> Option<String> {
+    rows.iter().find(|r| r["hostname"] == host)?;
+    let events = events_table(rows, Some(host), usize::MAX);
     Some(if events.is_empty() {
         format!("{host}: no events yet (an update, a failure or a stop is one)\n")
     } else {
@@ -195,52 +184,61 @@ pub fn history_text(host: &str, all: &[RecordHistory]) -> Option<String> {
     })
 }
 
-/// How many of the newest events `status` shows under its table.
-pub const RECENT_EVENTS: usize = 5;
-
-/// The [`RECENT_EVENTS`] newest events of all records, under `status`'s table; nothing when
-/// no record has any.
-pub fn recent_events<'a>(records: impl Iterator<Item = (String, &'a [HistoryEntry])>) -> String {
-    let events = events_table(records, RECENT_EVENTS);
-    if events.is_empty() {
-        return events;
-    }
-    format!("\nrecent events (a host's whole history: `dynhostd status --history HOST`):\n{events}")
+/// `status --history HOST --json`: `{hostname, record, history}` of each of the host's records.
+pub fn history_json(host: &str, rows: &[Value]) -> Value {
+    rows.iter()
+        .filter(|r| r["hostname"] == host)
+        .map(|r| {
+            let mut one = serde_json::Map::new();
+            for k in ["hostname", "record", "history"] {
+                one.insert(k.into(), r[k].clone());
+            }
+            Value::Object(one)
+        })
+        .collect()
 }
 
-/// Events of the given records, newest first, at most `limit`, one aligned line each:
-/// time, record, event, address, reply or error. Empty when there are none.
-pub fn events_table<'a>(
-    records: impl Iterator<Item = (String, &'a [HistoryEntry])>,
-    limit: usize,
-) -> String {
-    let mut names = Vec::new();
-    let mut all: Vec<(&HistoryEntry, usize)> = Vec::new();
-    for (name, history) in records {
-        all.extend(history.iter().rev().map(|h| (h, names.len())));
-        names.push(name);
-    }
-    // Newest first (the sort is stable: a record's later event stays before an earlier one of
-    // the same second); a wall clock that stepped back is shown as it was read.
-    all.sort_by_key(|e| std::cmp::Reverse(e.0.at));
-    let rows: Vec<[String; 5]> = all
+/// The events in `rows` (`status --json`'s, each with its `history`), of `host`'s records only
+/// when given, newest first, at most `limit`, one aligned line each: time, record, event,
+/// address, reply or error. Every text is cleaned: the rows may have come over the socket.
+/// Empty when there are none.
+pub fn events_table(rows: &[Value], host: Option<&str>, limit: usize) -> String {
+    let text = |v: &Value| from_state_file(v.as_str().unwrap_or("-"));
+    let mut all: Vec<(u64, [String; 5])> = Vec::new();
+    for r in rows
         .iter()
-        .take(limit)
-        .map(|&(h, name)| {
-            [
-                format!("  {}", format_unix(h.at)),
-                names[name].clone(),
-                h.event.as_str().to_string(),
-                h.ip.map_or("-".into(), |ip| ip.to_string()),
-                h.text.clone(),
-            ]
-        })
-        .collect();
+        .filter(|r| host.is_none_or(|h| r["hostname"] == h))
+    {
+        let name = format!("{}/{}", text(&r["hostname"]), text(&r["record"]));
+        // Newest first within a record too, so that the stable sort below keeps the later of
+        // two events of the same second first.
+        for h in r["history"].as_array().into_iter().flatten().rev() {
+            let at = h["at"].as_u64().unwrap_or_default();
+            let line = [
+                format!("  {}", format_unix(at)),
+                name.clone(),
+                text(&h["event"]),
+                text(&h["ip"]),
+                text(&h["text"]),
+            ];
+            all.push((at, line));
+        }
+    }
+    // A wall clock that stepped back is shown as it was read.
+    all.sort_by_key(|e| std::cmp::Reverse(e.0));
+    let rows: Vec<[String; 5]> = all.into_iter().take(limit).map(|(_, l)| l).collect();
     if rows.is_empty() {
         String::new()
     } else {
         render_columns(&rows)
     }
+}
+
+/// Rows as `status --json` shows them (the same fields as [`RecordStatus`]).
+pub fn rows_json(rows: &[RecordStatus]) -> Vec<Value> {
+    rows.iter()
+        .map(|r| serde_json::to_value(r).unwrap_or_default())
+        .collect()
 }
 
 fn render_columns<const N: usize>(rows: &[[String; N]]) -> String {
@@ -633,41 +631,28 @@ mod tests {
 
     #[test]
     fn events_are_shown_newest_first_and_recent_ones_are_few() {
-        use crate::state::HistoryEvent::{Error, Recovered, Updated};
-        let e = |at, event, ip: &str| HistoryEntry {
-            at,
-            event,
-            ip: ip.parse().ok(),
-            text: "t".into(),
-        };
+        let e = |at: u64, event: &str, ip: &str| serde_json::json!({"at": at, "event": event, "ip": ip, "text": "t"});
+        let row = |host: &str, record: &str, history: Vec<Value>| serde_json::json!({"hostname": host, "record": record, "history": history});
         let a = vec![
-            e(10, Updated, "192.0.2.1"),
-            e(30, Error, "192.0.2.2"),
-            e(30, Recovered, "192.0.2.2"),
+            e(10, "updated", "192.0.2.1"),
+            e(30, "error", "192.0.2.2"),
+            e(30, "recovered", "192.0.2.2"),
         ];
-        let b: Vec<_> = (0..8).map(|i| e(20 + i, Updated, "2001:db8::1")).collect();
-        let all = [
-            RecordHistory {
-                hostname: "h.example.com".into(),
-                record: "A".into(),
-                history: a,
-            },
-            RecordHistory {
-                hostname: "h.example.com".into(),
-                record: "AAAA".into(),
-                history: b,
-            },
-            RecordHistory {
-                hostname: "quiet.example.com".into(),
-                record: "A".into(),
-                history: vec![],
-            },
+        let b: Vec<_> = (0..8)
+            .map(|i| e(20 + i, "updated", "2001:db8::1"))
+            .collect();
+        let rows = [
+            row("h.example.com", "A", a),
+            row("h.example.com", "AAAA", b),
+            row("quiet.example.com", "A", vec![]),
+            // Over the socket, from an agent that must not rewrite the terminal.
+            row(
+                "x\u{202E}.example.com",
+                "A",
+                vec![serde_json::json!({"at": 1, "event": "error\u{1b}[2J", "text": "a\nb"})],
+            ),
         ];
-        let rows = || {
-            all.iter()
-                .map(|r| (format!("{}/{}", r.hostname, r.record), r.history.as_slice()))
-        };
-        let recent = recent_events(rows());
+        let recent = recent_events(&rows);
         let lines: Vec<_> = recent.lines().filter(|l| l.contains("UTC")).collect();
         assert_eq!(lines.len(), RECENT_EVENTS, "{recent}");
         // The later of two events in the same second comes first.
@@ -680,15 +665,27 @@ mod tests {
             lines[2].contains("2001:db8::1") && lines[2].contains("00:00:27"),
             "{recent}"
         );
-        let whole = history_text("h.example.com", &all).unwrap();
+        let whole = history_text("h.example.com", &rows).unwrap();
         assert_eq!(whole.lines().count(), 1 + 3 + 8, "{whole}");
         assert!(
-            history_text("quiet.example.com", &all)
+            history_text("quiet.example.com", &rows)
                 .unwrap()
                 .contains("no events yet")
         );
-        assert_eq!(history_text("other.example.com", &all), None);
-        assert_eq!(recent_events(std::iter::empty()), "");
+        assert_eq!(history_text("other.example.com", &rows), None);
+        let hostile = history_text("x\u{202E}.example.com", &rows).unwrap();
+        assert!(
+            hostile.contains("x?.example.com/A") && hostile.contains("error?[2J  -  a?b"),
+            "{hostile:?}"
+        );
+        assert_eq!(
+            history_json("h.example.com", &rows)
+                .as_array()
+                .unwrap()
+                .len(),
+            2
+        );
+        assert_eq!(recent_events(&[]), "");
     }
 
     #[test]

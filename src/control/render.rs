@@ -4,8 +4,7 @@
 use super::protocol::AgentStatus;
 use super::shown;
 use crate::decide::status::{Phase, Wake, WakeReason};
-use crate::report::{RecordHistory, format_unix};
-use crate::state::HistoryEntry;
+use crate::report::format_unix;
 use std::net::IpAddr;
 
 /// `status` from the agent, as text.
@@ -84,9 +83,7 @@ pub fn live_table(s: &AgentStatus) -> String {
         }
         None => out.push_str("next wake-up: none (sleeping until the WAN changes)\n"),
     }
-    out.push_str(&crate::report::recent_events(live_history(s).iter().map(
-        |r| (format!("{}/{}", r.hostname, r.record), r.history.as_slice()),
-    )));
+    out.push_str(&crate::report::recent_events(&s.rows));
     for r in &s.live.records {
         if let Some(stop) = &r.stopped {
             let _ = writeln!(
@@ -133,33 +130,11 @@ pub fn live_json(s: &AgentStatus) -> serde_json::Value {
 
 /// `status --json` from the state file: its rows, each saying where it comes from.
 pub fn state_rows_json(rows: &[crate::report::RecordStatus]) -> serde_json::Value {
-    rows.iter()
-        .map(|row| {
-            let mut v = serde_json::to_value(row).unwrap_or_default();
-            v["source"] = "state-file".into();
-            v
-        })
-        .collect()
-}
-
-/// Each record's history from the agent's rows, every text cleaned (it came over the socket).
-pub fn live_history(s: &AgentStatus) -> Vec<RecordHistory> {
-    let text = |row: &serde_json::Value, k: &str| shown(row[k].as_str().unwrap_or_default());
-    s.rows
-        .iter()
-        .map(|row| RecordHistory {
-            hostname: text(row, "hostname"),
-            record: text(row, "record"),
-            history: serde_json::from_value::<Vec<HistoryEntry>>(row["history"].clone())
-                .unwrap_or_default()
-                .into_iter()
-                .map(|h| HistoryEntry {
-                    text: shown(&h.text),
-                    ..h
-                })
-                .collect(),
-        })
-        .collect()
+    let mut rows = crate::report::rows_json(rows);
+    for v in &mut rows {
+        v["source"] = "state-file".into();
+    }
+    rows.into()
 }
 
 /// When a wake ends, as a time of day (the agent tells how long from now).
