@@ -10,10 +10,12 @@
 //! - [`render`]: the validated config back to TOML, passwords redacted (`check --print`).
 //! - [`fields`]: checks of single values that several sections share (CA file, names, URLs).
 //! - [`secrets`]: where a secret comes from, and reading it.
+//! - [`notify`]: the `[[notify]]` and `[health]` sections (their URLs are secrets).
 //! - [`ovh_api`]: the `[ovh_api]` section, for the `dynhostd ovh` commands.
 //! - [`write`]: the config-file writers (`ovh provision --write-config`, `import`).
 
 mod fields;
+mod notify;
 pub mod ovh_api;
 mod raw;
 mod render;
@@ -321,6 +323,10 @@ pub struct Config {
     pub inline_passwords: bool,
     /// `[ovh_api]`, for the `ovh` commands; the agent never uses it.
     pub ovh_api: Option<ovh_api::OvhApiConfig>,
+    /// `[[notify]]` targets (one per Telegram chat).
+    pub notify: Vec<crate::notify::NotifyConfig>,
+    /// `[health]`: pings for an uptime monitor.
+    pub health: Option<crate::notify::health::HealthConfig>,
 }
 
 impl Config {

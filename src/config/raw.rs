@@ -28,6 +28,9 @@ pub struct RawConfig {
     pub hook: RawHook,
     #[serde(default, rename = "host")]
     pub hosts: Vec<Spanned<RawHost>>,
+    #[serde(default, rename = "notify")]
+    pub notify: Vec<Spanned<super::notify::RawNotify>>,
+    pub health: Option<Spanned<super::notify::RawHealth>>,
     /// For the `ovh` commands only (src/config/ovh_api.rs).
     pub ovh_api: Option<Spanned<ovh_api::RawOvhApi>>,
 }

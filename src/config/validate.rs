@@ -40,6 +40,8 @@ pub(super) fn validate(raw: RawConfig, ctx: &Ctx<'_>, base: &Path) -> Result<Con
         }
         None => Duration::from_secs(30),
     };
+    let notify = super::notify::validate_notify(raw.notify, ctx, base)?;
+    let health = super::notify::validate_health(raw.health, ctx, base)?;
     let ovh_api = match raw.ovh_api {
         Some(o) => Some(ovh_api::validate(o, ctx, base)?),
         None => None,
@@ -98,6 +100,8 @@ pub(super) fn validate(raw: RawConfig, ctx: &Ctx<'_>, base: &Path) -> Result<Con
         hosts,
         inline_passwords,
         ovh_api,
+        notify,
+        health,
     })
 }
 

@@ -1,0 +1,429 @@
+//! Telling a person: `[[notify]]` targets told of updates, failures, stops and recoveries, and
+//! `[health]` pings for an uptime monitor.
+//!
+//! The agent hands each update attempt's [`HookEvent`] to a [`Notifier`] and moves on: the
+//! notifier is a task of its own, fed over a channel, that owns one delivery [`queue::Queue`]
+//! per target and one HTTP client for all of them (built once per configuration, with the TLS
+//! roots read only if some target is https). Nothing on the update path waits for it. The task
+//! sleeps on its channel alone while nothing is pending, so an idle agent stays silent; it
+//! wakes for a retry only while a message waits.
+//!
+//! - [`target`]: URL schemes → request shapes, and the events a target takes.
+//! - [`queue`]: delivery order, back-off, coalescing and giving up (pure, time passed in).
+//! - [`health`]: the `[health]` verdict and ping.
+
+pub mod health;
+pub mod queue;
+pub mod target;
+
+use crate::hook::HookEvent;
+use crate::http::{ClientError, ClientOptions, Tls};
+use crate::record::RecordKey;
+use health::HealthConfig;
+use queue::{Outcome, Pending, Queue};
+use std::time::{Duration, Instant};
+use target::{Events, Target};
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinSet;
+use tracing::{debug, info, warn};
+
+/// One `[[notify]]` target (a Telegram URL with several chats is one per chat).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NotifyConfig {
+    pub target: Target,
+    pub events: Events,
+}
+
+/// What a configuration's notifications need: its targets, its `[health]`, and the one client
+/// they share (None when there are neither). Built where the DynHost clients are (at start,
+/// and off the event loop on a reload).
+#[derive(Default)]
+pub struct Setup {
+    targets: Vec<NotifyConfig>,
+    health: Option<HealthConfig>,
+    client: Option<reqwest::Client>,
+}
+
+/// Longest a notification or ping may take; a receiver that hangs is given up on after this
+/// and retried later.
+const MAX_REQUEST: Duration = Duration::from_secs(30);
+
+impl Setup {
+    pub fn build(
+        targets: &[NotifyConfig],
+        health: Option<&HealthConfig>,
+        opts: &ClientOptions,
+    ) -> Result<Setup, ClientError> {
+        if targets.is_empty() && health.is_none() {
+            return Ok(Setup::default());
+        }
+        let https = targets.iter().any(|t| t.target.https()) || health.is_some_and(|h| h.https());
+        let tls = Tls::load(https, None)?;
+        let opts = ClientOptions {
+            connect_timeout: opts.connect_timeout,
+            timeout: opts.timeout.min(MAX_REQUEST),
+        };
+        let client = crate::http::builder(&opts, &tls)
+            // The URL is what the user pasted: a redirect elsewhere is not followed with the
+            // token.
+            .redirect(reqwest::redirect::Policy::none())
+            // Closed soon after the last message, so an idle agent has no connection to tend.
+            .pool_idle_timeout(Duration::from_secs(5))
+            .build()
+            .map_err(|e| ClientError::Build(crate::http::error_chain(&e)))?;
+        Ok(Setup {
+            targets: targets.to_vec(),
+            health: health.cloned(),
+            client: Some(client),
+        })
+    }
+
+    fn is_empty(&self) -> bool {
+        self.client.is_none()
+    }
+}
+
+enum Msg {
+    Event(HookEvent),
+    Health(Result<(), String>),
+    Reconfigure(Setup),
+    /// The agent is stopping: try what waits once more now, then answer.
+    Finish(oneshot::Sender<()>),
+}
+
+/// The agent's handle on the notification task. Cheap to call: one channel send, never a wait.
+#[derive(Default)]
+pub struct Notifier {
+    tx: Option<mpsc::UnboundedSender<Msg>>,
+    /// Some target is configured (else events are not even sent over).
+    targets: bool,
+    dry_run: bool,
+}
+
+impl Notifier {
+    /// The task for `setup`, started only if it has something to do.
+    pub fn start(setup: Setup, dry_run: bool) -> Notifier {
+        let mut n = Notifier {
+            tx: None,
+            targets: false,
+            dry_run,
+        };
+        n.reconfigure(setup);
+        n
+    }
+
+    /// A reloaded configuration's targets; messages still waiting for a target that stays
+    /// (same URL and events) keep their place.
+    pub fn reconfigure(&mut self, setup: Setup) {
+        self.targets = !setup.targets.is_empty();
+        match &self.tx {
+            Some(tx) => {
+                let _ = tx.send(Msg::Reconfigure(setup));
+            }
+            None if setup.is_empty() => {}
+            None => {
+                let (tx, rx) = mpsc::unbounded_channel();
+                tokio::spawn(Task::new(setup, self.dry_run).run(rx));
+                self.tx = Some(tx);
+            }
+        }
+    }
+
+    /// Tells the targets that take it about an update attempt.
+    pub fn event(&self, ev: &HookEvent) {
+        if let Some(tx) = &self.tx
+            && self.targets
+        {
+            let _ = tx.send(Msg::Event(ev.clone()));
+        }
+    }
+
+    /// A dry run's would-be update, told as the `updated` it would be (the core tells no hook
+    /// of a dry run), so the targets' dry-run lines show what they would get.
+    pub fn would_push(&self, key: &RecordKey, ip: std::net::IpAddr, old: Option<std::net::IpAddr>) {
+        self.event(&HookEvent {
+            host: key.hostname.clone(),
+            family: key.family,
+            ip: Some(ip),
+            old_ip: old,
+            event: crate::hook::HookKind::Updated,
+            error: None,
+            reply: "dry run".into(),
+            recovered: false,
+            time: crate::clock::UnixTime::system(),
+        });
+    }
+
+    /// Pings `[health]` with `verdict`.
+    pub fn health(&self, verdict: Result<(), String>) {
+        if let Some(tx) = &self.tx {
+            let _ = tx.send(Msg::Health(verdict));
+        }
+    }
+
+    /// Before the agent (or `update`) exits: what is waiting is tried once more, for at most
+    /// `grace`.
+    pub async fn finish(&self, grace: Duration) {
+        let Some(tx) = &self.tx else { return };
+        let (done, wait) = oneshot::channel();
+        if tx.send(Msg::Finish(done)).is_ok() {
+            let _ = tokio::time::timeout(grace, wait).await;
+        }
+    }
+}
+
+struct Slot {
+    config: NotifyConfig,
+    queue: Queue,
+    /// Tells a reply from before a reload apart from one to this slot.
+    id: u64,
+    /// Tried since the agent began stopping (and failed): not tried again.
+    tried: bool,
+}
+
+struct Task {
+    slots: Vec<Slot>,
+    health: Option<HealthConfig>,
+    client: Option<reqwest::Client>,
+    dry_run: bool,
+    next_id: u64,
+    rng: u64,
+    /// The last ping failed (logged once until one gets through).
+    health_failing: bool,
+    finishing: Option<oneshot::Sender<()>>,
+}
+
+/// What a background request came back with: the slot's id (None: a health ping) and the
+/// error, if any, already redacted.
+type Sent = (Option<u64>, Result<(), String>);
+
+impl Task {
+    fn new(setup: Setup, dry_run: bool) -> Task {
+        let seed = crate::clock::wall_nanos() as u64 ^ u64::from(std::process::id());
+        let mut t = Task {
+            slots: Vec::new(),
+            health: None,
+            client: None,
+            dry_run,
+            next_id: 0,
+            rng: seed | 1,
+            health_failing: false,
+            finishing: None,
+        };
+        t.reconfigure(setup);
+        t
+    }
+
+    fn reconfigure(&mut self, setup: Setup) {
+        let mut old = std::mem::take(&mut self.slots);
+        for config in setup.targets {
+            let queue = match old.iter().position(|s| s.config == config) {
+                Some(i) => old.swap_remove(i).queue,
+                None => Queue::default(),
+            };
+            self.next_id += 1;
+            self.slots.push(Slot {
+                config,
+                queue,
+                id: self.next_id,
+                tried: false,
+            });
+        }
+        for gone in old.iter().filter(|s| !s.queue.is_empty()) {
+            warn!(
+                target_url = %gone.config.target,
+                "notifications: {} message(s) dropped: the target is no longer configured",
+                gone.queue.len()
+            );
+        }
+        self.health = setup.health;
+        self.client = setup.client;
+    }
+
+    async fn run(mut self, mut rx: mpsc::UnboundedReceiver<Msg>) {
+        let mut out: JoinSet<Sent> = JoinSet::new();
+        loop {
+            self.start_due(&mut out);
+            if let Some(done) = self.finishing.take() {
+                if self.finished_trying() && out.is_empty() {
+                    let _ = done.send(());
+                } else {
+                    self.finishing = Some(done);
+                }
+            }
+            let wake = self.slots.iter().filter_map(|s| s.queue.wake()).min();
+            tokio::select! {
+                msg = rx.recv() => match msg {
+                    None => break,
+                    Some(Msg::Event(ev)) => self.queue(&ev),
+                    Some(Msg::Health(verdict)) => self.ping(verdict, &mut out),
+                    Some(Msg::Reconfigure(setup)) => self.reconfigure(setup),
+                    Some(Msg::Finish(done)) => self.finishing = Some(done),
+                },
+                Some(joined) = out.join_next() => {
+                    if let Ok(sent) = joined {
+                        self.sent(sent);
+                    }
+                }
+                () = sleep_until(wake), if wake.is_some() => {}
+            }
+        }
+    }
+
+    fn finished_trying(&self) -> bool {
+        self.slots
+            .iter()
+            .all(|s| s.queue.is_empty() || (s.tried && !s.queue.sending()))
+    }
+
+    /// Queues `ev` for every target that takes it.
+    fn queue(&mut self, ev: &HookEvent) {
+        let now = Instant::now();
+        for slot in &mut self.slots {
+            let Some(kind) = slot.config.events.event_for(ev) else {
+                continue;
+            };
+            let request = slot.config.target.request(kind, ev);
+            let record = RecordKey::new(ev.host.clone(), ev.family);
+            if slot.queue.push(Pending {
+                record,
+                event: kind,
+                request,
+                since: now,
+            }) {
+                warn!(
+                    target_url = %slot.config.target,
+                    "notifications: {} messages wait for this target: older ones are being dropped (counted when it answers again)",
+                    queue::MAX_PENDING
+                );
+            }
+        }
+    }
+
+    /// Starts each target's due request.
+    fn start_due(&mut self, out: &mut JoinSet<Sent>) {
+        let now = Instant::now();
+        let hurry = self.finishing.is_some();
+        for slot in &mut self.slots {
+            if hurry && slot.tried {
+                continue;
+            }
+            let Some(p) = slot.queue.due(now, hurry) else {
+                continue;
+            };
+            let (id, target) = (slot.id, slot.config.target.clone());
+            if self.dry_run {
+                info!(target_url = %target, record = %p.record, "dry run: would notify {}", p.event.as_str());
+                out.spawn(async move { (Some(id), Ok(())) });
+                continue;
+            }
+            debug!(target_url = %target, record = %p.record, "notifying {}", p.event.as_str());
+            let (request, client) = (p.request.clone(), self.client.clone());
+            out.spawn(async move {
+                let result = send(client, request).await.map_err(|e| target.redact(&e));
+                (Some(id), result)
+            });
+        }
+    }
+
+    fn sent(&mut self, (id, result): Sent) {
+        let Some(id) = id else {
+            return self.pinged(result);
+        };
+        let unit = self.next_unit();
+        let hurry = self.finishing.is_some();
+        let Some(slot) = self.slots.iter_mut().find(|s| s.id == id) else {
+            return;
+        };
+        let shown = slot.config.target.to_string();
+        let now = Instant::now();
+        let error = result.as_ref().err().cloned().unwrap_or_default();
+        slot.tried |= hurry && result.is_err();
+        match slot.queue.finished(result.is_ok(), now, unit) {
+            Outcome::Delivered { dropped: 0 } => {
+                debug!(target_url = %shown, "notification delivered")
+            }
+            Outcome::Delivered { dropped } => warn!(
+                target_url = %shown,
+                "notifications: delivered again; {dropped} older message(s) were dropped while it could not be reached"
+            ),
+            Outcome::Retry { at, attempt } => debug!(
+                target_url = %shown,
+                "notification not delivered ({error}); attempt {attempt}, next try in {:.0}s",
+                at.saturating_duration_since(now).as_secs_f64()
+            ),
+            Outcome::GaveUp { count, .. } => warn!(
+                target_url = %shown,
+                "notifications: {count} message(s) given up after {} without delivery (last error: {error})",
+                crate::duration::format_duration(queue::GIVE_UP)
+            ),
+        }
+    }
+
+    fn ping(&mut self, verdict: Result<(), String>, out: &mut JoinSet<Sent>) {
+        let Some(h) = self.health.clone() else { return };
+        if self.dry_run {
+            info!(health = %h.shown(), "dry run: would ping {}", if verdict.is_ok() { "up" } else { "down" });
+            return;
+        }
+        debug!(health = %h.shown(), ok = verdict.is_ok(), "health ping");
+        let (request, client) = (h.request(&verdict), self.client.clone());
+        out.spawn(async move { (None, send(client, request).await.map_err(|e| h.redact(&e))) });
+    }
+
+    fn pinged(&mut self, result: Result<(), String>) {
+        let shown = self
+            .health
+            .as_ref()
+            .map(HealthConfig::shown)
+            .unwrap_or_default();
+        match result {
+            Ok(()) if self.health_failing => {
+                info!(health = %shown, "health pings get through again");
+                self.health_failing = false;
+            }
+            Ok(()) => {}
+            Err(e) if !self.health_failing => {
+                warn!(health = %shown, "health ping failed ({e}); logged again only once it recovers");
+                self.health_failing = true;
+            }
+            Err(e) => debug!(health = %shown, "health ping failed ({e})"),
+        }
+    }
+
+    /// xorshift64*, as the decision core's: jitter only.
+    fn next_unit(&mut self) -> f64 {
+        self.rng ^= self.rng >> 12;
+        self.rng ^= self.rng << 25;
+        self.rng ^= self.rng >> 27;
+        let v = self.rng.wrapping_mul(0x2545_F491_4F6C_DD1D);
+        (v >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
+
+/// Sends one request; Ok for any 2xx. The error says what failed, without the URL.
+async fn send(client: Option<reqwest::Client>, r: target::Request) -> Result<(), String> {
+    let client = client.ok_or("no HTTP client")?;
+    let method = reqwest::Method::from_bytes(r.method.as_bytes()).map_err(|e| e.to_string())?;
+    let mut req = client.request(method, r.url);
+    for (name, value) in r.headers {
+        req = req.header(name, value);
+    }
+    if !r.body.is_empty() {
+        req = req.body(r.body);
+    }
+    let response = req.send().await.map_err(|e| crate::http::error_chain(&e))?;
+    let status = response.status();
+    if status.is_success() {
+        Ok(())
+    } else {
+        // Only the status: the body is the receiver's, and may echo the token.
+        Err(format!("HTTP {}", status.as_u16()))
+    }
+}
+
+async fn sleep_until(at: Option<Instant>) {
+    if let Some(at) = at {
+        tokio::time::sleep_until(tokio::time::Instant::from_std(at)).await;
+    }
+}
