@@ -119,7 +119,7 @@ impl HealthConfig {
                 Request {
                     method: "POST",
                     url,
-                    headers: vec![("Content-Type", "text/plain; charset=utf-8".into())],
+                    headers: vec![("Content-Type".into(), "text/plain; charset=utf-8".into())],
                     body: why.clone().into_bytes(),
                 }
             }

@@ -101,7 +101,7 @@ impl Events {
 pub struct Request {
     pub method: &'static str,
     pub url: Url,
-    pub headers: Vec<(&'static str, String)>,
+    pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
 }
 
@@ -128,8 +128,12 @@ pub struct Target {
 
 #[derive(Clone, PartialEq, Eq)]
 enum Kind {
-    /// The documented JSON body, to a plain URL or `generic://`.
-    Webhook { url: Url, method: &'static str },
+    /// The documented JSON body, to a plain URL or `generic://` (with its `@header` options).
+    Webhook {
+        url: Url,
+        method: &'static str,
+        headers: Vec<(String, String)>,
+    },
     /// ntfy: the text as the body, the title and options as headers
     /// (<https://docs.ntfy.sh/publish/>).
     Ntfy {
@@ -202,7 +206,11 @@ impl Options {
             honoured,
             pairs: url
                 .query_pairs()
-                .map(|(k, v)| (k.to_ascii_lowercase(), v.into_owned()))
+                // Option names are case-insensitive (`titleKey`); a generic `@header`'s is kept.
+                .map(|(k, v)| match k.starts_with('@') {
+                    true => (k.into_owned(), v.into_owned()),
+                    false => (k.to_ascii_lowercase(), v.into_owned()),
+                })
                 .collect(),
         }
     }
@@ -239,6 +247,21 @@ fn header_text(what: &str, v: String) -> Result<String, String> {
         return Err(format!("{what}: 1 to 200 printable ASCII characters"));
     }
     Ok(v)
+}
+
+/// shoutrrr's header option name (`acceptLanguage`, `X-Token`) as a header name.
+fn header_name(name: &str) -> Result<String, String> {
+    if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
+        return Err("a generic @header name: letters, digits and '-'".into());
+    }
+    let mut out = String::new();
+    for (i, c) in name.chars().enumerate() {
+        if i > 0 && c.is_ascii_uppercase() && !out.ends_with('-') {
+            out.push('-');
+        }
+        out.push(c);
+    }
+    Ok(out)
 }
 
 fn base(scheme: &str, host: &str, port: Option<u16>) -> Result<Url, String> {
@@ -313,6 +336,7 @@ pub fn parse(text: &str) -> Result<Vec<Target>, String> {
         "http" | "https" => kinds.push(Kind::Webhook {
             url: url.clone(),
             method: "POST",
+            headers: Vec::new(),
         }),
         "generic" | "generic+http" | "generic+https" => {
             let mut o = Options::of(&url, "generic", GENERIC_OPTIONS);
@@ -334,13 +358,32 @@ pub fn parse(text: &str) -> Result<Vec<Target>, String> {
                     GENERIC_OPTIONS.join(", ")
                 ));
             }
-            // Other query parameters belong to the receiver's URL, as with shoutrrr.
+            // As shoutrrr: `@name=value` is a header (`@acceptLanguage` → `Accept-Language`),
+            // `_name` is forwarded as `name`, other parameters are forwarded as they are.
+            let mut headers = Vec::new();
+            let mut forwarded = Vec::new();
+            for (k, v) in o.pairs {
+                if let Some(name) = k.strip_prefix('@') {
+                    headers.push((header_name(name)?, header_text("a generic @header", v)?));
+                } else if k.starts_with('$') {
+                    return Err(format!(
+                        "generic option {k:?} is not supported: the body is always the documented JSON"
+                    ));
+                } else {
+                    let k = k.strip_prefix('_').map_or(k.clone(), str::to_string);
+                    forwarded.push((k, v));
+                }
+            }
             let mut to = base(if plain { "http" } else { "https" }, &host, port)?;
             to.set_path(url.path());
-            if !o.pairs.is_empty() {
-                to.query_pairs_mut().extend_pairs(o.pairs.iter());
+            if !forwarded.is_empty() {
+                to.query_pairs_mut().extend_pairs(forwarded);
             }
-            kinds.push(Kind::Webhook { url: to, method });
+            kinds.push(Kind::Webhook {
+                url: to,
+                method,
+                headers,
+            });
         }
         "ntfy" => {
             let mut o = Options::of(&url, "ntfy", NTFY_OPTIONS);
@@ -616,8 +659,12 @@ impl Target {
             .unwrap_or_else(|| format!("dynhostd: {} {}", ev.host, kind.as_str()));
         let message = text(kind, ev);
         let json_type = ("Content-Type", "application/json".to_string());
-        let (method, url, mut headers, body) = match &self.kind {
-            Kind::Webhook { url, method } => {
+        let (method, url, headers, body): (_, _, Vec<(&str, String)>, _) = match &self.kind {
+            Kind::Webhook {
+                url,
+                method,
+                headers,
+            } => {
                 let body = Body {
                     event: kind.as_str(),
                     host: &ev.host,
@@ -629,7 +676,9 @@ impl Target {
                     time: rfc3339(ev.time),
                 };
                 let body = serde_json::to_vec(&body).unwrap_or_default();
-                (*method, url, vec![json_type], body)
+                let mut h = vec![json_type];
+                h.extend(headers.iter().map(|(k, v)| (k.as_str(), v.clone())));
+                (*method, url, h, body)
             }
             Kind::Ntfy {
                 url,
@@ -710,11 +759,13 @@ impl Target {
                 ("POST", url, vec![json_type], json(&v))
             }
         };
-        headers.shrink_to_fit();
         Request {
             method,
             url: url.clone(),
-            headers,
+            headers: headers
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v))
+                .collect(),
             body,
         }
     }

@@ -255,6 +255,15 @@ fn generic_is_the_json_webhook_with_shoutrrr_s_options() {
             .unwrap_err()
             .contains("always the documented JSON")
     );
+    assert!(parse("generic://example.net/h?$extra=1").is_err());
+    // shoutrrr's `@header` and `_escaped` forwarding.
+    let t =
+        one("generic+https://example.net/h?@authorization=Bearer+T0k&@acceptLanguage=fr&_method=x");
+    let r = t.request(EventKind::Updated, &event(HookKind::Updated, false));
+    assert_eq!(header(&r, "authorization"), Some("Bearer T0k"));
+    assert_eq!(header(&r, "accept-Language"), Some("fr"));
+    assert_eq!(r.url.as_str(), "https://example.net/h?method=x");
+    assert!(!t.redact("sent Bearer T0k").contains("T0k"));
     assert!(
         parse("pushover://x@y")
             .unwrap_err()
