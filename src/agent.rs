@@ -688,7 +688,7 @@ pub async fn run(
             }
         }
     }
-    // Notifications still waiting are tried once more (within the same grace).
+    // Notifications still waiting are tried once more, for at most another SHUTDOWN_GRACE.
     pusher.notifier.finish(SHUTDOWN_GRACE).await;
     // A save still being written finishes first: two writers of one file would race.
     if let Some(task) = saving.take() {

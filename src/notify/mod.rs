@@ -217,17 +217,21 @@ impl Task {
     fn reconfigure(&mut self, setup: Setup) {
         let mut old = std::mem::take(&mut self.slots);
         for config in setup.targets {
-            let queue = match old.iter().position(|s| s.config == config) {
-                Some(i) => old.swap_remove(i).queue,
-                None => Queue::default(),
+            // A kept target keeps its queue and its id, so the reply to a request it has out
+            // still reaches it.
+            let slot = match old.iter().position(|s| s.config == config) {
+                Some(i) => old.swap_remove(i),
+                None => {
+                    self.next_id += 1;
+                    Slot {
+                        config,
+                        queue: Queue::default(),
+                        id: self.next_id,
+                        tried: false,
+                    }
+                }
             };
-            self.next_id += 1;
-            self.slots.push(Slot {
-                config,
-                queue,
-                id: self.next_id,
-                tried: false,
-            });
+            self.slots.push(slot);
         }
         for gone in old.iter().filter(|s| !s.queue.is_empty()) {
             warn!(
@@ -425,5 +429,85 @@ async fn send(client: Option<reqwest::Client>, r: target::Request) -> Result<(),
 async fn sleep_until(at: Option<Instant>) {
     if let Some(at) = at {
         tokio::time::sleep_until(tokio::time::Instant::from_std(at)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::hook::HookKind;
+    use target::EventKind;
+
+    fn setup(urls: &[(&str, &[EventKind])]) -> Setup {
+        Setup {
+            targets: urls
+                .iter()
+                .flat_map(|(u, e)| {
+                    target::parse(u)
+                        .unwrap()
+                        .into_iter()
+                        .map(|target| NotifyConfig {
+                            target,
+                            events: Events::of(e),
+                        })
+                })
+                .collect(),
+            health: None,
+            client: None,
+        }
+    }
+
+    fn event(kind: HookKind) -> HookEvent {
+        HookEvent {
+            host: "home.example.com".into(),
+            family: crate::record::Family::V4,
+            ip: Some("203.0.113.7".parse().unwrap()),
+            old_ip: None,
+            event: kind,
+            error: None,
+            reply: "good".into(),
+            recovered: false,
+            time: crate::clock::UnixTime(0),
+        }
+    }
+
+    /// Each target queues what it takes; a reload keeps the queue of a target it keeps and
+    /// drops the others'.
+    #[test]
+    fn events_are_queued_per_target_and_a_reload_keeps_the_queues_of_kept_targets() {
+        let a = "https://a.example/x";
+        let b = "ntfy://b.example/t";
+        let mut task = Task::new(
+            setup(&[(a, &[EventKind::Updated]), (b, &[EventKind::Error])]),
+            false,
+        );
+        task.queue(&event(HookKind::Updated));
+        task.queue(&event(HookKind::Error));
+        task.queue(&event(HookKind::Unchanged));
+        let lens: Vec<usize> = task.slots.iter().map(|s| s.queue.len()).collect();
+        assert_eq!(lens, [1, 1]);
+        // b's message is out when the reload comes.
+        let b_id = task.slots[1].id;
+        assert!(task.slots[1].queue.due(Instant::now(), false).is_some());
+        task.reconfigure(setup(&[
+            ("https://c.example/y", &EventKind::ALL),
+            (a, &[EventKind::Updated]),
+            (b, &[EventKind::Error, EventKind::Stopped]),
+        ]));
+        let lens: Vec<usize> = task.slots.iter().map(|s| s.queue.len()).collect();
+        assert_eq!(
+            lens,
+            [0, 1, 0],
+            "a's message is kept; b changed, so its queue went"
+        );
+        // The reply to the request of a target that went reaches nobody.
+        task.sent((Some(b_id), Ok(())));
+        assert!(task.slots.iter().all(|s| s.id != b_id));
+        // The kept target's request, out across the reload, still completes.
+        assert!(task.slots[1].queue.due(Instant::now(), false).is_some());
+        task.reconfigure(setup(&[(a, &[EventKind::Updated])]));
+        let a_id = task.slots[0].id;
+        task.sent((Some(a_id), Ok(())));
+        assert!(task.slots[0].queue.is_empty() && !task.slots[0].queue.sending());
     }
 }
