@@ -278,7 +278,7 @@ fn a_receiver_answering_500_is_retried_and_never_shows_its_token() {
             );
             move_wan("203.0.113.10", "203.0.113.11");
             wait_update(&s, "203.0.113.11");
-            agent.wait_log("notification not delivered (HTTP 500)");
+            agent.wait_log("not delivered (HTTP 500)");
             let (_, log) = agent.stop();
             for secret in ["Tok3n", "K3y-500"] {
                 assert!(!log.contains(secret), "{secret} in the log:\n{log}");

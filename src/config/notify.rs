@@ -14,43 +14,43 @@ use std::path::Path;
 use std::time::Duration;
 use toml::Spanned;
 
+/// A `[[notify]]` or the `[health]` section: one type for both, since each derived
+/// deserializer costs the router build a few KB; the keys one of them does not take are
+/// refused by its validation, naming the key and the line.
 #[derive(Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawNotify {
+pub struct RawTarget {
     pub url: Option<Spanned<String>>,
     pub url_file: Option<Spanned<String>>,
     pub url_env: Option<Spanned<String>>,
     pub url_credential: Option<Spanned<String>>,
+    /// `[[notify]]` only.
     pub events: Option<Vec<Spanned<String>>>,
-}
-
-#[derive(Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawHealth {
-    pub url: Option<Spanned<String>>,
-    pub url_file: Option<Spanned<String>>,
-    pub url_env: Option<Spanned<String>>,
-    pub url_credential: Option<Spanned<String>>,
+    /// `[health]` only.
     pub interval: Option<Spanned<String>>,
+    /// `[health]` only.
     pub style: Option<Spanned<String>>,
 }
 
 // By hand: the URL holds a token.
-impl fmt::Debug for RawNotify {
+impl fmt::Debug for RawTarget {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("RawNotify")
+        f.debug_struct("RawTarget")
             .field("url", &self.url.as_ref().map(|_| "<redacted>"))
             .field("url_file", &self.url_file)
             .finish_non_exhaustive()
     }
 }
 
-impl fmt::Debug for RawHealth {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("RawHealth")
-            .field("url", &self.url.as_ref().map(|_| "<redacted>"))
-            .field("interval", &self.interval)
-            .finish_non_exhaustive()
+/// A key given in the section that does not take it.
+fn not_here(v: Option<&Spanned<String>>, key: &str, ctx: &Ctx<'_>) -> Result<(), ConfigError> {
+    match v {
+        Some(v) => Err(ctx.err(
+            v,
+            key,
+            "unknown key here ([health] takes interval and style, [[notify]] events)",
+        )),
+        None => Ok(()),
     }
 }
 
@@ -79,7 +79,7 @@ fn read_url(
 }
 
 pub(super) fn validate_notify(
-    raw: Vec<Spanned<RawNotify>>,
+    raw: Vec<Spanned<RawTarget>>,
     ctx: &Ctx<'_>,
     base: &Path,
 ) -> Result<Vec<NotifyConfig>, ConfigError> {
@@ -90,6 +90,8 @@ pub(super) fn validate_notify(
         let n = n.into_inner();
         let forms = [&n.url, &n.url_file, &n.url_env, &n.url_credential];
         let (url, at) = read_url(forms, (&section, section_at), ctx, base)?;
+        not_here(n.interval.as_ref(), &format!("{section}.interval"), ctx)?;
+        not_here(n.style.as_ref(), &format!("{section}.style"), ctx)?;
         let targets = crate::notify::target::parse(&url)
             .map_err(|m| ctx.err_at(at, &format!("{section}.url"), m))?;
         let events = match &n.events {
@@ -129,7 +131,7 @@ pub(super) fn validate_notify(
 }
 
 pub(super) fn validate_health(
-    raw: Option<Spanned<RawHealth>>,
+    raw: Option<Spanned<RawTarget>>,
     ctx: &Ctx<'_>,
     base: &Path,
 ) -> Result<Option<HealthConfig>, ConfigError> {
@@ -138,6 +140,9 @@ pub(super) fn validate_health(
     let h = h.into_inner();
     let forms = [&h.url, &h.url_file, &h.url_env, &h.url_credential];
     let (url, at) = read_url(forms, ("health", section_at), ctx, base)?;
+    if let Some(e) = h.events.as_ref().and_then(|e| e.first()) {
+        not_here(Some(e), "health.events", ctx)?;
+    }
     let interval = match &h.interval {
         None => Duration::from_secs(300),
         Some(i) => {

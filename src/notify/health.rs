@@ -91,14 +91,10 @@ impl HealthConfig {
     /// `text` with the URL and its path and query masked.
     pub fn redact(&self, text: &str) -> String {
         let mut out = text.replace(self.url.as_str(), "***");
-        let mut pieces: Vec<String> = self
-            .url
-            .path_segments()
-            .map(|s| s.map(str::to_string).collect())
-            .unwrap_or_default();
-        pieces.extend(self.url.query_pairs().map(|(_, v)| v.into_owned()));
-        for p in pieces.iter().filter(|p| p.len() >= 3) {
-            out = out.replace(p.as_str(), "***");
+        for p in self.url.path_segments().into_iter().flatten() {
+            if p.len() >= 3 {
+                out = out.replace(p, "***");
+            }
         }
         out
     }
@@ -124,19 +120,13 @@ impl HealthConfig {
                 }
             }
             (HealthStyle::UptimeKuma, verdict) => {
-                // The push URL Kuma shows ends in `?status=up&msg=OK&ping=`: ours replace those.
-                let kept: Vec<(String, String)> = url
-                    .query_pairs()
-                    .filter(|(k, _)| !matches!(k.as_ref(), "status" | "msg" | "ping"))
-                    .map(|(k, v)| (k.into_owned(), v.into_owned()))
-                    .collect();
+                // The push URL Kuma shows ends in `?status=up&msg=OK&ping=`: ours replace it.
                 url.set_query(None);
                 let (status, msg) = match verdict {
                     Ok(()) => ("up", "OK"),
                     Err(why) => ("down", why.as_str()),
                 };
                 url.query_pairs_mut()
-                    .extend_pairs(kept)
                     .append_pair("status", status)
                     .append_pair("msg", msg);
                 Request {

@@ -175,10 +175,8 @@ impl Notifier {
 struct Slot {
     config: NotifyConfig,
     queue: Queue,
-    /// Tells a reply from before a reload apart from one to this slot.
+    /// Tells a reply to this slot apart from one to a target a reload removed.
     id: u64,
-    /// Tried since the agent began stopping (and failed): not tried again.
-    tried: bool,
 }
 
 struct Task {
@@ -194,8 +192,22 @@ struct Task {
 }
 
 /// What a background request came back with: the slot's id (None: a health ping) and the
-/// error, if any, already redacted.
+/// error, if any (not yet redacted).
 type Sent = (Option<u64>, Result<(), String>);
+
+// One call site per level: each costs the binary a few hundred bytes (BENCHMARKS.md,
+// "Notifications: size").
+fn warn_to(to: &dyn std::fmt::Display, what: std::fmt::Arguments<'_>) {
+    warn!("notifications to {to}: {what}");
+}
+
+fn debug_to(to: &dyn std::fmt::Display, what: std::fmt::Arguments<'_>) {
+    debug!("notifications to {to}: {what}");
+}
+
+fn info_to(to: &dyn std::fmt::Display, what: std::fmt::Arguments<'_>) {
+    info!("notifications to {to}: {what}");
+}
 
 impl Task {
     fn new(setup: Setup, dry_run: bool) -> Task {
@@ -227,17 +239,16 @@ impl Task {
                         config,
                         queue: Queue::default(),
                         id: self.next_id,
-                        tried: false,
                     }
                 }
             };
             self.slots.push(slot);
         }
         for gone in old.iter().filter(|s| !s.queue.is_empty()) {
-            warn!(
-                target_url = %gone.config.target,
-                "notifications: {} message(s) dropped: the target is no longer configured",
-                gone.queue.len()
+            let n = gone.queue.len();
+            warn_to(
+                &gone.config.target,
+                format_args!("{n} message(s) dropped: no longer configured"),
             );
         }
         self.health = setup.health;
@@ -248,12 +259,16 @@ impl Task {
         let mut out: JoinSet<Sent> = JoinSet::new();
         loop {
             self.start_due(&mut out);
-            if let Some(done) = self.finishing.take() {
-                if self.finished_trying() && out.is_empty() {
-                    let _ = done.send(());
-                } else {
-                    self.finishing = Some(done);
-                }
+            // Stopping: done once nothing is out and what still waits is backing off (a
+            // receiver that failed is not tried again in a hurry).
+            if out.is_empty()
+                && self
+                    .slots
+                    .iter()
+                    .all(|s| s.queue.is_empty() || s.queue.failures() > 0)
+                && let Some(done) = self.finishing.take()
+            {
+                let _ = done.send(());
             }
             let wake = self.slots.iter().filter_map(|s| s.queue.wake()).min();
             tokio::select! {
@@ -264,20 +279,10 @@ impl Task {
                     Some(Msg::Reconfigure(setup)) => self.reconfigure(setup),
                     Some(Msg::Finish(done)) => self.finishing = Some(done),
                 },
-                Some(joined) = out.join_next() => {
-                    if let Ok(sent) = joined {
-                        self.sent(sent);
-                    }
-                }
+                Some(Ok(sent)) = out.join_next() => self.sent(sent),
                 () = sleep_until(wake), if wake.is_some() => {}
             }
         }
-    }
-
-    fn finished_trying(&self) -> bool {
-        self.slots
-            .iter()
-            .all(|s| s.queue.is_empty() || (s.tried && !s.queue.sending()))
     }
 
     /// Queues `ev` for every target that takes it.
@@ -295,38 +300,36 @@ impl Task {
                 request,
                 since: now,
             }) {
-                warn!(
-                    target_url = %slot.config.target,
-                    "notifications: {} messages wait for this target: older ones are being dropped (counted when it answers again)",
-                    queue::MAX_PENDING
+                warn_to(
+                    &slot.config.target,
+                    format_args!(
+                        "{} messages wait: older ones are being dropped (counted when it answers again)",
+                        queue::MAX_PENDING
+                    ),
                 );
             }
         }
     }
 
-    /// Starts each target's due request.
+    /// Starts each target's due request (a dry run only says what it would send).
     fn start_due(&mut self, out: &mut JoinSet<Sent>) {
         let now = Instant::now();
-        let hurry = self.finishing.is_some();
         for slot in &mut self.slots {
-            if hurry && slot.tried {
-                continue;
+            while let Some(p) = slot.queue.due(now) {
+                if !self.dry_run {
+                    let what = format_args!("sending {} {}", p.event.as_str(), p.record);
+                    debug_to(&slot.config.target, what);
+                    out.spawn(deliver(
+                        Some(slot.id),
+                        self.client.clone(),
+                        p.request.clone(),
+                    ));
+                    break;
+                }
+                let what = format_args!("dry run: would notify {} {}", p.event.as_str(), p.record);
+                info_to(&slot.config.target, what);
+                slot.queue.finished(true, now, 0.0);
             }
-            let Some(p) = slot.queue.due(now, hurry) else {
-                continue;
-            };
-            let (id, target) = (slot.id, slot.config.target.clone());
-            if self.dry_run {
-                info!(target_url = %target, record = %p.record, "dry run: would notify {}", p.event.as_str());
-                out.spawn(async move { (Some(id), Ok(())) });
-                continue;
-            }
-            debug!(target_url = %target, record = %p.record, "notifying {}", p.event.as_str());
-            let (request, client) = (p.request.clone(), self.client.clone());
-            out.spawn(async move {
-                let result = send(client, request).await.map_err(|e| target.redact(&e));
-                (Some(id), result)
-            });
         }
     }
 
@@ -335,63 +338,59 @@ impl Task {
             return self.pinged(result);
         };
         let unit = self.next_unit();
-        let hurry = self.finishing.is_some();
         let Some(slot) = self.slots.iter_mut().find(|s| s.id == id) else {
             return;
         };
-        let shown = slot.config.target.to_string();
+        let to = &slot.config.target;
+        let error = to.redact(result.as_ref().err().map_or("", String::as_str));
         let now = Instant::now();
-        let error = result.as_ref().err().cloned().unwrap_or_default();
-        slot.tried |= hurry && result.is_err();
         match slot.queue.finished(result.is_ok(), now, unit) {
-            Outcome::Delivered { dropped: 0 } => {
-                debug!(target_url = %shown, "notification delivered")
-            }
-            Outcome::Delivered { dropped } => warn!(
-                target_url = %shown,
-                "notifications: delivered again; {dropped} older message(s) were dropped while it could not be reached"
+            Outcome::Delivered { dropped: 0 } => debug_to(to, format_args!("delivered")),
+            Outcome::Delivered { dropped } => warn_to(
+                to,
+                format_args!("delivered again; {dropped} older message(s) were dropped meanwhile"),
             ),
-            Outcome::Retry { at, attempt } => debug!(
-                target_url = %shown,
-                "notification not delivered ({error}); attempt {attempt}, next try in {:.0}s",
-                at.saturating_duration_since(now).as_secs_f64()
+            Outcome::Retry { at, attempt } => debug_to(
+                to,
+                format_args!(
+                    "not delivered ({error}); attempt {attempt}, next try in {:.0}s",
+                    at.saturating_duration_since(now).as_secs_f64()
+                ),
             ),
-            Outcome::GaveUp { count, .. } => warn!(
-                target_url = %shown,
-                "notifications: {count} message(s) given up after {} without delivery (last error: {error})",
-                crate::duration::format_duration(queue::GIVE_UP)
+            Outcome::GaveUp { count, .. } => warn_to(
+                to,
+                format_args!(
+                    "{count} message(s) given up after 1h without delivery (last error: {error})"
+                ),
             ),
         }
     }
 
     fn ping(&mut self, verdict: Result<(), String>, out: &mut JoinSet<Sent>) {
-        let Some(h) = self.health.clone() else { return };
+        let Some(h) = &self.health else { return };
         if self.dry_run {
-            info!(health = %h.shown(), "dry run: would ping {}", if verdict.is_ok() { "up" } else { "down" });
-            return;
+            let state = if verdict.is_ok() { "up" } else { "down" };
+            return info_to(&h.shown(), format_args!("dry run: would ping {state}"));
         }
-        debug!(health = %h.shown(), ok = verdict.is_ok(), "health ping");
-        let (request, client) = (h.request(&verdict), self.client.clone());
-        out.spawn(async move { (None, send(client, request).await.map_err(|e| h.redact(&e))) });
+        out.spawn(deliver(None, self.client.clone(), h.request(&verdict)));
     }
 
     fn pinged(&mut self, result: Result<(), String>) {
-        let shown = self
-            .health
-            .as_ref()
-            .map(HealthConfig::shown)
-            .unwrap_or_default();
+        let Some(h) = &self.health else { return };
         match result {
             Ok(()) if self.health_failing => {
-                info!(health = %shown, "health pings get through again");
+                info_to(&h.shown(), format_args!("health pings get through again"));
                 self.health_failing = false;
             }
-            Ok(()) => {}
             Err(e) if !self.health_failing => {
-                warn!(health = %shown, "health ping failed ({e}); logged again only once it recovers");
+                let e = h.redact(&e);
+                warn_to(
+                    &h.shown(),
+                    format_args!("health ping failed ({e}); logged again only once it recovers"),
+                );
                 self.health_failing = true;
             }
-            Err(e) => debug!(health = %shown, "health ping failed ({e})"),
+            _ => {}
         }
     }
 
@@ -405,7 +404,12 @@ impl Task {
     }
 }
 
-/// Sends one request; Ok for any 2xx. The error says what failed, without the URL.
+/// Sends one request; Ok for any 2xx. The error says what failed, without the URL (and is
+/// redacted further by whoever logs it).
+async fn deliver(id: Option<u64>, client: Option<reqwest::Client>, r: target::Request) -> Sent {
+    (id, send(client, r).await)
+}
+
 async fn send(client: Option<reqwest::Client>, r: target::Request) -> Result<(), String> {
     let client = client.ok_or("no HTTP client")?;
     let method = reqwest::Method::from_bytes(r.method.as_bytes()).map_err(|e| e.to_string())?;
@@ -488,7 +492,7 @@ mod tests {
         assert_eq!(lens, [1, 1]);
         // b's message is out when the reload comes.
         let b_id = task.slots[1].id;
-        assert!(task.slots[1].queue.due(Instant::now(), false).is_some());
+        assert!(task.slots[1].queue.due(Instant::now()).is_some());
         task.reconfigure(setup(&[
             ("https://c.example/y", &EventKind::ALL),
             (a, &[EventKind::Updated]),
@@ -504,7 +508,7 @@ mod tests {
         task.sent((Some(b_id), Ok(())));
         assert!(task.slots.iter().all(|s| s.id != b_id));
         // The kept target's request, out across the reload, still completes.
-        assert!(task.slots[1].queue.due(Instant::now(), false).is_some());
+        assert!(task.slots[1].queue.due(Instant::now()).is_some());
         task.reconfigure(setup(&[(a, &[EventKind::Updated])]));
         let a_id = task.slots[0].id;
         task.sent((Some(a_id), Ok(())));

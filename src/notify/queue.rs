@@ -78,9 +78,8 @@ impl Queue {
     }
 
     /// The request to send now, if one is due; it is then out until [`Self::finished`].
-    /// `hurry` (the agent is stopping) ignores the back-off.
-    pub fn due(&mut self, now: Instant, hurry: bool) -> Option<&Pending> {
-        if self.sending || (!hurry && self.retry_at.is_some_and(|at| at > now)) {
+    pub fn due(&mut self, now: Instant) -> Option<&Pending> {
+        if self.sending || self.retry_at.is_some_and(|at| at > now) {
             return None;
         }
         let head = self.items.front()?;
@@ -172,21 +171,18 @@ mod tests {
         let mut q = Queue::default();
         q.push(pending("a", EventKind::Updated, t0));
         q.push(pending("b", EventKind::Stopped, t0));
-        assert_eq!(q.due(t0, false).unwrap().record.hostname, "a");
-        assert!(q.due(t0, false).is_none(), "one out at a time");
+        assert_eq!(q.due(t0).unwrap().record.hostname, "a");
+        assert!(q.due(t0).is_none(), "one out at a time");
         assert_eq!(q.wake(), None, "nothing to wake for while one is out");
         let out = q.finished(false, t0, 0.5);
         let Outcome::Retry { at, attempt: 1 } = out else {
             panic!("{out:?}")
         };
         assert_eq!(at, t0 + Duration::from_secs(2));
-        assert!(
-            q.due(t0 + Duration::from_secs(1), false).is_none(),
-            "backing off"
-        );
+        assert!(q.due(t0 + Duration::from_secs(1)).is_none(), "backing off");
         assert_eq!(q.wake(), Some(at));
         // A second failure waits longer (jittered, ±20 %).
-        assert_eq!(q.due(at, false).unwrap().record.hostname, "a");
+        assert_eq!(q.due(at).unwrap().record.hostname, "a");
         let Outcome::Retry {
             at: at2,
             attempt: 2,
@@ -195,13 +191,13 @@ mod tests {
             panic!()
         };
         assert_eq!(at2 - at, Duration::from_secs(4).mul_f64(0.8));
-        assert_eq!(q.due(at2, false).unwrap().record.hostname, "a");
+        assert_eq!(q.due(at2).unwrap().record.hostname, "a");
         assert_eq!(
             q.finished(true, at2, 0.0),
             Outcome::Delivered { dropped: 0 }
         );
         assert_eq!(
-            q.due(at2, false).unwrap().record.hostname,
+            q.due(at2).unwrap().record.hostname,
             "b",
             "then the next, at once"
         );
@@ -225,7 +221,7 @@ mod tests {
         let mut now = t0;
         let mut gave_up = Vec::new();
         while !q.is_empty() && now < t0 + Duration::from_secs(3 * 3600) {
-            if q.due(now, false).is_some() {
+            if q.due(now).is_some() {
                 match q.finished(false, now, 0.99) {
                     Outcome::GaveUp { count, .. } => gave_up.push((count, now - t0)),
                     Outcome::Retry { at, .. } => assert!(at - now <= RETRY.max.mul_f64(1.2)),
@@ -247,7 +243,7 @@ mod tests {
         let t0 = Instant::now();
         let mut q = Queue::default();
         q.push(pending("head", EventKind::Updated, t0));
-        assert!(q.due(t0, false).is_some(), "the head is out");
+        assert!(q.due(t0).is_some(), "the head is out");
         for i in 1..MAX_PENDING {
             q.push(pending(&format!("h{i}"), EventKind::Error, t0));
         }
@@ -271,16 +267,5 @@ mod tests {
         assert_eq!(q.items[0].record.hostname, "head");
         assert_eq!(q.items[1].record.hostname, "h2");
         assert_eq!(q.finished(true, t0, 0.0), Outcome::Delivered { dropped: 2 });
-    }
-
-    #[test]
-    fn hurrying_ignores_the_back_off() {
-        let t0 = Instant::now();
-        let mut q = Queue::default();
-        q.push(pending("a", EventKind::Updated, t0));
-        q.due(t0, false);
-        q.finished(false, t0, 0.5);
-        assert!(q.due(t0, false).is_none());
-        assert!(q.due(t0, true).is_some());
     }
 }

@@ -571,6 +571,8 @@ pub fn parse(text: &str) -> Result<Vec<Target>, String> {
         }
     }
     let title = title.map(|t| header_text("title", t)).transpose()?;
+    // Longest first, so a token inside the whole URL is masked as the whole URL.
+    secrets.sort_unstable_by_key(|s| std::cmp::Reverse(s.len()));
     let shown_scheme = match scheme.as_str() {
         "generic+https" => "generic",
         s => s,
@@ -773,10 +775,8 @@ impl Target {
     /// `text` with every secret piece of the URL masked.
     pub fn redact(&self, text: &str) -> String {
         let mut out = text.to_string();
-        // Longest first, so a token inside the whole URL is masked as the whole URL.
-        let mut pieces: Vec<&String> = self.secrets.iter().collect();
-        pieces.sort_by_key(|p| std::cmp::Reverse(p.len()));
-        for p in pieces {
+        // Longest first (sorted by `parse`).
+        for p in &self.secrets {
             out = out.replace(p.as_str(), "***");
         }
         out
