@@ -172,8 +172,8 @@ impl Prepared {
             timeout: config.http.timeout,
         };
         let mut clients = match old {
-            Some(old) => Clients::after(opts.clone(), old),
-            None => Clients::new(opts.clone()),
+            Some(old) => Clients::after(opts, old),
+            None => Clients::new(opts),
         };
         let mut hosts = HashMap::new();
         for h in config.enabled_hosts() {
@@ -183,8 +183,13 @@ impl Prepared {
                 hosts.insert(key, (h.clone(), client.clone()));
             }
         }
+        let notify = crate::notify::Setup::build(
+            &config.notify,
+            config.health.as_ref(),
+            &mut clients,
+            config.http.timeout,
+        )?;
         clients.drop_unused();
-        let notify = crate::notify::Setup::build(&config.notify, config.health.as_ref(), &opts)?;
         Ok(Prepared {
             hosts,
             clients,

@@ -60,14 +60,15 @@ const MAX_HEALTH_INTERVAL: Duration = Duration::from_secs(86_400);
 /// The URL of a section, read from whichever form names it; `at` is where errors point.
 fn read_url(
     forms: [&Option<Spanned<String>>; 4],
-    (section, section_at): (&str, usize),
+    section: &str,
     ctx: &Ctx<'_>,
     base: &Path,
 ) -> Result<(String, Option<usize>), ConfigError> {
     let key = |name: &str| format!("{section}.{name}");
     let Some(source) = secret_source("url", forms, &key, ctx, base)? else {
         return Err(ctx.err_at(
-            Some(section_at),
+            // The section has no line of its own (spans cost the router build a deserializer).
+            None,
             &key("url"),
             "missing: set url, url_file, url_env or url_credential",
         ));
@@ -79,17 +80,15 @@ fn read_url(
 }
 
 pub(super) fn validate_notify(
-    raw: Vec<Spanned<RawTarget>>,
+    raw: Vec<RawTarget>,
     ctx: &Ctx<'_>,
     base: &Path,
 ) -> Result<Vec<NotifyConfig>, ConfigError> {
     let mut out = Vec::new();
     for (i, n) in raw.into_iter().enumerate() {
         let section = format!("notify[{i}]");
-        let section_at = n.span().start;
-        let n = n.into_inner();
         let forms = [&n.url, &n.url_file, &n.url_env, &n.url_credential];
-        let (url, at) = read_url(forms, (&section, section_at), ctx, base)?;
+        let (url, at) = read_url(forms, &section, ctx, base)?;
         not_here(n.interval.as_ref(), &format!("{section}.interval"), ctx)?;
         not_here(n.style.as_ref(), &format!("{section}.style"), ctx)?;
         let targets = crate::notify::target::parse(&url)
@@ -131,15 +130,13 @@ pub(super) fn validate_notify(
 }
 
 pub(super) fn validate_health(
-    raw: Option<Spanned<RawTarget>>,
+    raw: Option<RawTarget>,
     ctx: &Ctx<'_>,
     base: &Path,
 ) -> Result<Option<HealthConfig>, ConfigError> {
     let Some(h) = raw else { return Ok(None) };
-    let section_at = h.span().start;
-    let h = h.into_inner();
     let forms = [&h.url, &h.url_file, &h.url_env, &h.url_credential];
-    let (url, at) = read_url(forms, ("health", section_at), ctx, base)?;
+    let (url, at) = read_url(forms, "health", ctx, base)?;
     if let Some(e) = h.events.as_ref().and_then(|e| e.first()) {
         not_here(Some(e), "health.events", ctx)?;
     }

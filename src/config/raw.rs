@@ -29,8 +29,8 @@ pub struct RawConfig {
     #[serde(default, rename = "host")]
     pub hosts: Vec<Spanned<RawHost>>,
     #[serde(default, rename = "notify")]
-    pub notify: Vec<Spanned<super::notify::RawTarget>>,
-    pub health: Option<Spanned<super::notify::RawTarget>>,
+    pub notify: Vec<super::notify::RawTarget>,
+    pub health: Option<super::notify::RawTarget>,
     /// For the `ovh` commands only (src/config/ovh_api.rs).
     pub ovh_api: Option<Spanned<ovh_api::RawOvhApi>>,
 }

@@ -41,11 +41,8 @@ pub(super) fn validate(raw: RawConfig, ctx: &Ctx<'_>, base: &Path) -> Result<Con
         None => Duration::from_secs(30),
     };
     // A notification or health URL written out here is a secret too (it holds the token).
-    let inline_urls = raw.notify.iter().any(|n| n.get_ref().url.is_some())
-        || raw
-            .health
-            .as_ref()
-            .is_some_and(|h| h.get_ref().url.is_some());
+    let inline_urls = raw.notify.iter().any(|n| n.url.is_some())
+        || raw.health.as_ref().is_some_and(|h| h.url.is_some());
     let notify = super::notify::validate_notify(raw.notify, ctx, base)?;
     let health = super::notify::validate_health(raw.health, ctx, base)?;
     let ovh_api = match raw.ovh_api {

@@ -17,7 +17,7 @@ pub mod queue;
 pub mod target;
 
 use crate::hook::HookEvent;
-use crate::http::{ClientError, ClientOptions, Tls};
+use crate::provider::client::{ClientError, Clients};
 use crate::record::RecordKey;
 use health::HealthConfig;
 use queue::{Outcome, Pending, Queue};
@@ -42,6 +42,8 @@ pub struct Setup {
     targets: Vec<NotifyConfig>,
     health: Option<HealthConfig>,
     client: Option<reqwest::Client>,
+    /// `[http] timeout`, at most [`MAX_REQUEST`].
+    timeout: Duration,
 }
 
 /// Longest a notification or ping may take; a receiver that hangs is given up on after this
@@ -49,32 +51,24 @@ pub struct Setup {
 const MAX_REQUEST: Duration = Duration::from_secs(30);
 
 impl Setup {
+    /// `clients` are the configuration's DynHost clients: the one without a `ca_file`, for
+    /// https if some target needs it, serves the notifications too (built if no host uses it).
     pub fn build(
         targets: &[NotifyConfig],
         health: Option<&HealthConfig>,
-        opts: &ClientOptions,
+        clients: &mut Clients,
+        timeout: Duration,
     ) -> Result<Setup, ClientError> {
         if targets.is_empty() && health.is_none() {
             return Ok(Setup::default());
         }
         let https = targets.iter().any(|t| t.target.https()) || health.is_some_and(|h| h.https());
-        let tls = Tls::load(https, None)?;
-        let opts = ClientOptions {
-            connect_timeout: opts.connect_timeout,
-            timeout: opts.timeout.min(MAX_REQUEST),
-        };
-        let client = crate::http::builder(&opts, &tls)
-            // The URL is what the user pasted: a redirect elsewhere is not followed with the
-            // token.
-            .redirect(reqwest::redirect::Policy::none())
-            // Closed soon after the last message, so an idle agent has no connection to tend.
-            .pool_idle_timeout(Duration::from_secs(5))
-            .build()
-            .map_err(|e| ClientError::Build(crate::http::error_chain(&e)))?;
+        let client = clients.get(https, None)?.http().clone();
         Ok(Setup {
             targets: targets.to_vec(),
             health: health.cloned(),
             client: Some(client),
+            timeout: timeout.min(MAX_REQUEST),
         })
     }
 
@@ -183,6 +177,7 @@ struct Task {
     slots: Vec<Slot>,
     health: Option<HealthConfig>,
     client: Option<reqwest::Client>,
+    timeout: Duration,
     dry_run: bool,
     next_id: u64,
     rng: u64,
@@ -216,6 +211,7 @@ impl Task {
             slots: Vec::new(),
             health: None,
             client: None,
+            timeout: MAX_REQUEST,
             dry_run,
             next_id: 0,
             rng: seed | 1,
@@ -253,6 +249,7 @@ impl Task {
         }
         self.health = setup.health;
         self.client = setup.client;
+        self.timeout = setup.timeout;
     }
 
     async fn run(mut self, mut rx: mpsc::UnboundedReceiver<Msg>) {
@@ -321,7 +318,7 @@ impl Task {
                     debug_to(&slot.config.target, what);
                     out.spawn(deliver(
                         Some(slot.id),
-                        self.client.clone(),
+                        (self.client.clone(), self.timeout),
                         p.request.clone(),
                     ));
                     break;
@@ -372,7 +369,11 @@ impl Task {
             let state = if verdict.is_ok() { "up" } else { "down" };
             return info_to(&h.shown(), format_args!("dry run: would ping {state}"));
         }
-        out.spawn(deliver(None, self.client.clone(), h.request(&verdict)));
+        out.spawn(deliver(
+            None,
+            (self.client.clone(), self.timeout),
+            h.request(&verdict),
+        ));
     }
 
     fn pinged(&mut self, result: Result<(), String>) {
@@ -406,14 +407,21 @@ impl Task {
 
 /// Sends one request; Ok for any 2xx. The error says what failed, without the URL (and is
 /// redacted further by whoever logs it).
-async fn deliver(id: Option<u64>, client: Option<reqwest::Client>, r: target::Request) -> Sent {
+async fn deliver(
+    id: Option<u64>,
+    client: (Option<reqwest::Client>, Duration),
+    r: target::Request,
+) -> Sent {
     (id, send(client, r).await)
 }
 
-async fn send(client: Option<reqwest::Client>, r: target::Request) -> Result<(), String> {
+async fn send(
+    (client, timeout): (Option<reqwest::Client>, Duration),
+    r: target::Request,
+) -> Result<(), String> {
     let client = client.ok_or("no HTTP client")?;
     let method = reqwest::Method::from_bytes(r.method.as_bytes()).map_err(|e| e.to_string())?;
-    let mut req = client.request(method, r.url);
+    let mut req = client.request(method, r.url).timeout(timeout);
     for (name, value) in r.headers {
         req = req.header(name, value);
     }
@@ -458,6 +466,7 @@ mod tests {
                 .collect(),
             health: None,
             client: None,
+            timeout: MAX_REQUEST,
         }
     }
 

@@ -393,24 +393,11 @@ pub fn parse(text: &str) -> Result<Vec<Target>, String> {
                 Some("http") => "http",
                 Some(_) => return Err("ntfy option scheme: http or https".into()),
             };
-            let priority = o.take("priority");
-            if let Some(p) = &priority
-                && !matches!(
-                    p.as_str(),
-                    "1" | "2"
-                        | "3"
-                        | "4"
-                        | "5"
-                        | "min"
-                        | "low"
-                        | "default"
-                        | "high"
-                        | "max"
-                        | "urgent"
-                )
-            {
-                return Err("ntfy option priority: 1 to 5, or min, low, default, high, max".into());
-            }
+            // ntfy checks the value itself (1-5, min…max, urgent) and says so in its reply.
+            let priority = o
+                .take("priority")
+                .map(|p| header_text("ntfy option priority", p))
+                .transpose()?;
             let tags = o
                 .take("tags")
                 .map(|t| header_text("ntfy option tags", t))
@@ -623,6 +610,36 @@ struct Body<'a> {
     time: String,
 }
 
+/// The JSON body of every other service: each sets the keys it documents, the rest are left
+/// out (one serializer for all, rather than one per service).
+#[derive(serde::Serialize, Default)]
+struct Service<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    title: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    message: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    content: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    text: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    chat_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    channel: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    username: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    priority: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    disable_notification: Option<bool>,
+}
+
+impl Service<'_> {
+    fn json(&self) -> Vec<u8> {
+        serde_json::to_vec(self).unwrap_or_default()
+    }
+}
+
 /// The one-line text of an event, for the services that show a message.
 pub fn text(kind: EventKind, ev: &HookEvent) -> String {
     let record = format!("{} ({})", ev.host, ev.family.record_type());
@@ -654,7 +671,6 @@ pub fn text(kind: EventKind, ev: &HookEvent) -> String {
 impl Target {
     /// The request that tells this target about `ev` as `kind`.
     pub fn request(&self, kind: EventKind, ev: &HookEvent) -> Request {
-        let json = |v: &serde_json::Value| serde_json::to_vec(v).unwrap_or_default();
         let title = self
             .title
             .clone()
@@ -712,23 +728,23 @@ impl Target {
                 token,
                 priority,
             } => {
-                let mut v = serde_json::json!({"title": title, "message": message});
-                if let Some(p) = priority {
-                    v["priority"] = (*p).into();
-                }
-                (
-                    "POST",
-                    url,
-                    vec![json_type, ("X-Gotify-Key", token.clone())],
-                    json(&v),
-                )
+                let v = Service {
+                    title: Some(&title),
+                    message: Some(&message),
+                    priority: *priority,
+                    ..Service::default()
+                };
+                let h = vec![json_type, ("X-Gotify-Key", token.clone())];
+                ("POST", url, h, v.json())
             }
             Kind::Discord { url, username } => {
-                let mut v = serde_json::json!({"content": format!("**{title}**\n{message}")});
-                if let Some(u) = username {
-                    v["username"] = u.as_str().into();
+                let v = Service {
+                    content: Some(&format!("**{title}**\n{message}")),
+                    username: username.as_deref(),
+                    ..Service::default()
                 }
-                ("POST", url, vec![json_type], json(&v))
+                .json();
+                ("POST", url, vec![json_type], v)
             }
             Kind::Slack {
                 url,
@@ -736,13 +752,13 @@ impl Target {
                 channel,
                 username,
             } => {
-                let mut v = serde_json::json!({"text": format!("*{title}*\n{message}")});
-                if let Some(c) = channel {
-                    v["channel"] = c.as_str().into();
+                let v = Service {
+                    text: Some(&format!("*{title}*\n{message}")),
+                    channel: channel.as_deref(),
+                    username: username.as_deref(),
+                    ..Service::default()
                 }
-                if let Some(u) = username {
-                    v["username"] = u.as_str().into();
-                }
+                .json();
                 let mut h = vec![(
                     "Content-Type",
                     "application/json; charset=utf-8".to_string(),
@@ -750,15 +766,17 @@ impl Target {
                 if let Some(b) = bearer {
                     h.push(("Authorization", b.clone()));
                 }
-                ("POST", url, h, json(&v))
+                ("POST", url, h, v)
             }
             Kind::Telegram { url, chat, silent } => {
-                let mut v =
-                    serde_json::json!({"chat_id": chat, "text": format!("{title}\n{message}")});
-                if *silent {
-                    v["disable_notification"] = true.into();
+                let v = Service {
+                    chat_id: Some(chat),
+                    text: Some(&format!("{title}\n{message}")),
+                    disable_notification: silent.then_some(true),
+                    ..Service::default()
                 }
-                ("POST", url, vec![json_type], json(&v))
+                .json();
+                ("POST", url, vec![json_type], v)
             }
         };
         Request {
