@@ -3,8 +3,9 @@
 //!
 //! The agent hands each update attempt's [`HookEvent`] to a [`Notifier`] and moves on: the
 //! notifier is a task of its own, fed over a channel, that owns one delivery [`queue::Queue`]
-//! per target and one HTTP client for all of them (built once per configuration, with the TLS
-//! roots read only if some target is https). Nothing on the update path waits for it. The task
+//! per target and one HTTP client for all of them: the configuration's DynHost client without
+//! a `ca_file` (built once per configuration, the TLS roots read only if something is https).
+//! Nothing on the update path waits for it. The task
 //! sleeps on its channel alone while nothing is pending, so an idle agent stays silent; it
 //! wakes for a retry only while a message waits.
 //!
