@@ -147,7 +147,7 @@ enum Kind {
     Gotify {
         url: Url,
         token: String,
-        priority: Option<i64>,
+        priority: Option<u8>,
     },
     /// Discord: `POST /api/webhooks/ID/TOKEN` with `content`
     /// (<https://discord.com/developers/docs/resources/webhook#execute-webhook>).
@@ -310,14 +310,17 @@ fn decoded(s: &str) -> String {
 /// per chat). Errors never quote the URL: it holds tokens.
 pub fn parse(text: &str) -> Result<Vec<Target>, String> {
     let url = Url::parse(text.trim()).map_err(|e| format!("not a URL ({e})"))?;
-    let mut secrets: Vec<String> = [url.username(), url.password().unwrap_or("")]
-        .into_iter()
-        .map(decoded)
-        .chain(segments(&url).iter().map(|s| decoded(s)))
-        .chain(url.query_pairs().map(|(_, v)| v.into_owned()))
-        .filter(|s| s.len() >= 3)
-        .collect();
-    secrets.push(url.as_str().to_string());
+    let mut secrets = vec![url.as_str().to_string()];
+    let mut pieces = segments(&url);
+    pieces.push(url.username().to_string());
+    pieces.extend(url.password().map(str::to_string));
+    for p in pieces {
+        secrets.push(decoded(&p));
+    }
+    for (_, v) in url.query_pairs() {
+        secrets.push(v.into_owned());
+    }
+    secrets.retain(|s| s.len() >= 3);
     let host = host_of(&url)?;
     let scheme = url.scheme().to_string();
     let port = url.port();
@@ -430,8 +433,8 @@ pub fn parse(text: &str) -> Result<Vec<Target>, String> {
             let priority = match o.take("priority") {
                 None => None,
                 Some(p) => Some(
-                    p.parse::<i64>()
-                        .map_err(|_| "gotify option priority: a number".to_string())?,
+                    p.parse::<u8>()
+                        .map_err(|_| "gotify option priority: a number, 0 to 255".to_string())?,
                 ),
             };
             o.done()?;
@@ -629,7 +632,7 @@ struct Service<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     username: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    priority: Option<i64>,
+    priority: Option<u8>,
     #[serde(skip_serializing_if = "Option::is_none")]
     disable_notification: Option<bool>,
 }
