@@ -160,6 +160,8 @@ impl Done {
 struct Prepared {
     hosts: HashMap<RecordKey, (Arc<HostConfig>, DynHostClient)>,
     clients: Clients,
+    /// The `[[notify]]` and `[health]` targets and their one client.
+    notify: crate::notify::Setup,
 }
 
 impl Prepared {
@@ -181,8 +183,18 @@ impl Prepared {
                 hosts.insert(key, (h.clone(), client.clone()));
             }
         }
+        let notify = crate::notify::Setup::build(
+            &config.notify,
+            config.health.as_ref(),
+            &mut clients,
+            config.http.timeout,
+        )?;
         clients.drop_unused();
-        Ok(Prepared { hosts, clients })
+        Ok(Prepared {
+            hosts,
+            clients,
+            notify,
+        })
     }
 }
 
@@ -206,6 +218,8 @@ struct Pusher {
     hooks: HashMap<RecordKey, PathBuf>,
     hook_timeout: Duration,
     running_hooks: crate::hook::HookQueue,
+    /// `[[notify]]` and `[health]`: handed events, never awaited.
+    notifier: crate::notify::Notifier,
     dry_run: bool,
 }
 
@@ -213,7 +227,11 @@ impl Pusher {
     /// The pusher of `config`, with its clients already built ([`Prepared`]: at start, so a bad
     /// CA file fails then, not at the first change).
     fn new(config: &Config, dry_run: bool, prepared: Prepared) -> Pusher {
-        let Prepared { hosts, clients } = prepared;
+        let Prepared {
+            hosts,
+            clients,
+            notify,
+        } = prepared;
         Pusher {
             hosts,
             clients,
@@ -230,6 +248,7 @@ impl Pusher {
                 .collect(),
             hook_timeout: config.hook_timeout,
             running_hooks: crate::hook::HookQueue::new(),
+            notifier: crate::notify::Notifier::start(notify, dry_run),
             dry_run,
         }
     }
@@ -237,7 +256,9 @@ impl Pusher {
     /// A reloaded configuration: new hosts, clients and sources. Requests already sent carry
     /// on; queued ones are cancelled and returned, for the decider to send again with the new
     /// entry. The what's-my-IP sources keep their back-off.
-    fn reconfigure(&mut self, config: &Config, prepared: Prepared) -> Vec<RecordKey> {
+    fn reconfigure(&mut self, config: &Config, mut prepared: Prepared) -> Vec<RecordKey> {
+        self.notifier
+            .reconfigure(std::mem::take(&mut prepared.notify));
         let fresh = Pusher::new(config, self.dry_run, prepared);
         self.hosts = fresh.hosts;
         self.clients = fresh.clients;
@@ -289,6 +310,7 @@ impl Pusher {
             .map_or_else(|| "unknown".to_string(), |a| a.to_string());
         if self.dry_run {
             info!(record = %push.key, "dry run: would send {} → {} to {}", previous, push.ip, host.server);
+            self.notifier.would_push(&push.key, push.ip, push.previous);
             self.tasks
                 .spawn(async move { Done::Push(push.key, push.ip, Reply::DryRun) });
             return;
@@ -319,6 +341,7 @@ impl Pusher {
 
     /// Runs the record's hook, if it has one, in the background.
     fn hook(&mut self, ev: crate::hook::HookEvent) {
+        self.notifier.event(&ev);
         let key = RecordKey::new(ev.host.clone(), ev.family);
         let Some(path) = self.hooks.get(&key).cloned() else {
             return;
@@ -333,6 +356,7 @@ impl Pusher {
     /// Waits for the hooks queued and running (each is bounded by its timeout).
     async fn wait_hooks(&mut self) {
         self.running_hooks.finish().await;
+        self.notifier.finish(SHUTDOWN_GRACE).await;
     }
 
     /// Asks the record's authoritative name servers what it holds.
@@ -544,6 +568,8 @@ pub async fn run(
     let mut save_at: Option<Instant> = None;
     let mut saving: Option<JoinHandle<()>> = None;
     let mut reloads = Reloads::default();
+    // `[health]`: the one timer it adds, and only when configured.
+    let mut health_at = crate::notify::health::next_ping(config.health.as_ref(), None);
     let ended: Result<(), AgentError> = loop {
         let wake = decider.next_wake();
         let actions = tokio::select! {
@@ -564,6 +590,7 @@ pub async fn run(
                     Ok(new) => {
                         let records = decider_config(&new.0).records.len();
                         let actions = adopt(new, &mut config, &mut state_path, &mut decider);
+                        health_at = crate::notify::health::next_ping(config.health.as_ref(), health_at);
                         reloads.answer(Ok(format!("configuration reloaded ({records} records)")));
                         actions
                     }
@@ -630,6 +657,12 @@ pub async fn run(
                 }
             },
             () = sleep_until(wake), if wake.is_some() => decider.on_event(Event::Timer, Now::system()),
+            () = sleep_until(health_at), if health_at.is_some() => {
+                let verdict = crate::notify::health::verdict(&decider.live_status(Now::system()));
+                pusher.notifier.health(verdict);
+                health_at = crate::notify::health::next_ping(config.health.as_ref(), None);
+                Vec::new()
+            }
         };
         if perform(actions, &mut pusher) && save_at.is_none() {
             save_at = Some(Instant::now() + SAVE_DELAY);
@@ -660,6 +693,8 @@ pub async fn run(
             }
         }
     }
+    // Notifications still waiting are tried once more, for at most another SHUTDOWN_GRACE.
+    pusher.notifier.finish(SHUTDOWN_GRACE).await;
     // A save still being written finishes first: two writers of one file would race.
     if let Some(task) = saving.take() {
         let _ = task.await;
@@ -977,39 +1012,5 @@ pub async fn verify_all(config: &Config) -> Vec<(RecordKey, Result<Vec<IpAddr>, 
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::record::Family;
-
-    /// A push for a record the running configuration has no `[[host]]` for is answered with an
-    /// error (it used to be dropped, leaving the record "sending" for ever): the decider gets an
-    /// outcome that says why.
-    #[tokio::test]
-    async fn a_push_with_no_host_is_answered_with_an_error() {
-        let text = "[[host]]\nhostname = \"home.example.com\"\nlogin = \"l\"\npassword = \"pw\"\n";
-        let config = crate::config::parse(text, None, Path::new("/")).unwrap();
-        let mut pusher = Pusher::new(&config, false, Prepared::build(&config, None).unwrap());
-        let key = RecordKey::new("gone.example.com", Family::V4);
-        let ip: IpAddr = "203.0.113.7".parse().unwrap();
-        pusher.start(Push {
-            key: key.clone(),
-            ip,
-            previous: None,
-        });
-        let Some(Done::Push(k, sent, reply)) = pusher.next().await else {
-            panic!("the push was dropped without an answer");
-        };
-        assert_eq!((k, sent), (key, ip));
-        assert!(
-            matches!(reply, Reply::Transport { .. }),
-            "{}",
-            reply.summary()
-        );
-        assert!(
-            reply.summary().contains("no [[host]] entry"),
-            "{}",
-            reply.summary()
-        );
-        assert!(pusher.queued.is_empty(), "nothing was queued for a request");
-    }
-}
+#[path = "agent_tests.rs"]
+mod tests;

@@ -10,10 +10,12 @@
 //! - [`render`]: the validated config back to TOML, passwords redacted (`check --print`).
 //! - [`fields`]: checks of single values that several sections share (CA file, names, URLs).
 //! - [`secrets`]: where a secret comes from, and reading it.
+//! - [`notify`]: the `[[notify]]` and `[health]` sections (their URLs are secrets).
 //! - [`ovh_api`]: the `[ovh_api]` section, for the `dynhostd ovh` commands.
 //! - [`write`]: the config-file writers (`ovh provision --write-config`, `import`).
 
 mod fields;
+mod notify;
 pub mod ovh_api;
 mod raw;
 mod render;
@@ -317,10 +319,15 @@ pub struct Config {
     /// How long a hook may run before it is killed.
     pub hook_timeout: Duration,
     pub hosts: Vec<HostConfig>,
-    /// Some `[[host]]` has its password in this file (the file must then be private).
+    /// Some `[[host]]` has its password in this file, or a `[[notify]]`/`[health]` its URL (the
+    /// file must then be private).
     pub inline_passwords: bool,
     /// `[ovh_api]`, for the `ovh` commands; the agent never uses it.
     pub ovh_api: Option<ovh_api::OvhApiConfig>,
+    /// `[[notify]]` targets (one per Telegram chat).
+    pub notify: Vec<crate::notify::NotifyConfig>,
+    /// `[health]`: pings for an uptime monitor.
+    pub health: Option<crate::notify::health::HealthConfig>,
 }
 
 impl Config {
@@ -441,7 +448,7 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
             && meta.permissions().mode() & 0o077 != 0
         {
             tracing::warn!(
-                "{} holds a password and is readable by group or others (mode {:o}): chmod 600 it, or use password_file / password_credential",
+                "{} holds a password or a notification URL's token and is readable by group or others (mode {:o}): chmod 600 it, or use password_file / url_file / *_credential",
                 path.display(),
                 meta.permissions().mode() & 0o777
             );

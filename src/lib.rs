@@ -22,6 +22,8 @@
 //!   `retry`, `update` from other processes, and their client side).
 //! - [`import`]: `dynhostd import`, another DDNS client's config read into dynhostd's.
 //! - [`ovh`]: `dynhostd ovh`, the DynHost panel steps over the OVH API (not used by `run`).
+//! - [`notify`]: `[[notify]]` targets told of updates, failures, stops and recoveries, and
+//!   `[health]` pings; a task of its own that the update path never waits for.
 //! - [`report`]: what `status` and `detect` print; [`systemd`] (sd_notify), [`hook`] (`exec`
 //!   scripts) and [`logging`] (journald-friendly output) at the edges.
 
@@ -39,6 +41,7 @@ pub mod http;
 pub mod import;
 pub mod lock;
 pub mod logging;
+pub mod notify;
 pub mod ovh;
 pub mod provider;
 pub mod public_ip;

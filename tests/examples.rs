@@ -1,5 +1,5 @@
 //! The shipped example configs in `config/` stay valid: each one is checked by the real
-//! validator (with its `password_file` paths pointed at a temporary secret).
+//! validator (with its `password_file` and `url_file` paths pointed at temporary secrets).
 
 use std::path::Path;
 
@@ -8,6 +8,8 @@ fn every_example_config_validates() {
     let dir = tempfile::tempdir().unwrap();
     let secret = dir.path().join("secret");
     std::fs::write(&secret, "example-secret\n").unwrap();
+    let url = dir.path().join("url");
+    std::fs::write(&url, "ntfy://ntfy.sh/example-topic\n").unwrap();
     let mut seen = 0;
     for entry in std::fs::read_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("config")).unwrap() {
         let path = entry.unwrap().path();
@@ -20,6 +22,8 @@ fn every_example_config_validates() {
             .map(|l| {
                 if l.trim_start().starts_with("password_file") {
                     format!("password_file = \"{}\"", secret.display())
+                } else if l.trim_start().starts_with("url_file") {
+                    format!("url_file = \"{}\"", url.display())
                 } else {
                     l.to_string()
                 }

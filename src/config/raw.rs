@@ -28,6 +28,9 @@ pub struct RawConfig {
     pub hook: RawHook,
     #[serde(default, rename = "host")]
     pub hosts: Vec<Spanned<RawHost>>,
+    #[serde(default, rename = "notify")]
+    pub notify: Vec<super::notify::RawTarget>,
+    pub health: Option<super::notify::RawTarget>,
     /// For the `ovh` commands only (src/config/ovh_api.rs).
     pub ovh_api: Option<Spanned<ovh_api::RawOvhApi>>,
 }

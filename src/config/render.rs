@@ -104,6 +104,22 @@ impl Config {
             out += &render_sources(h, q);
             out += &format!("enabled = {}\n", h.enabled);
         }
+        for n in &self.notify {
+            let events: Vec<String> = n.events.kinds().map(|k| q(k.as_str())).collect();
+            out += &format!(
+                "\n[[notify]]\nurl = {}\nevents = [{}]\n",
+                q(&n.target.to_string()),
+                events.join(", ")
+            );
+        }
+        if let Some(h) = &self.health {
+            out += &format!(
+                "\n[health]\nurl = {}\ninterval = {}\nstyle = {}\n",
+                q(&h.shown()),
+                q(&format_duration(h.interval)),
+                q(h.style.name())
+            );
+        }
         if let Some(api) = &self.ovh_api {
             out += &api.render_redacted();
         }

@@ -327,3 +327,110 @@ fn address_sources_and_their_errors() {
         assert_eq!(e.line, Some(*line), "{extra}: {e}");
     }
 }
+
+#[test]
+fn notify_and_health_sections_are_read_and_rendered_without_their_tokens() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("kuma-url"),
+        "http://kuma.lan/api/push/KumaT0ken\n",
+    )
+    .unwrap();
+    let text = format!(
+        "{MINIMAL}
+[[notify]]
+url = \"ntfy://ntfy.example/Topic-S3cret\"
+
+[[notify]]
+url = \"https://hooks.example.net/Hook-S3cret\"
+events = [\"error\", \"updated\"]
+
+[[notify]]
+url = \"telegram://1:Bot-S3cret@telegram?chats=1,2\"
+
+[health]
+url_file = \"kuma-url\"
+interval = \"2s\"
+style = \"uptime-kuma\"
+"
+    );
+    let c = parse(&text, Some(Path::new("test.toml")), dir.path()).unwrap();
+    assert_eq!(c.notify.len(), 4, "one target per Telegram chat");
+    use crate::notify::target::EventKind::*;
+    assert!(c.notify[0].events.takes(Stopped) && !c.notify[0].events.takes(Error));
+    assert!(c.notify[1].events.takes(Error) && !c.notify[1].events.takes(Stopped));
+    let h = c.health.as_ref().unwrap();
+    assert_eq!(
+        (h.interval, h.style.name()),
+        (Duration::from_secs(2), "uptime-kuma")
+    );
+    let shown = c.render_redacted();
+    assert!(
+        shown.contains("url = \"ntfy://ntfy.example/***\""),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("events = [\"updated\", \"error\"]"),
+        "{shown}"
+    );
+    assert!(shown.contains("url = \"http://kuma.lan/***\""), "{shown}");
+    let debug = format!("{c:?}");
+    for secret in ["S3cret", "KumaT0ken"] {
+        assert!(!shown.contains(secret), "{shown}");
+        assert!(!debug.contains(secret), "{debug}");
+    }
+}
+
+#[test]
+fn notify_errors_name_the_key_and_line_never_the_url() {
+    let cases: &[(&str, &str, &str)] = &[
+        (
+            "[[notify]]\nurl = \"ntfy://ntfy.sh/T0pic?icon=S3cret\"\n",
+            "notify[0].url",
+            "\"icon\" is not supported",
+        ),
+        (
+            "[[notify]]\nurl = \"pushover://S3cret@x\"\n",
+            "notify[0].url",
+            "pushover:// is not supported",
+        ),
+        (
+            "[[notify]]\nurl = \"https://x/S3cret\"\nevents = [\"changed\"]\n",
+            "notify[0].events",
+            "not an event",
+        ),
+        (
+            "[[notify]]\nevents = [\"error\"]\n",
+            "notify[0].url",
+            "missing",
+        ),
+        (
+            "[[notify]]\nurl = \"https://x/S3cret\"\nurl_env = \"X\"\n",
+            "notify[0].url_env",
+            "set only one",
+        ),
+        (
+            "[health]\nurl = \"https://hc/S3cret\"\ninterval = \"0s\"\n",
+            "health.interval",
+            "between 1s",
+        ),
+        (
+            "[health]\nurl = \"https://hc/S3cret\"\nstyle = \"nagios\"\n",
+            "health.style",
+            "uptime-kuma",
+        ),
+        (
+            "[health]\nurl = \"ftp://hc/S3cret\"\n",
+            "health.url",
+            "http:// or https://",
+        ),
+    ];
+    for (extra, key, says) in cases {
+        let e = parse_str(&format!("{MINIMAL}\n{extra}")).unwrap_err();
+        assert_eq!(e.key, *key, "{e}");
+        // A missing URL has no line to name (the section carries no span).
+        assert!(e.line.is_some() || *says == "missing", "{e}");
+        assert!(e.message.contains(says), "{e}");
+        assert!(!e.to_string().contains("S3cret"), "{e}");
+    }
+}

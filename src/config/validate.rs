@@ -40,6 +40,11 @@ pub(super) fn validate(raw: RawConfig, ctx: &Ctx<'_>, base: &Path) -> Result<Con
         }
         None => Duration::from_secs(30),
     };
+    // A notification or health URL written out here is a secret too (it holds the token).
+    let inline_urls = raw.notify.iter().any(|n| n.url.is_some())
+        || raw.health.as_ref().is_some_and(|h| h.url.is_some());
+    let notify = super::notify::validate_notify(raw.notify, ctx, base)?;
+    let health = super::notify::validate_health(raw.health, ctx, base)?;
     let ovh_api = match raw.ovh_api {
         Some(o) => Some(ovh_api::validate(o, ctx, base)?),
         None => None,
@@ -55,7 +60,7 @@ pub(super) fn validate(raw: RawConfig, ctx: &Ctx<'_>, base: &Path) -> Result<Con
     }
     let mut hosts = Vec::new();
     let mut seen = BTreeSet::new();
-    let inline_passwords = raw.hosts.iter().any(|h| h.get_ref().inline_password());
+    let inline_passwords = inline_urls || raw.hosts.iter().any(|h| h.get_ref().inline_password());
     // Each host's line is counted on from the previous host's, not from the top: from the
     // top it is quadratic, and with 1000 hosts that was most of the start-up time (BENCHMARKS.md).
     let (mut counted_to, mut line_there) = (0, 1);
@@ -98,6 +103,8 @@ pub(super) fn validate(raw: RawConfig, ctx: &Ctx<'_>, base: &Path) -> Result<Con
         hosts,
         inline_passwords,
         ovh_api,
+        notify,
+        health,
     })
 }
 

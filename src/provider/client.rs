@@ -67,6 +67,12 @@ impl fmt::Debug for DynHostClient {
 }
 
 impl DynHostClient {
+    /// The HTTP client itself, for the notifications (src/notify/): the same settings (no
+    /// redirects, a short-lived pool), so one client serves both.
+    pub fn http(&self) -> &reqwest::Client {
+        &self.http
+    }
+
     /// A client for servers reached over `https` (`https` true: the system roots plus the
     /// PEM certificates in `ca_file`) or plain HTTP only (no roots read: [`Tls`]).
     pub fn new(
