@@ -693,13 +693,14 @@ pub async fn run(
             }
         }
     }
-    // Notifications still waiting are tried once more, for at most another SHUTDOWN_GRACE.
-    pusher.notifier.finish(SHUTDOWN_GRACE).await;
     // A save still being written finishes first: two writers of one file would race.
     if let Some(task) = saving.take() {
         let _ = task.await;
     }
     save_state(&decider, opts.dry_run, &state_path);
+    // Then notifications still waiting are tried once more, for at most another
+    // SHUTDOWN_GRACE: the state is on disk whatever becomes of them.
+    pusher.notifier.finish(SHUTDOWN_GRACE).await;
     ended
 }
 
