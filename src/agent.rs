@@ -66,6 +66,7 @@ pub struct UpdateOptions {
 pub fn decider_config(config: &Config) -> DeciderConfig {
     DeciderConfig {
         wan_interface: config.wan.interface.clone(),
+        wan_uplinks: config.wan.uplinks.clone(),
         debounce: config.wan.debounce,
         policy: config.wan.policy.clone(),
         records: config
@@ -522,7 +523,11 @@ pub async fn run(
     tokio::pin!(shutdown);
     info!(
         records = decider_config(&config).records.len(),
-        wan = config.wan.interface.as_deref().unwrap_or("(default route)"),
+        wan = match (&config.wan.interface, &config.wan.uplinks) {
+            (Some(i), _) => i.clone(),
+            (None, Some(u)) => u.to_string(),
+            (None, None) => "(default route)".into(),
+        },
         "dynhostd {} started",
         env!("CARGO_PKG_VERSION")
     );
@@ -860,13 +865,14 @@ pub async fn update_once(
     } else {
         NetView::default()
     };
+    let now = Now::system();
     decider.set_view(view);
     for ip in &opts.ips {
         decider.set_override(*ip);
     }
     // Every action the decider asks for is carried out; the pass ends when nothing is out (a
     // failure backs off, and nothing here waits for a back-off to end).
-    let mut actions = decider.decide_now(Now::system(), opts.force);
+    let mut actions = decider.decide_now(now, opts.force);
     loop {
         // One pass: the state is saved once, at the end.
         perform(actions, &mut pusher);
@@ -915,6 +921,7 @@ pub async fn update_once(
 /// each family that needs it (or all, with `ask_http`) — what every what's-my-IP source says.
 pub async fn detect(
     interface: Option<&str>,
+    uplinks: Option<&crate::wan::policy::Uplinks>,
     policy: &crate::wan::policy::AddressPolicy,
     detect: &crate::config::DetectConfig,
     ask_http: bool,
@@ -923,7 +930,16 @@ pub async fn detect(
     use crate::record::Family;
     let neighbours = records.iter().any(|(_, source)| source.uses_neighbours());
     let view = NetView::from_snapshot(netlink::snapshot(neighbours).await?);
+    // A `[wan]` failover list: the interface a freshly started agent would follow (IPv4's,
+    // else IPv6's; the first listed when none is usable, so `detect` shows why).
+    let first = |f| uplinks?.first_usable(&view, f, policy, true);
+    let listed = uplinks.and_then(|u| u.names.first()).map(String::as_str);
+    let interface = first(Family::V4)
+        .or_else(|| first(Family::V6))
+        .or(listed)
+        .or(interface);
     let mut d = crate::report::detect(&view, interface, policy);
+    d.failover = uplinks.map(|u| crate::report::failover_text(&view, u, policy, true));
     d.http_mode = detect.mode.name();
     let detector = PublicIpDetector::new(detect, policy.clone());
     for (family, choice) in [(Family::V4, d.ipv4), (Family::V6, d.ipv6)] {

@@ -1,6 +1,6 @@
 //! Hooks on change: the user's program (`exec = "/path/script"`), run after each update attempt
 //! with what happened in its environment (`DYNHOSTD_HOST`, `DYNHOSTD_FAMILY`, `DYNHOSTD_IP`,
-//! `DYNHOSTD_OLD_IP`, `DYNHOSTD_EVENT`, `DYNHOSTD_ERROR`). Of the agent's own environment it gets
+//! `DYNHOSTD_OLD_IP`, `DYNHOSTD_EVENT`, `DYNHOSTD_ERROR`, `DYNHOSTD_INTERFACE`). Of the agent's own environment it gets
 //! only the locale and the time zone, and [`HOOK_PATH`] as its `PATH`: secrets given through
 //! `*_env` stay with the agent.
 //!
@@ -67,6 +67,9 @@ pub struct HookEvent {
     pub event: HookKind,
     /// The user-facing summary of the failure, for `error` and `stopped`.
     pub error: Option<String>,
+    /// The interface the record's address comes from now (the active one of a failover list),
+    /// or over which HTTP detection asked; None when there is none.
+    pub interface: Option<String>,
 }
 
 impl HookEvent {
@@ -83,6 +86,10 @@ impl HookEvent {
             (
                 "DYNHOSTD_ERROR",
                 env_value(self.error.as_deref().unwrap_or("")),
+            ),
+            (
+                "DYNHOSTD_INTERFACE",
+                env_value(self.interface.as_deref().unwrap_or("")),
             ),
         ]
     }
@@ -528,7 +535,15 @@ mod tests {
         let o = out.display();
         // One plain line per variable (no eval): the recorder itself must not interpret values.
         let mut body = String::from("set -eu\n");
-        for v in ["HOST", "FAMILY", "IP", "OLD_IP", "EVENT", "ERROR"] {
+        for v in [
+            "HOST",
+            "FAMILY",
+            "IP",
+            "OLD_IP",
+            "EVENT",
+            "ERROR",
+            "INTERFACE",
+        ] {
             body += &format!("printf '%s' \"$DYNHOSTD_{v}\" > '{o}/{v}'\n");
         }
         body += &format!("if [ -t 0 ]; then echo tty > '{o}/stdin'; fi\n");
@@ -548,6 +563,7 @@ mod tests {
             old_ip: Some("198.51.100.7".parse().unwrap()),
             event: HookKind::Updated,
             error: None,
+            interface: Some("wwan0".into()),
         }
     }
 
@@ -565,6 +581,7 @@ mod tests {
         assert_eq!(read(&out, "OLD_IP"), "198.51.100.7");
         assert_eq!(read(&out, "EVENT"), "updated");
         assert_eq!(read(&out, "ERROR"), "");
+        assert_eq!(read(&out, "INTERFACE"), "wwan0");
         // stdin is /dev/null: nothing to read, and cat did not hang.
         assert_eq!(read(&out, "stdin_data"), "");
         assert!(!out.join("stdin").exists());
@@ -587,12 +604,14 @@ mod tests {
                 old_ip: None,
                 event: kind,
                 error: Some("nohost".into()),
+                interface: None,
             };
             run_hook(&hook, &ev, Duration::from_secs(10)).await.unwrap();
             assert_eq!(read(&out, "EVENT"), name);
             assert_eq!(read(&out, "FAMILY"), "ipv6");
             assert_eq!(read(&out, "IP"), "2001:db8::5");
             assert_eq!(read(&out, "OLD_IP"), "");
+            assert_eq!(read(&out, "INTERFACE"), "");
             assert_eq!(read(&out, "ERROR"), "nohost");
         }
     }

@@ -704,7 +704,7 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         Command::Detect { config, json, http } => {
             // Works with no config at all: then the WAN is the default route's interface, only
             // globally routable addresses count, and the built-in what's-my-IP sources are used.
-            let (interface, policy, detect, records) = if config.config.exists() {
+            let (interface, uplinks, policy, detect, records) = if config.config.exists() {
                 match load_config(&config.config) {
                     Ok(c) => {
                         let records: Vec<_> = c
@@ -713,7 +713,13 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
                                 h.records().map(|k| (k.clone(), h.source(k.family).clone()))
                             })
                             .collect();
-                        (c.wan.interface, c.wan.policy, c.detect, records)
+                        (
+                            c.wan.interface,
+                            c.wan.uplinks,
+                            c.wan.policy,
+                            c.detect,
+                            records,
+                        )
                     }
                     Err(code) => return Ok(code),
                 }
@@ -724,6 +730,7 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
                 );
                 (
                     None,
+                    None,
                     AddressPolicy::default(),
                     DetectConfig::default(),
                     Vec::new(),
@@ -731,6 +738,7 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             };
             let d = runtime()?.block_on(agent::detect(
                 interface.as_deref(),
+                uplinks.as_ref(),
                 &policy,
                 &detect,
                 http,
@@ -739,7 +747,9 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             if json {
                 println!("{}", serde_json::to_string_pretty(&d)?);
             } else {
-                print!("{}", report::detection_text(&d, interface.as_deref()));
+                let listed = uplinks.as_ref().and_then(|u| u.names.first());
+                let configured = listed.or(interface.as_ref()).map(String::as_str);
+                print!("{}", report::detection_text(&d, configured));
             }
             Ok(ExitCode::SUCCESS)
         }

@@ -3,7 +3,7 @@
 use super::client::connect;
 use super::server::{accept_loop, bind};
 use super::*;
-use crate::decide::status::{LiveRecord, LiveStatus, Phase, StopInfo};
+use crate::decide::status::{FailoverStatus, LiveRecord, LiveStatus, Phase, StopInfo};
 use std::io::Write;
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::os::unix::net::UnixStream as StdStream;
@@ -231,6 +231,11 @@ fn text_from_the_socket_is_cleaned_for_the_terminal() {
                     reason: format!("r{evil}"),
                     fix: format!("f{evil}"),
                 }),
+                failover: Some(FailoverStatus {
+                    interfaces: vec![format!("w{evil}"), "wwan0".into()],
+                    active: Some(format!("w{evil}")),
+                    since_ms_ago: Some(3_000),
+                }),
             }],
             next_wake: None,
         },
@@ -245,6 +250,7 @@ fn text_from_the_socket_is_cleaned_for_the_terminal() {
         );
     }
     assert!(table.contains("h?]0;pwned??[2J?moc.elpmaxe"), "{table}");
+    assert!(table.contains("follows w?]0;pwned"), "{table}");
 }
 
 /// The agent's side of a socket in `dir`, as `run` starts it: what reaches the event loop,

@@ -4,7 +4,7 @@
 //! record for `dynhostd status`: its phase, the request in flight, the next wake-up and why.
 
 use super::record::Phase as RecordPhase;
-use super::status::{LiveRecord, LiveStatus, Phase, StopInfo, Wake, WakeReason};
+use super::status::{FailoverStatus, LiveRecord, LiveStatus, Phase, StopInfo, Wake, WakeReason};
 use super::{Action, Decider, Now};
 use crate::record::{Family, RecordKey};
 use crate::wan::policy::{self, AddressSource};
@@ -94,13 +94,28 @@ impl Decider {
                     (Phase::Stopped, Some(StopInfo { reason, fix }))
                 }
             };
-            let wakes = [rec.wake(&self.cfg), debounce, detect(&key.family)];
+            let source = (key.family, rec.spec.source.clone());
+            let failback = self.failbacks().find(|(_, k)| **k == source);
+            let failback = failback.map(|(t, _)| (t, WakeReason::Failback));
+            let wakes = [rec.wake(&self.cfg), debounce, detect(&key.family), failback];
             // Nothing but an outcome or a person wakes a record that is out or stopped.
             let next = match phase {
                 Phase::Pushing | Phase::Stopped => None,
                 _ => wakes.into_iter().flatten().min(),
             };
             soonest = soonest.into_iter().chain(next).min();
+            let failover = self.cfg.list_of(&source.1).map(|list| {
+                let (active, since) = self
+                    .failovers
+                    .get(&source)
+                    .map_or((None, None), |f| f.active());
+                let ago = |t: Instant| now.mono.saturating_duration_since(t).as_millis();
+                FailoverStatus {
+                    interfaces: list.names.clone(),
+                    active: active.and_then(|i| list.names.get(i)).cloned(),
+                    since_ms_ago: since.map(|t| u64::try_from(ago(t)).unwrap_or(u64::MAX)),
+                }
+            });
             records.push(LiveRecord {
                 hostname: key.hostname.clone(),
                 record: key.family.record_type().to_string(),
@@ -112,6 +127,7 @@ impl Decider {
                 last_reply: rec.facts.last_reply.clone(),
                 next: next.map(wake),
                 stopped,
+                failover,
             });
         }
         LiveStatus {
@@ -150,6 +166,7 @@ mod tests {
     fn decider(min_interval: Duration, now: Now) -> Decider {
         let cfg = DeciderConfig {
             wan_interface: Some("ppp0".into()),
+            wan_uplinks: None,
             debounce: Duration::from_secs(2),
             policy: AddressPolicy {
                 accept: vec!["203.0.113.0/24".parse().unwrap()],

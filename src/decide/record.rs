@@ -382,6 +382,8 @@ impl Record {
             old_ip: previous,
             event,
             error: matches!(event, HookKind::Error | HookKind::Stopped).then_some(summary),
+            // The decider names it: the record does not know which uplink it follows.
+            interface: None,
         })
     }
 }

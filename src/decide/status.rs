@@ -42,6 +42,18 @@ pub enum WakeReason {
     Refresh,
     /// The next ask of the what's-my-IP sources (behind NAT).
     Detect,
+    /// A higher-priority uplink of a failover list will have been usable for `failback`.
+    Failback,
+}
+
+/// A record that follows a failover list: the list, the interface it follows, and since when.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FailoverStatus {
+    pub interfaces: Vec<String>,
+    /// None: none of them is usable.
+    pub active: Option<String>,
+    /// How long ago `active` took over (or the last one was lost), from the snapshot's moment.
+    pub since_ms_ago: Option<u64>,
 }
 
 /// A wake-up: why, and in how long from the snapshot's moment.
@@ -78,6 +90,9 @@ pub struct LiveRecord {
     /// out or it is stopped.
     pub next: Option<Wake>,
     pub stopped: Option<StopInfo>,
+    /// For a record that follows a failover list.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failover: Option<FailoverStatus>,
 }
 
 /// Everything `status` shows of the running agent.

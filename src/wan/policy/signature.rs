@@ -3,6 +3,7 @@
 
 use super::source::{AddressSource, HostPart};
 use super::{AddressPolicy, Mac, judge};
+use crate::record::Family;
 use crate::wan::{Lifetime, Link, NetView};
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -26,6 +27,9 @@ struct LinkSignature {
     /// (address, MAC, usable) of the neighbours some record is built from: their other state
     /// changes (REACHABLE, STALE, DELAY, PROBE) are no change.
     neighbours: Vec<(IpAddr, Mac, bool)>,
+    /// For a member of a failover list: whether it holds an IPv4 and an IPv6 default route
+    /// (their coming and going decides which uplink is usable; metrics do not).
+    routes: Option<(bool, bool)>,
 }
 
 /// The signature of every interface some record follows (`wan`: the configured interface, or
@@ -36,9 +40,15 @@ pub fn signature<'a>(
     sources: impl IntoIterator<Item = &'a AddressSource>,
     policy: &AddressPolicy,
 ) -> WanSignature {
-    let mut macs: BTreeMap<Option<&str>, Vec<Mac>> = BTreeMap::new();
+    let mut macs: BTreeMap<Option<&str>, (Vec<Mac>, bool)> = BTreeMap::new();
     for source in sources {
-        let entry = macs.entry(source.interface()).or_default();
+        if let AddressSource::Uplinks(u) = source {
+            for name in &u.names {
+                macs.entry(Some(name)).or_default().1 = true;
+            }
+            continue;
+        }
+        let (entry, _) = macs.entry(source.interface()).or_default();
         if let AddressSource::Prefix {
             host: HostPart::Neighbour(mac),
             ..
@@ -49,14 +59,14 @@ pub fn signature<'a>(
     }
     let links = macs
         .into_iter()
-        .map(|(name, macs)| {
+        .map(|(name, (macs, routes))| {
             let link = match name {
                 None => view.wan_link(wan),
                 Some(n) => view.link_by_name(n),
             };
             (
                 name.map(str::to_owned),
-                link_signature(view, link, &macs, policy),
+                link_signature(view, link, &macs, routes, policy),
             )
         })
         .collect();
@@ -67,6 +77,7 @@ fn link_signature(
     view: &NetView,
     link: Option<&Link>,
     macs: &[Mac],
+    routes: bool,
     policy: &AddressPolicy,
 ) -> LinkSignature {
     let Some(link) = link else {
@@ -91,9 +102,14 @@ fn link_signature(
             Some((n.addr, mac, n.state.usable()))
         })
         .collect();
+    let routed = |f: Family| {
+        let mut all = view.default_routes().iter();
+        all.any(|r| r.family == f && r.index == link.index)
+    };
     LinkSignature {
         link: Some((link.index, link.up)),
         addrs,
         neighbours,
+        routes: routes.then(|| (routed(Family::V4), routed(Family::V6))),
     }
 }

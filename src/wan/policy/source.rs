@@ -2,7 +2,7 @@
 //! a host part ([`AddressSource`], [`HostPart`], [`Mac`]), resolved from the same netlink view,
 //! and explained in a sentence when it offers nothing.
 
-use super::{AddressPolicy, Mac, WanChoice, choose, judge, judge_ip};
+use super::{AddressPolicy, Mac, Uplinks, WanChoice, choose, judge, judge_ip};
 use crate::record::Family;
 use crate::wan::{NetView, WanAddress};
 use std::fmt;
@@ -93,6 +93,9 @@ pub enum AddressSource {
     /// The global prefix seen on `interface` with `host` as the interface identifier
     /// (`[[host]] ipv6_prefix_from`): a machine behind the router.
     Prefix { interface: String, host: HostPart },
+    /// The first usable of an ordered list of interfaces (`interface = ["a", "b"]`); the decider
+    /// picks which one with its failover rules, one-shot commands take the first usable now.
+    Uplinks(Uplinks),
 }
 
 impl AddressSource {
@@ -107,10 +110,11 @@ impl AddressSource {
         )
     }
 
-    /// The interface it reads, None for the `[wan]` one.
+    /// The interface it reads, None for the `[wan]` one (and for a list, whose interface
+    /// changes).
     pub fn interface(&self) -> Option<&str> {
         match self {
-            AddressSource::Wan => None,
+            AddressSource::Wan | AddressSource::Uplinks(_) => None,
             AddressSource::Interface(i) | AddressSource::Prefix { interface: i, .. } => Some(i),
         }
     }
@@ -124,8 +128,13 @@ impl fmt::Display for AddressSource {
             AddressSource::Prefix { interface, host } => {
                 write!(f, "the prefix on {interface} + {host}")
             }
+            AddressSource::Uplinks(u) => u.fmt(f),
         }
     }
+}
+
+fn one(name: &str) -> AddressSource {
+    AddressSource::Interface(name.to_owned())
 }
 
 /// `prefix`'s /64 with `iid` as the interface identifier.
@@ -145,6 +154,12 @@ pub fn resolve(
     policy: &AddressPolicy,
     current: Option<IpAddr>,
 ) -> WanChoice {
+    if let AddressSource::Uplinks(u) = source {
+        return match u.first_usable(view, family, policy, false) {
+            Some(i) => resolve(view, wan, &one(i), family, policy, current),
+            None => WanChoice::Nothing,
+        };
+    }
     let link = match source.interface() {
         None => view.wan_link(wan),
         Some(name) => view.link_by_name(name),
@@ -242,6 +257,20 @@ pub fn explain(
     family: Family,
     policy: &AddressPolicy,
 ) -> String {
+    if let AddressSource::Uplinks(u) = source {
+        return match u.first_usable(view, family, policy, false) {
+            Some(i) => explain(view, wan, &one(i), family, policy),
+            None => format!(
+                "none of {} is usable (up, an address that counts{})",
+                u.names.join(", "),
+                if u.requires_route {
+                    ", a default route"
+                } else {
+                    ""
+                }
+            ),
+        };
+    }
     let link = match source.interface() {
         None => view.wan_link(wan),
         Some(name) => view.link_by_name(name),
