@@ -435,3 +435,65 @@ fn without_requires_route_a_missing_route_does_not_count() {
     assert!(d.on_event(ev, clock.at(1.0)).is_empty());
     assert!(pushes(&d.on_event(Event::Timer, clock.at(10.0))).is_empty());
 }
+
+/// Behind NAT on the backup: once the `[wan]` fails over to it, the public address is asked
+/// over it (bound to its own address), and the answer is published.
+#[test]
+fn behind_nat_on_the_backup_detection_is_bound_to_it() {
+    let mut c = cfg(true);
+    c.detect = DetectPolicy {
+        mode: DetectMode::Auto,
+        interval: Duration::from_secs(300),
+        families: vec![Family::V4],
+    };
+    let clock = Clock {
+        t0: Instant::now(),
+        step: 1e9,
+    };
+    let mut d = Decider::new(c, State::default(), clock.at(0.0), 7);
+    let cgnat = "100.64.0.2";
+    let snap = NetSnapshot {
+        links: vec![link(PRIMARY, "wan0", true), link(BACKUP, "wan1", true)],
+        addrs: vec![addr(PRIMARY, P_IP), addr(BACKUP, cgnat)],
+        routes: vec![route(PRIMARY, 10), route(BACKUP, 20)],
+        neighbours: vec![],
+    };
+    let a = d.on_event(Event::Net(NetEvent::Snapshot(snap)), clock.at(0.0));
+    assert_eq!(
+        pushes(&a),
+        ips(&[P_IP]),
+        "the primary's own address, no detection"
+    );
+    assert!(!a.iter().any(|a| matches!(a, Action::Detect { .. })));
+    let ip = P_IP.parse().unwrap();
+    let done = Event::Outcome {
+        key: key(),
+        ip,
+        reply: Reply::Good(Some(ip)),
+    };
+    d.on_event(done, clock.at(0.5));
+    let ev = Event::Net(NetEvent::DelRoute(route(PRIMARY, 10)));
+    assert!(d.on_event(ev, clock.at(1.0)).is_empty());
+    let a = d.on_event(Event::Timer, clock.at(3.0));
+    let asked: Vec<_> = a
+        .iter()
+        .filter_map(|a| match a {
+            Action::Detect { bind, round, .. } => Some((*bind, *round)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(asked.len(), 1, "{a:?}");
+    assert_eq!(
+        asked[0].0,
+        Some(cgnat.parse().unwrap()),
+        "bound to the backup"
+    );
+    let answer = Event::Public {
+        family: Family::V4,
+        ip: Some(B_IP.parse().unwrap()),
+        round: asked[0].1,
+    };
+    let a = d.on_event(answer, clock.at(3.5));
+    assert_eq!(pushes(&a), ips(&[B_IP]));
+    assert_eq!(d.interface_of(&key()).as_deref(), Some("wan1"));
+}
