@@ -939,7 +939,10 @@ pub async fn detect(
         .or(listed)
         .or(interface);
     let mut d = crate::report::detect(&view, interface, policy);
-    d.failover = uplinks.map(|u| crate::report::failover_text(&view, u, policy, true));
+    if let Some(u) = uplinks {
+        d.wan_from = "the first usable of the failover list";
+        d.failover = Some(crate::report::failover_text(&view, u, policy, true));
+    }
     d.http_mode = detect.mode.name();
     let detector = PublicIpDetector::new(detect, policy.clone());
     for (family, choice) in [(Family::V4, d.ipv4), (Family::V6, d.ipv6)] {

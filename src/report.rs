@@ -194,7 +194,7 @@ pub struct Candidate {
 pub struct Detection {
     /// The WAN interface's name, if one was found.
     pub wan: Option<String>,
-    /// How it was found: "configured" or "default route".
+    /// How it was found: "configured", "default route", or "the first usable of the failover list".
     pub wan_from: &'static str,
     pub point_to_point: bool,
     pub ipv4: WanChoice,

@@ -233,3 +233,39 @@ fn with_both_down_nothing_is_published_and_the_first_back_wins() {
         },
     );
 }
+
+/// `dynhostd detect` shows the `[wan]` list (which interface is usable for which family) and
+/// what a freshly started agent would follow; a host's own list names the interface it would
+/// follow now.
+#[test]
+fn detect_shows_the_lists_and_what_a_fresh_start_follows() {
+    in_netns(
+        "detect_shows_the_lists_and_what_a_fresh_start_follows",
+        || {
+            let s = standin_https();
+            let setup = Setup::new();
+            two_uplinks();
+            sh(&format!("ip route del {PRIMARY_ROUTE}"));
+            let wan = format!("{LIST}\nfailback = \"3s\"");
+            let office = host_on(&s, &format!("{OFFICE}\ninterface = [\"wan1\", \"wan0\"]"));
+            let hosts = [host_on(&s, HOME), office];
+            setup.write_config_full(None, "300ms", &wan, "", &hosts);
+            let (status, out, err) = setup.run(&["detect"]);
+            assert!(status.success(), "{out}\n{err}");
+            assert!(
+                out.contains("WAN interface: wan1 (the first usable of the failover list)"),
+                "{out}"
+            );
+            assert!(
+                out.contains("Failover list: wan0 (not usable), wan1 (usable for ipv4)"),
+                "{out}"
+            );
+            assert!(
+                out.contains("office.example.com/A ← the first usable of wan1, wan0 (now wan1)"),
+                "{out}"
+            );
+            assert!(out.contains(BACKUP), "{out}");
+            assert!(updates(&s).is_empty(), "detect sends nothing");
+        },
+    );
+}
