@@ -319,11 +319,8 @@ impl Decider {
             };
             let (old, new) = (name(from), name(to));
             match (old, new) {
-                (None, None) => {
-                    warn!(%family, "none of {} is usable: nothing to publish from it until one is", list.names.join(", "))
-                }
                 (_, None) => {
-                    warn!(%family, "none of {} is usable: nothing to publish from it until one comes back", list.names.join(", "))
+                    warn!(%family, "none of {} is usable: nothing to publish from it until one is", list.names.join(", "))
                 }
                 (None, Some(new)) => info!(%family, "following {new} ({source})"),
                 (Some(old), Some(new)) if from < to => {
