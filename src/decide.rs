@@ -222,8 +222,8 @@ pub struct Decider {
     chosen: BTreeMap<(Family, AddressSource), IpAddr>,
     last_choice: BTreeMap<(Family, AddressSource), (WanChoice, bool)>,
     /// Per family and source following a failover list (the `[wan]`'s, or a host's own): which
-    /// of its interfaces is followed, and their history.
-    failovers: BTreeMap<(Family, AddressSource), Failover>,
+    /// of its interfaces is followed, and their history. A few at most: a list, not a map.
+    failovers: Vec<((Family, AddressSource), Failover)>,
     /// Families whose address comes from HTTP detection now.
     nat: BTreeMap<Family, Detection>,
     /// The number of the last detection round started (any family): answers name their round.
@@ -255,7 +255,7 @@ impl Decider {
             overrides: BTreeMap::new(),
             chosen: BTreeMap::new(),
             last_choice: BTreeMap::new(),
-            failovers: BTreeMap::new(),
+            failovers: Vec::new(),
             nat: BTreeMap::new(),
             rounds: 0,
             mode: Mode::Agent,
@@ -279,14 +279,18 @@ impl Decider {
             self.records.insert(spec.key.clone(), rec);
         }
         // Each failover list keeps its history across a reload that leaves it alone.
-        let mut kept = std::mem::take(&mut self.failovers);
+        let kept = std::mem::take(&mut self.failovers);
         for spec in &self.cfg.records {
             let key = (spec.key.family, spec.source.clone());
-            if let Some(list) = self.cfg.list_of(&key.1) {
-                let len = list.names.len();
-                let f = kept.remove(&key).unwrap_or_else(|| Failover::new(len));
-                self.failovers.insert(key, f);
+            let Some(list) = self.cfg.list_of(&key.1) else {
+                continue;
+            };
+            if self.failovers.iter().any(|(k, _)| *k == key) {
+                continue;
             }
+            let old = kept.iter().find(|(k, _)| *k == key).map(|(_, f)| f.clone());
+            let f = old.unwrap_or_else(|| Failover::new(list.names.len()));
+            self.failovers.push((key, f));
         }
         self.observe_uplinks(now);
     }
@@ -318,18 +322,29 @@ impl Decider {
                 continue;
             };
             let (old, new) = (name(from), name(to));
-            match (old, new) {
-                (_, None) => {
-                    warn!(%family, "none of {} is usable: nothing to publish from it until one is", list.names.join(", "))
-                }
-                (None, Some(new)) => info!(%family, "following {new} ({source})"),
-                (Some(old), Some(new)) if from < to => {
-                    warn!(%family, "failing over from {old} to {new}: {old} is not usable ({source})")
-                }
-                (Some(old), Some(new)) => {
-                    info!(%family, "failing back from {old} to {new}: usable for {} ({source})",
-                    crate::duration::format_duration(list.failback))
-                }
+            // Losing an uplink is a warning; gaining one is news.
+            let (lost, what) = match (old, new) {
+                (_, None) => (
+                    true,
+                    "none of them is usable: nothing to publish from it until one is".into(),
+                ),
+                (None, Some(new)) => (false, format!("following {new}")),
+                (Some(old), Some(new)) if from < to => (
+                    true,
+                    format!("failing over from {old} to {new}: {old} is not usable"),
+                ),
+                (Some(old), Some(new)) => (
+                    false,
+                    format!(
+                        "failing back from {old} to {new}: usable for {}",
+                        crate::duration::format_duration(list.failback)
+                    ),
+                ),
+            };
+            if lost {
+                warn!(%family, "{what} ({source})");
+            } else {
+                info!(%family, "{what} ({source})");
             }
             if *source == AddressSource::Wan
                 && let Some(det) = self.nat.get_mut(family)
@@ -348,7 +363,8 @@ impl Decider {
         source: &'a AddressSource,
     ) -> Option<Option<&'a str>> {
         let list = self.cfg.list_of(source)?;
-        let f = self.failovers.get(&(family, source.clone()));
+        let key = |k: &&(_, _)| k.0 == (family, source.clone());
+        let f = self.failovers.iter().find(key).map(|(_, f)| f);
         let active = f.and_then(|f| f.active().0);
         Some(active.and_then(|i| list.names.get(i)).map(String::as_str))
     }

@@ -84,8 +84,8 @@ pub fn live_table(s: &AgentStatus) -> String {
         None => out.push_str("next wake-up: none (sleeping until the WAN changes)\n"),
     }
     for r in &s.live.records {
-        if let Some(f) = &r.failover {
-            let since = f.since_ms_ago.map_or_else(String::new, |ms| {
+        if !r.interfaces.is_empty() {
+            let since = r.interface_since_ms_ago.map_or_else(String::new, |ms| {
                 let at = s.now.saturating_sub(ms / 1000);
                 format!(
                     " since {} ({} ago)",
@@ -93,7 +93,7 @@ pub fn live_table(s: &AgentStatus) -> String {
                     crate::duration::format_duration(std::time::Duration::from_secs(ms / 1000))
                 )
             });
-            let active = f.active.as_deref().map_or_else(
+            let active = r.interface.as_deref().map_or_else(
                 || "none (no interface is usable)".into(),
                 |a| format!("follows {a}"),
             );
@@ -101,7 +101,7 @@ pub fn live_table(s: &AgentStatus) -> String {
                 "{}/{} {active}{since}; failover list: {}",
                 r.hostname,
                 r.record,
-                f.interfaces.join(", ")
+                r.interfaces.join(", ")
             );
             // Names came over the socket: cleaned like the table.
             let _ = writeln!(out, "{}", shown(&line));

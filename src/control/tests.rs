@@ -3,7 +3,7 @@
 use super::client::connect;
 use super::server::{accept_loop, bind};
 use super::*;
-use crate::decide::status::{FailoverStatus, LiveRecord, LiveStatus, Phase, StopInfo};
+use crate::decide::status::{LiveRecord, LiveStatus, Phase, StopInfo};
 use std::io::Write;
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::os::unix::net::UnixStream as StdStream;
@@ -231,11 +231,9 @@ fn text_from_the_socket_is_cleaned_for_the_terminal() {
                     reason: format!("r{evil}"),
                     fix: format!("f{evil}"),
                 }),
-                failover: Some(FailoverStatus {
-                    interfaces: vec![format!("w{evil}"), "wwan0".into()],
-                    active: Some(format!("w{evil}")),
-                    since_ms_ago: Some(3_000),
-                }),
+                interfaces: vec![format!("w{evil}"), "wwan0".into()],
+                interface: Some(format!("w{evil}")),
+                interface_since_ms_ago: Some(3_000),
             }],
             next_wake: None,
         },

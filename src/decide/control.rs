@@ -4,7 +4,7 @@
 //! record for `dynhostd status`: its phase, the request in flight, the next wake-up and why.
 
 use super::record::Phase as RecordPhase;
-use super::status::{FailoverStatus, LiveRecord, LiveStatus, Phase, StopInfo, Wake, WakeReason};
+use super::status::{LiveRecord, LiveStatus, Phase, StopInfo, Wake, WakeReason};
 use super::{Action, Decider, Now};
 use crate::record::{Family, RecordKey};
 use crate::wan::policy::{self, AddressSource};
@@ -104,18 +104,10 @@ impl Decider {
                 _ => wakes.into_iter().flatten().min(),
             };
             soonest = soonest.into_iter().chain(next).min();
-            let failover = self.cfg.list_of(&source.1).map(|list| {
-                let (active, since) = self
-                    .failovers
-                    .get(&source)
-                    .map_or((None, None), |f| f.active());
-                let ago = |t: Instant| now.mono.saturating_duration_since(t).as_millis();
-                FailoverStatus {
-                    interfaces: list.names.clone(),
-                    active: active.and_then(|i| list.names.get(i)).cloned(),
-                    since_ms_ago: since.map(|t| u64::try_from(ago(t)).unwrap_or(u64::MAX)),
-                }
-            });
+            let list = self.cfg.list_of(&source.1);
+            let f = self.failovers.iter().find(|(k, _)| *k == source);
+            let (active, since) = f.map_or((None, None), |(_, f)| f.active());
+            let ago = |t: Instant| now.mono.saturating_duration_since(t).as_millis();
             records.push(LiveRecord {
                 hostname: key.hostname.clone(),
                 record: key.family.record_type().to_string(),
@@ -127,7 +119,9 @@ impl Decider {
                 last_reply: rec.facts.last_reply.clone(),
                 next: next.map(wake),
                 stopped,
-                failover,
+                interfaces: list.map(|l| l.names.clone()).unwrap_or_default(),
+                interface: list.zip(active).and_then(|(l, i)| l.names.get(i).cloned()),
+                interface_since_ms_ago: since.map(|t| u64::try_from(ago(t)).unwrap_or(u64::MAX)),
             });
         }
         LiveStatus {

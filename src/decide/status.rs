@@ -46,16 +46,6 @@ pub enum WakeReason {
     Failback,
 }
 
-/// A record that follows a failover list: the list, the interface it follows, and since when.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct FailoverStatus {
-    pub interfaces: Vec<String>,
-    /// None: none of them is usable.
-    pub active: Option<String>,
-    /// How long ago `active` took over (or the last one was lost), from the snapshot's moment.
-    pub since_ms_ago: Option<u64>,
-}
-
 /// A wake-up: why, and in how long from the snapshot's moment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Wake {
@@ -90,9 +80,14 @@ pub struct LiveRecord {
     /// out or it is stopped.
     pub next: Option<Wake>,
     pub stopped: Option<StopInfo>,
-    /// For a record that follows a failover list.
+    /// For a record that follows a failover list: its interfaces, the one it follows now
+    /// (None: none is usable), and how long ago that one took over (or the last was lost).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub interfaces: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub failover: Option<FailoverStatus>,
+    pub interface: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interface_since_ms_ago: Option<u64>,
 }
 
 /// Everything `status` shows of the running agent.

@@ -364,9 +364,14 @@ fn the_primary_back_is_followed_after_failback_not_before_even_when_the_wall_clo
         r.until(69.9);
         assert_eq!(r.sent, ips(&[P_IP, B_IP]), "not before failback");
         let status = r.d.live_status(r.c.at(r.now));
-        let f = status.records[0].failover.clone().unwrap();
-        assert_eq!(f.active.as_deref(), Some("wan1"));
-        assert_eq!(f.since_ms_ago, Some(67_900), "since the failover at 2 s");
+        let rec = &status.records[0];
+        assert_eq!(rec.interfaces, ["wan0", "wan1"]);
+        assert_eq!(rec.interface.as_deref(), Some("wan1"));
+        assert_eq!(
+            rec.interface_since_ms_ago,
+            Some(67_900),
+            "since the failover at 2 s"
+        );
         r.until(70.0);
         assert_eq!(r.sent, ips(&[P_IP, B_IP, P_IP]), "back after failback");
         assert_eq!(r.active().as_deref(), Some("wan0"));
