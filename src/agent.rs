@@ -919,6 +919,8 @@ pub async fn update_once(
 
 /// `dynhostd detect`: one netlink dump, the policy's verdict on every WAN address, and — for
 /// each family that needs it (or all, with `ask_http`) — what every what's-my-IP source says.
+/// With a `[wan]` failover list (`uplinks`), the WAN is its first usable interface, else
+/// `interface` (then the list's first).
 pub async fn detect(
     interface: Option<&str>,
     uplinks: Option<&crate::wan::policy::Uplinks>,
@@ -931,12 +933,10 @@ pub async fn detect(
     let neighbours = records.iter().any(|(_, source)| source.uses_neighbours());
     let view = NetView::from_snapshot(netlink::snapshot(neighbours).await?);
     // A `[wan]` failover list: the interface a freshly started agent would follow (IPv4's,
-    // else IPv6's; the first listed when none is usable, so `detect` shows why).
+    // else IPv6's; else `interface`, the list's first, so `detect` shows why).
     let first = |f| uplinks?.first_usable(&view, f, policy, true);
-    let listed = uplinks.and_then(|u| u.names.first()).map(String::as_str);
     let interface = first(Family::V4)
         .or_else(|| first(Family::V6))
-        .or(listed)
         .or(interface);
     let mut d = crate::report::detect(&view, interface, policy);
     if let Some(u) = uplinks {

@@ -713,8 +713,10 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
                                 h.records().map(|k| (k.clone(), h.source(k.family).clone()))
                             })
                             .collect();
+                        // A failover list's first interface stands for it where one is named.
+                        let first = c.wan.uplinks.as_ref().map(|u| u.names[0].clone());
                         (
-                            c.wan.interface,
+                            c.wan.interface.or(first),
                             c.wan.uplinks,
                             c.wan.policy,
                             c.detect,
@@ -747,9 +749,7 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             if json {
                 println!("{}", serde_json::to_string_pretty(&d)?);
             } else {
-                let listed = uplinks.as_ref().and_then(|u| u.names.first());
-                let configured = listed.or(interface.as_ref()).map(String::as_str);
-                print!("{}", report::detection_text(&d, configured));
+                print!("{}", report::detection_text(&d, interface.as_deref()));
             }
             Ok(ExitCode::SUCCESS)
         }

@@ -40,15 +40,18 @@ pub fn signature<'a>(
     sources: impl IntoIterator<Item = &'a AddressSource>,
     policy: &AddressPolicy,
 ) -> WanSignature {
-    let mut macs: BTreeMap<Option<&str>, (Vec<Mac>, bool)> = BTreeMap::new();
+    let mut macs: BTreeMap<Option<&str>, Vec<Mac>> = BTreeMap::new();
+    // Members of failover lists: their default routes count too.
+    let mut listed: Vec<&str> = Vec::new();
     for source in sources {
         if let AddressSource::Uplinks(u) = source {
             for name in &u.names {
-                macs.entry(Some(name)).or_default().1 = true;
+                macs.entry(Some(name)).or_default();
+                listed.push(name);
             }
             continue;
         }
-        let (entry, _) = macs.entry(source.interface()).or_default();
+        let entry = macs.entry(source.interface()).or_default();
         if let AddressSource::Prefix {
             host: HostPart::Neighbour(mac),
             ..
@@ -59,7 +62,8 @@ pub fn signature<'a>(
     }
     let links = macs
         .into_iter()
-        .map(|(name, (macs, routes))| {
+        .map(|(name, macs)| {
+            let routes = name.is_some_and(|n| listed.contains(&n));
             let link = match name {
                 None => view.wan_link(wan),
                 Some(n) => view.link_by_name(n),

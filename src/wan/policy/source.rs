@@ -133,10 +133,6 @@ impl fmt::Display for AddressSource {
     }
 }
 
-fn one(name: &str) -> AddressSource {
-    AddressSource::Interface(name.to_owned())
-}
-
 /// `prefix`'s /64 with `iid` as the interface identifier.
 pub fn with_iid(prefix: Ipv6Addr, iid: u64) -> Ipv6Addr {
     let net = u128::from(prefix) & (u128::MAX << 64);
@@ -154,15 +150,12 @@ pub fn resolve(
     policy: &AddressPolicy,
     current: Option<IpAddr>,
 ) -> WanChoice {
-    if let AddressSource::Uplinks(u) = source {
-        return match u.first_usable(view, family, policy, false) {
-            Some(i) => resolve(view, wan, &one(i), family, policy, current),
-            None => WanChoice::Nothing,
-        };
-    }
-    let link = match source.interface() {
-        None => view.wan_link(wan),
-        Some(name) => view.link_by_name(name),
+    let link = match (source, source.interface()) {
+        (AddressSource::Uplinks(u), _) => u
+            .first_usable(view, family, policy, false)
+            .and_then(|n| view.link_by_name(n)),
+        (_, None) => view.wan_link(wan),
+        (_, Some(name)) => view.link_by_name(name),
     };
     let Some(link) = link else {
         return WanChoice::Nothing;
@@ -257,23 +250,13 @@ pub fn explain(
     family: Family,
     policy: &AddressPolicy,
 ) -> String {
-    if let AddressSource::Uplinks(u) = source {
-        return match u.first_usable(view, family, policy, false) {
-            Some(i) => explain(view, wan, &one(i), family, policy),
-            None => format!(
-                "none of {} is usable (up, an address that counts{})",
-                u.names.join(", "),
-                if u.requires_route {
-                    ", a default route"
-                } else {
-                    ""
-                }
-            ),
-        };
-    }
-    let link = match source.interface() {
-        None => view.wan_link(wan),
-        Some(name) => view.link_by_name(name),
+    let link = match (source, source.interface()) {
+        (AddressSource::Uplinks(u), _) => match u.first_usable(view, family, policy, false) {
+            Some(n) => view.link_by_name(n),
+            None => return format!("none of {} is usable now", u.names.join(", ")),
+        },
+        (_, None) => view.wan_link(wan),
+        (_, Some(name)) => view.link_by_name(name),
     };
     let Some(link) = link else {
         return match source.interface().or(wan) {
