@@ -326,7 +326,10 @@ impl Decider {
             let (lost, what) = match (old, new) {
                 (_, None) => (
                     true,
-                    "none of them is usable: nothing to publish from it until one is".into(),
+                    format!(
+                        "none of {} is usable: nothing to publish until one is",
+                        list.names.join(", ")
+                    ),
                 ),
                 (None, Some(new)) => (false, format!("following {new}")),
                 (Some(old), Some(new)) if from < to => (
