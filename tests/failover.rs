@@ -153,6 +153,16 @@ fn the_primary_restored_is_followed_after_failback_not_before() {
             );
             assert!(out.contains("failover list: wan0, wan1"), "{out}");
             assert!(out.contains("failback at"), "{out}");
+            let (ok, out, err) = setup.run(&["status", "--json"]);
+            assert!(ok.success(), "{out}\n{err}");
+            let rows: serde_json::Value = serde_json::from_str(&out).unwrap();
+            assert_eq!(rows[0]["interface"], "wan1", "{out}");
+            assert_eq!(
+                rows[0]["interfaces"],
+                serde_json::json!(["wan0", "wan1"]),
+                "{out}"
+            );
+            assert!(rows[0]["interface_since"].is_u64(), "{out}");
             assert_eq!(sent(&s, 3, &agent), [PRIMARY, BACKUP, PRIMARY]);
             agent.wait_log("failing back from wan1 to wan0");
             exactly(&s, 3, &agent);
