@@ -37,7 +37,7 @@ use crate::duration::{format_duration, parse_duration};
 use crate::provider::Provider;
 use crate::record::{Family, RecordKey};
 use crate::secret::Secret;
-use crate::wan::policy::{AddressPolicy, AddressSource, HostPart, Mac, Prefix};
+use crate::wan::policy::{AddressPolicy, AddressSource, HostPart, Mac, Prefix, Uplinks};
 use reqwest::Url;
 use serde::Deserialize;
 use std::collections::BTreeSet;
@@ -53,6 +53,8 @@ pub const DEFAULT_PATH: &str = "/etc/dynhostd/config.toml";
 pub const DEFAULT_STATE_DIR: &str = "/var/lib/dynhostd";
 /// Long enough to swallow a PPPoE redial (LCP down, IPCP up) on a typical link.
 pub const DEFAULT_DEBOUNCE: Duration = Duration::from_secs(2);
+/// How long a higher-priority uplink must stay usable before a failover list comes back to it.
+pub const DEFAULT_FAILBACK: Duration = Duration::from_secs(60);
 
 /// Longest `http.timeout`, `http.connect_timeout` and `detect.timeout`: OVH answers in well under
 /// a second, and a server silent for minutes is down. While a request hangs its record can be
@@ -95,8 +97,13 @@ impl FamilySet {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WanConfig {
-    /// None: follow the interface of the default route.
+    /// None: follow the interface of the default route (or of `uplinks`).
     pub interface: Option<String>,
+    /// `interface` as a list: follow the first usable of these, with failover.
+    pub uplinks: Option<Uplinks>,
+    /// `failback`, for the `[wan]` list and the hosts' lists that set none.
+    pub failback: Duration,
+    pub failover_requires_route: bool,
     pub debounce: Duration,
     pub policy: AddressPolicy,
     /// SO_RCVBUF of the netlink event socket (bytes); None: the kernel's default.

@@ -6,6 +6,7 @@
 //! - this file: the dispatcher. It folds kernel events into the WAN view, restarts the debounce
 //!   only for a real change, and runs each record's machine against what counts now.
 //! - [`record`]: one record's phase (idle, held, verifying, pushing, backing off, stopped).
+//! - [`failover`]: which uplink of a failover list a record follows, and since when.
 //! - [`detect`]: HTTP detection of one family's address while the WAN is behind NAT.
 //! - [`control`]: what the control socket asks (`retry`, `update --ip`, live `status`).
 //! - [`status`]: the live status and wake-up types `status` shows, which the control socket
@@ -16,6 +17,7 @@
 #![deny(clippy::arithmetic_side_effects, clippy::unchecked_time_subtraction)]
 
 mod detect;
+mod failover;
 mod record;
 
 use crate::clock::later;
@@ -24,9 +26,10 @@ use crate::hook::HookEvent;
 use crate::provider::Reply;
 use crate::record::{Family, RecordKey};
 use crate::state::{PublishedRecord, State};
-use crate::wan::policy::{self, AddressPolicy, AddressSource, WanChoice};
+use crate::wan::policy::{self, AddressPolicy, AddressSource, Uplinks, WanChoice};
 use crate::wan::{NetEvent, NetView};
 use detect::Detection;
+use failover::{Failover, Switch};
 use record::Record;
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
@@ -102,8 +105,10 @@ pub struct DetectPolicy {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeciderConfig {
-    /// None: the WAN is the interface of the default route.
+    /// None: the WAN is the interface of the default route (or of `wan_uplinks`).
     pub wan_interface: Option<String>,
+    /// `[wan] interface` as a failover list: the WAN is the one of them it follows now.
+    pub wan_uplinks: Option<Uplinks>,
     pub debounce: Duration,
     pub policy: AddressPolicy,
     pub records: Vec<RecordSpec>,
@@ -187,6 +192,17 @@ pub(crate) enum Mode {
 /// The timing rules every record follows (from [`DeciderConfig`]).
 pub(crate) type Rules = DeciderConfig;
 
+impl DeciderConfig {
+    /// The failover list `source` follows, if it follows one.
+    fn list_of<'a>(&'a self, source: &'a AddressSource) -> Option<&'a Uplinks> {
+        match source {
+            AddressSource::Wan => self.wan_uplinks.as_ref(),
+            AddressSource::Uplinks(u) => Some(u),
+            _ => None,
+        }
+    }
+}
+
 pub struct Decider {
     cfg: DeciderConfig,
     view: NetView,
@@ -205,6 +221,9 @@ pub struct Decider {
     /// The address chosen last time per family and source, so a new secondary does not move it.
     chosen: BTreeMap<(Family, AddressSource), IpAddr>,
     last_choice: BTreeMap<(Family, AddressSource), (WanChoice, bool)>,
+    /// Per family and source following a failover list (the `[wan]`'s, or a host's own): which
+    /// of its interfaces is followed, and their history. A few at most: a list, not a map.
+    failovers: Vec<((Family, AddressSource), Failover)>,
     /// Families whose address comes from HTTP detection now.
     nat: BTreeMap<Family, Detection>,
     /// The number of the last detection round started (any family): answers name their round.
@@ -236,6 +255,7 @@ impl Decider {
             overrides: BTreeMap::new(),
             chosen: BTreeMap::new(),
             last_choice: BTreeMap::new(),
+            failovers: Vec::new(),
             nat: BTreeMap::new(),
             rounds: 0,
             mode: Mode::Agent,
@@ -257,6 +277,123 @@ impl Decider {
             }
             let rec = Record::from_saved(spec.clone(), saved, &self.cfg, now);
             self.records.insert(spec.key.clone(), rec);
+        }
+        // Each failover list keeps its history across a reload that leaves it alone.
+        let kept = std::mem::take(&mut self.failovers);
+        for spec in &self.cfg.records {
+            let key = (spec.key.family, spec.source.clone());
+            let Some(list) = self.cfg.list_of(&key.1) else {
+                continue;
+            };
+            if self.failovers.iter().any(|(k, _)| *k == key) {
+                continue;
+            }
+            let old = kept.iter().find(|(k, _)| *k == key).map(|(_, f)| f.clone());
+            let f = old.unwrap_or_else(|| Failover::new(list.names.len()));
+            self.failovers.push((key, f));
+        }
+        self.observe_uplinks(now);
+    }
+
+    /// Folds in which failover interfaces are usable now (after every kernel event, so that a
+    /// flapping one's history is exact).
+    fn observe_uplinks(&mut self, now: Now) {
+        for ((family, source), f) in &mut self.failovers {
+            let Some(list) = self.cfg.list_of(source) else {
+                continue;
+            };
+            // The [wan] may be behind NAT on one of them: HTTP detection then runs over it.
+            let nat_ok = *source == AddressSource::Wan;
+            let policy = &self.cfg.policy;
+            let usable = list.names.iter();
+            let usable = usable.map(|n| list.usable(&self.view, n, *family, policy, nat_ok));
+            f.observe(usable, now.mono);
+        }
+    }
+
+    /// Decides which interface each failover list follows now, and says so when it changes.
+    fn decide_uplinks(&mut self, now: Now) {
+        for ((family, source), f) in &mut self.failovers {
+            let Some(list) = self.cfg.list_of(source) else {
+                continue;
+            };
+            let name = |i: Option<usize>| i.and_then(|i| list.names.get(i)).map(String::as_str);
+            let Switch::To(from, to) = f.decide(list.failback, now.mono) else {
+                continue;
+            };
+            let (old, new) = (name(from), name(to));
+            // Losing an uplink is a warning; gaining one is news.
+            let (lost, what) = match (old, new) {
+                (_, None) => (
+                    true,
+                    format!(
+                        "none of {} is usable: nothing to publish until one is",
+                        list.names.join(", ")
+                    ),
+                ),
+                (None, Some(new)) => (false, format!("following {new}")),
+                (Some(old), Some(new)) if from < to => (
+                    true,
+                    format!("failing over from {old} to {new}: {old} is not usable"),
+                ),
+                (Some(old), Some(new)) => (
+                    false,
+                    format!(
+                        "failing back from {old} to {new}: usable for {}",
+                        crate::duration::format_duration(list.failback)
+                    ),
+                ),
+            };
+            if lost {
+                warn!(%family, "{what} ({source})");
+            } else {
+                info!(%family, "{what} ({source})");
+            }
+            if *source == AddressSource::Wan
+                && let Some(det) = self.nat.get_mut(family)
+            {
+                // Another uplink: the public address found over the old one is stale.
+                det.want();
+            }
+        }
+    }
+
+    /// For a source that follows a failover list: the interface it follows now (None inside:
+    /// none is usable). None for any other source.
+    fn failover_pick<'a>(
+        &'a self,
+        family: Family,
+        source: &'a AddressSource,
+    ) -> Option<Option<&'a str>> {
+        let list = self.cfg.list_of(source)?;
+        let key = |k: &&(_, _)| k.0 == (family, source.clone());
+        let f = self.failovers.iter().find(key).map(|(_, f)| f);
+        let active = f.and_then(|f| f.active().0);
+        Some(active.and_then(|i| list.names.get(i)).map(String::as_str))
+    }
+
+    /// The interface whose address `key`'s record takes (or, behind NAT, over which its
+    /// address was asked), for the hook and `status`; None when there is none.
+    pub fn interface_of(&self, key: &RecordKey) -> Option<String> {
+        let source = &self.records.get(key)?.spec.source;
+        let name = match (self.failover_pick(key.family, source), source) {
+            (Some(pick), _) => pick,
+            (None, AddressSource::Wan) => {
+                let wan = self.cfg.wan_interface.as_deref();
+                self.view.wan_link(wan).map(|l| l.name.as_str())
+            }
+            (None, other) => other.interface(),
+        };
+        name.map(str::to_owned)
+    }
+
+    /// The `[wan]` interface for `family` now: the configured one, the one a `[wan]` failover
+    /// list follows, or None for the default route's.
+    fn wan_name(&self, family: Family) -> Option<&str> {
+        const WAN: &AddressSource = &AddressSource::Wan;
+        match self.failover_pick(family, WAN) {
+            Some(pick) => pick,
+            None => self.cfg.wan_interface.as_deref(),
         }
     }
 
@@ -296,6 +433,7 @@ impl Decider {
                 let first = matches!(net, NetEvent::Snapshot(_)) && !self.have_view;
                 let before = self.signature();
                 self.view.apply(net);
+                self.observe_uplinks(now);
                 if first {
                     // The state at start is not a burst: decide at once.
                     self.have_view = true;
@@ -356,9 +494,11 @@ impl Decider {
                 actions.push(Action::Save);
                 // Removed by a reload while out: its reply (an abuse stop, say) is still kept.
                 let mut orphan = self.orphans.remove(&key);
+                let interface = self.interface_of(&key);
                 match self.records.get_mut(&key).or(orphan.as_mut()) {
                     Some(rec) => {
                         let hook = rec.outcome(ip, reply, &self.cfg, now, unit);
+                        let hook = hook.map(|h| HookEvent { interface, ..h });
                         actions.extend(hook.map(Action::Hook));
                     }
                     None => debug!(record = %key, "outcome for a record no longer kept"),
@@ -413,6 +553,7 @@ impl Decider {
     pub fn set_view(&mut self, view: NetView) {
         self.view = view;
         self.have_view = true;
+        self.observe_uplinks(self.last_now);
     }
 
     /// Takes `ip` as the WAN address of its family instead of the interface's (`update --ip`).
@@ -442,7 +583,18 @@ impl Decider {
         let records = self.records.values().filter_map(|r| r.wake(&self.cfg));
         let checks = self.nat.values().filter_map(Detection::deadline);
         let after = |t: &Instant| *t > self.last_now.mono;
-        records.map(|(t, _)| t).chain(checks).filter(after).min()
+        let failbacks = self.failbacks().map(|(t, _)| t);
+        let all = records.map(|(t, _)| t).chain(checks).chain(failbacks);
+        all.filter(after).min()
+    }
+
+    /// Each failover list's failback deadline (a higher-priority interface waiting to be
+    /// followed again), with its family and source.
+    fn failbacks(&self) -> impl Iterator<Item = (Instant, &(Family, AddressSource))> {
+        self.failovers.iter().filter_map(|(key, f)| {
+            let list = self.cfg.list_of(&key.1)?;
+            Some((f.deadline(list.failback)?, key))
+        })
     }
 
     pub fn view(&self) -> &NetView {
@@ -475,14 +627,18 @@ impl Decider {
                 Err(_) => WanChoice::Nothing,
             };
         }
-        policy::resolve(
-            &self.view,
-            self.cfg.wan_interface.as_deref(),
-            source,
-            family,
-            &self.cfg.policy,
-            self.chosen.get(&(family, source.clone())).copied(),
-        )
+        let current = self.chosen.get(&(family, source.clone())).copied();
+        let picked;
+        let (wan, read) = match self.failover_pick(family, source) {
+            None => (self.cfg.wan_interface.as_deref(), source),
+            Some(None) => return WanChoice::Nothing,
+            Some(Some(name)) if *source == AddressSource::Wan => (Some(name), source),
+            Some(Some(name)) => {
+                picked = AddressSource::Interface(name.to_owned());
+                (None, &picked)
+            }
+        };
+        policy::resolve(&self.view, wan, read, family, &self.cfg.policy, current)
     }
 
     /// What counts for the record `key` now: its source's address, or while its `[wan]` is
@@ -500,10 +656,11 @@ impl Decider {
 
     /// The signature of every interface some record follows.
     fn signature(&self) -> policy::WanSignature {
+        let wan_list = self.cfg.wan_uplinks.clone().map(AddressSource::Uplinks);
         policy::signature(
             &self.view,
-            self.cfg.wan_interface.as_deref(),
-            self.cfg.records.iter().map(|r| &r.source),
+            self.wan_name(Family::V4),
+            self.cfg.records.iter().map(|r| &r.source).chain(&wan_list),
             &self.cfg.policy,
         )
     }
@@ -531,6 +688,7 @@ impl Decider {
         if wan_changed {
             self.nat.values_mut().for_each(Detection::want);
         }
+        self.decide_uplinks(now);
         let mut actions = Vec::new();
         // Each source is resolved once per family; a record follows only its own.
         let sources: BTreeSet<(Family, AddressSource)> = self
@@ -561,7 +719,7 @@ impl Decider {
         let wan = *source == AddressSource::Wan;
         let via_http = wan && self.needs_http(family, iface);
         let choice = if via_http {
-            let bind = policy::bind_address(&self.view, self.cfg.wan_interface.as_deref(), family);
+            let bind = policy::bind_address(&self.view, self.wan_name(family), family);
             let det = self.nat.entry(family).or_insert_with(Detection::at_once);
             let round = self.rounds.wrapping_add(1);
             if det.start(now, round) {
@@ -591,7 +749,7 @@ impl Decider {
     }
 
     fn log_choice(&self, family: Family, source: &AddressSource, choice: WanChoice, http: bool) {
-        let configured = self.cfg.wan_interface.as_deref();
+        let configured = self.wan_name(family);
         let link = self.view.wan_link(configured).map(|l| l.name.as_str());
         let wan = link.or(configured).unwrap_or("(no default route)");
         let other = *source != AddressSource::Wan;

@@ -1,6 +1,6 @@
 //! Hooks on change: the user's program (`exec = "/path/script"`), run after each update attempt
 //! with what happened in its environment (`DYNHOSTD_HOST`, `DYNHOSTD_FAMILY`, `DYNHOSTD_IP`,
-//! `DYNHOSTD_OLD_IP`, `DYNHOSTD_EVENT`, `DYNHOSTD_ERROR`). Of the agent's own environment it gets
+//! `DYNHOSTD_OLD_IP`, `DYNHOSTD_EVENT`, `DYNHOSTD_ERROR`, `DYNHOSTD_INTERFACE`). Of the agent's own environment it gets
 //! only the locale and the time zone, and [`HOOK_PATH`] as its `PATH`: secrets given through
 //! `*_env` stay with the agent.
 //!
@@ -74,6 +74,9 @@ pub struct HookEvent {
     pub recovered: bool,
     /// When the reply came (wall clock).
     pub time: UnixTime,
+    /// The interface the record's address comes from now (the active one of a failover list),
+    /// or over which HTTP detection asked; None when there is none.
+    pub interface: Option<String>,
 }
 
 impl HookEvent {
@@ -90,6 +93,10 @@ impl HookEvent {
             (
                 "DYNHOSTD_ERROR",
                 env_value(self.error.as_deref().unwrap_or("")),
+            ),
+            (
+                "DYNHOSTD_INTERFACE",
+                env_value(self.interface.as_deref().unwrap_or("")),
             ),
         ]
     }
@@ -535,7 +542,15 @@ mod tests {
         let o = out.display();
         // One plain line per variable (no eval): the recorder itself must not interpret values.
         let mut body = String::from("set -eu\n");
-        for v in ["HOST", "FAMILY", "IP", "OLD_IP", "EVENT", "ERROR"] {
+        for v in [
+            "HOST",
+            "FAMILY",
+            "IP",
+            "OLD_IP",
+            "EVENT",
+            "ERROR",
+            "INTERFACE",
+        ] {
             body += &format!("printf '%s' \"$DYNHOSTD_{v}\" > '{o}/{v}'\n");
         }
         body += &format!("if [ -t 0 ]; then echo tty > '{o}/stdin'; fi\n");
@@ -558,6 +573,7 @@ mod tests {
             reply: "good 203.0.113.5".into(),
             recovered: false,
             time: UnixTime(1_700_000_000),
+            interface: Some("wwan0".into()),
         }
     }
 
@@ -575,6 +591,7 @@ mod tests {
         assert_eq!(read(&out, "OLD_IP"), "198.51.100.7");
         assert_eq!(read(&out, "EVENT"), "updated");
         assert_eq!(read(&out, "ERROR"), "");
+        assert_eq!(read(&out, "INTERFACE"), "wwan0");
         // stdin is /dev/null: nothing to read, and cat did not hang.
         assert_eq!(read(&out, "stdin_data"), "");
         assert!(!out.join("stdin").exists());
@@ -600,12 +617,14 @@ mod tests {
                 reply: "nohost".into(),
                 recovered: false,
                 time: UnixTime(0),
+                interface: None,
             };
             run_hook(&hook, &ev, Duration::from_secs(10)).await.unwrap();
             assert_eq!(read(&out, "EVENT"), name);
             assert_eq!(read(&out, "FAMILY"), "ipv6");
             assert_eq!(read(&out, "IP"), "2001:db8::5");
             assert_eq!(read(&out, "OLD_IP"), "");
+            assert_eq!(read(&out, "INTERFACE"), "");
             assert_eq!(read(&out, "ERROR"), "nohost");
         }
     }

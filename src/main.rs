@@ -745,7 +745,7 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         Command::Detect { config, json, http } => {
             // Works with no config at all: then the WAN is the default route's interface, only
             // globally routable addresses count, and the built-in what's-my-IP sources are used.
-            let (interface, policy, detect, records) = if config.config.exists() {
+            let (interface, uplinks, policy, detect, records) = if config.config.exists() {
                 match load_config(&config.config) {
                     Ok(c) => {
                         let records: Vec<_> = c
@@ -754,7 +754,15 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
                                 h.records().map(|k| (k.clone(), h.source(k.family).clone()))
                             })
                             .collect();
-                        (c.wan.interface, c.wan.policy, c.detect, records)
+                        // A failover list's first interface stands for it where one is named.
+                        let first = c.wan.uplinks.as_ref().map(|u| u.names[0].clone());
+                        (
+                            c.wan.interface.or(first),
+                            c.wan.uplinks,
+                            c.wan.policy,
+                            c.detect,
+                            records,
+                        )
                     }
                     Err(code) => return Ok(code),
                 }
@@ -765,6 +773,7 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
                 );
                 (
                     None,
+                    None,
                     AddressPolicy::default(),
                     DetectConfig::default(),
                     Vec::new(),
@@ -772,6 +781,7 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             };
             let d = runtime()?.block_on(agent::detect(
                 interface.as_deref(),
+                uplinks.as_ref(),
                 &policy,
                 &detect,
                 http,

@@ -5,7 +5,7 @@
 use crate::config::Config;
 use crate::record::{Family, RecordKey};
 use crate::state::{HistoryEntry, State};
-use crate::wan::policy::{self, AddressPolicy, AddressSource, WanChoice};
+use crate::wan::policy::{self, AddressPolicy, AddressSource, Uplinks, WanChoice};
 use crate::wan::{Lifetime, NetView, Scope, WanAddress};
 use serde::Serialize;
 use serde_json::Value;
@@ -288,7 +288,7 @@ pub struct Candidate {
 pub struct Detection {
     /// The WAN interface's name, if one was found.
     pub wan: Option<String>,
-    /// How it was found: "configured" or "default route".
+    /// How it was found: "configured", "default route", or "the first usable of the failover list".
     pub wan_from: &'static str,
     pub point_to_point: bool,
     pub ipv4: WanChoice,
@@ -302,6 +302,8 @@ pub struct Detection {
     pub http: Vec<crate::public_ip::PublicAddress>,
     /// Each configured record: where its address comes from and what it would publish now.
     pub hosts: Vec<HostSource>,
+    /// `[wan] interface` as a failover list: each interface and the families it is usable for.
+    pub failover: Option<String>,
 }
 
 /// One record as `detect` explains it.
@@ -338,6 +340,10 @@ pub fn host_sources(
             };
             let source_text = match (source, &d.wan) {
                 (AddressSource::Wan, Some(wan)) => format!("{source} ({wan})"),
+                (AddressSource::Uplinks(u), _) => {
+                    let now = u.first_usable(view, key.family, policy, false);
+                    format!("{source} (now {})", now.unwrap_or("none"))
+                }
                 _ => source.to_string(),
             };
             let why = match choice {
@@ -417,7 +423,26 @@ pub fn detect(view: &NetView, interface: Option<&str>, policy: &AddressPolicy) -
         http_mode: "auto",
         http: Vec::new(),
         hosts: Vec::new(),
+        failover: None,
     }
+}
+
+/// A failover list as `detect` shows it: each interface with the families it is usable for
+/// now (`nat_ok`: behind NAT counts, as for the `[wan]`).
+pub fn failover_text(view: &NetView, u: &Uplinks, policy: &AddressPolicy, nat_ok: bool) -> String {
+    let each = u.names.iter().map(|n| {
+        let ok = |f: &&Family| u.usable(view, n, **f, policy, nat_ok);
+        let fams: Vec<&str> = [Family::V4, Family::V6]
+            .iter()
+            .filter(ok)
+            .map(|f| f.name())
+            .collect();
+        match fams.as_slice() {
+            [] => format!("{n} (not usable)"),
+            f => format!("{n} (usable for {})", f.join(", ")),
+        }
+    });
+    each.collect::<Vec<_>>().join(", ")
 }
 
 fn lifetime(l: Lifetime) -> String {
@@ -456,6 +481,9 @@ pub fn detection_text(d: &Detection, configured: Option<&str>) -> String {
                 None => writeln!(out, "WAN interface: none (no default route)"),
             };
         }
+    }
+    if let Some(f) = &d.failover {
+        let _ = writeln!(out, "Failover list: {f}");
     }
     let _ = writeln!(out, "ipv4: {}", choice_text(d.ipv4));
     let _ = writeln!(out, "ipv6: {}", choice_text(d.ipv6));

@@ -341,3 +341,63 @@ fn host_sources_name_uci_interfaces_and_come_out_as_devices() {
         );
     }
 }
+
+/// Failover (issue 25): `list interface 'wan2'` / `list interface 'lte'` in the main section
+/// become `[wan] interface = ["pppoe-wan2", "wwan0"]`, with its failback and route rule; a
+/// host's `list interface6` its own list (UCI names resolved to devices, a device name as is).
+#[test]
+fn uci_interface_lists_become_failover_lists() {
+    use dynhostd::record::Family;
+    use dynhostd::wan::policy::{AddressSource, Uplinks};
+    use std::time::Duration;
+    let uci = fs::read_to_string(repo("contrib/openwrt/test/failover.uci")).unwrap();
+    for sh in shells("uci_interface_lists_become_failover_lists") {
+        let dir = tempfile::tempdir().unwrap();
+        let conf_dir = dir.path().join("config");
+        fs::create_dir(&conf_dir).unwrap();
+        fs::write(conf_dir.join("dynhostd"), &uci).unwrap();
+        let out = Command::new(&sh[0])
+            .args(&sh[1..])
+            .arg(repo("contrib/openwrt/files/uci2toml.sh"))
+            .env(
+                "DYNHOSTD_FUNCTIONS_SH",
+                repo("contrib/openwrt/test/uci-stub.sh"),
+            )
+            .env(
+                "DYNHOSTD_NETWORK_SH",
+                repo("contrib/openwrt/test/network-stub.sh"),
+            )
+            .env(
+                "DYNHOSTD_UCI",
+                repo("contrib/openwrt/test/uci-network-stub.sh"),
+            )
+            .env("UCI_CONFIG_DIR", &conf_dir)
+            .output()
+            .unwrap();
+        let t = Translated { out, dir };
+        let (path, _) = ok_check(&t);
+        let toml = t.stdout();
+        assert!(
+            toml.contains("interface = [\"pppoe-wan2\", \"wwan0\"]\n"),
+            "{sh:?}: {toml}"
+        );
+        let config = dynhostd::config::load(&path).unwrap();
+        let wan = Uplinks {
+            names: vec!["pppoe-wan2".into(), "wwan0".into()],
+            failback: Duration::from_secs(30),
+            requires_route: false,
+        };
+        assert_eq!(config.wan.uplinks.as_ref(), Some(&wan), "{sh:?}");
+        assert_eq!(config.hosts[0].source(Family::V4), &AddressSource::Wan);
+        let own = Uplinks {
+            names: vec!["br-lan".into(), "eth7".into()],
+            failback: Duration::from_secs(120),
+            requires_route: false,
+        };
+        assert_eq!(
+            config.hosts[1].source(Family::V6),
+            &AddressSource::Uplinks(own),
+            "{sh:?}"
+        );
+    }
+}

@@ -94,4 +94,12 @@ fn the_address_source_examples_mean_what_they_say() {
     assert_eq!(c.hosts[0].source(Family::V6), &AddressSource::Wan);
     assert_eq!(c.hosts[1].source(Family::V4), &wwan);
     assert_eq!(c.hosts[1].source(Family::V6), &wwan);
+    // Failover: home follows the [wan] list, office the LTE modem alone.
+    let c = load("multi-wan.toml");
+    let list = c.wan.uplinks.as_ref().expect("a [wan] failover list");
+    assert_eq!(list.names, ["pppoe-wan", "wwan0"]);
+    assert_eq!(list.failback, std::time::Duration::from_secs(60));
+    assert!(list.requires_route);
+    assert_eq!(c.hosts[0].source(Family::V6), &AddressSource::Wan);
+    assert_eq!(c.hosts[1].source(Family::V4), &wwan);
 }

@@ -189,6 +189,8 @@ fn a_hook_gets_only_the_allowlisted_environment() {
                 "DYNHOSTD_EVENT",
                 "DYNHOSTD_FAMILY",
                 "DYNHOSTD_HOST",
+                // The interface the address came from (issue 25): here none, `update --ip`.
+                "DYNHOSTD_INTERFACE",
                 "DYNHOSTD_IP",
                 "DYNHOSTD_OLD_IP",
                 "LANG",

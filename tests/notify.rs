@@ -83,6 +83,7 @@ fn an_address_change_a_stop_and_a_retry_notify_each_target_once() {
             assert_eq!(body["ip"], "203.0.113.11");
             assert_eq!(body["old_ip"], "203.0.113.10");
             assert_eq!(body["error"], serde_json::Value::Null);
+            assert_eq!(body["interface"], "ppp0", "the WAN it came from");
             assert!(
                 body["reply"].as_str().unwrap().starts_with("good"),
                 "{body}"

@@ -468,6 +468,7 @@ fn config(rng: &mut Rng) -> DeciderConfig {
         } else {
             None
         },
+        wan_uplinks: None,
         debounce: DEBOUNCE,
         policy: policy(),
         records: records
@@ -759,6 +760,7 @@ fn a_deadline_passing_while_an_unrelated_event_is_handled_is_not_lost() {
     let key = RecordKey::new("home.example.com", Family::V4);
     let cfg = DeciderConfig {
         wan_interface: Some("ppp0".into()),
+        wan_uplinks: None,
         debounce: DEBOUNCE,
         policy: policy(),
         records: vec![RecordSpec {
@@ -1026,6 +1028,7 @@ fn a_prefix_record_never_sends_an_address_outside_a_preferred_lan_prefix() {
         let key = RecordKey::new("server.example.com", Family::V6);
         let cfg = DeciderConfig {
             wan_interface: Some("ppp0".into()),
+            wan_uplinks: None,
             debounce: DEBOUNCE,
             policy: policy(),
             records: vec![RecordSpec {

@@ -38,7 +38,9 @@ pub struct RawConfig {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawWan {
-    pub interface: Option<Spanned<String>>,
+    pub interface: Option<Spanned<Interfaces>>,
+    pub failback: Option<Spanned<String>>,
+    pub failover_requires_route: Option<Spanned<bool>>,
     pub debounce: Option<Spanned<String>>,
     pub accept: Option<Vec<Spanned<String>>>,
     pub ignore: Option<Vec<Spanned<String>>>,
@@ -110,12 +112,43 @@ pub struct RawHost {
     pub ca_file: Option<Spanned<String>>,
     pub exec: Option<Spanned<String>>,
     pub enabled: Option<Spanned<bool>>,
-    pub interface: Option<Spanned<String>>,
-    pub interface6: Option<Spanned<String>>,
+    pub interface: Option<Spanned<Interfaces>>,
+    pub interface6: Option<Spanned<Interfaces>>,
+    pub failback: Option<Spanned<String>>,
     pub ipv6_prefix_from: Option<Spanned<String>>,
     pub ipv6_suffix: Option<Spanned<String>>,
     pub ipv6_eui64: Option<Spanned<String>>,
     pub ipv6_neighbour: Option<Spanned<String>>,
+}
+
+/// `interface` / `interface6`: one name, or an ordered failover list (`["pppoe-wan", "wwan0"]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Interfaces(pub Vec<String>);
+
+impl<'de> Deserialize<'de> for Interfaces {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Names;
+        impl<'de> serde::de::Visitor<'de> for Names {
+            type Value = Interfaces;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an interface name, or a list of names in order of preference")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Interfaces, E> {
+                Ok(Interfaces(vec![v.to_owned()]))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut a: A,
+            ) -> Result<Interfaces, A::Error> {
+                let mut names = Vec::new();
+                while let Some(n) = a.next_element()? {
+                    names.push(n);
+                }
+                Ok(Interfaces(names))
+            }
+        }
+        d.deserialize_any(Names)
+    }
 }
 
 impl RawHost {

@@ -1,7 +1,7 @@
 //! The effective configuration rendered back as TOML (`dynhostd check --print`), passwords
 //! replaced by `<redacted>`; what it prints parses again into the same [`Config`].
 
-use super::{Config, HostConfig};
+use super::{Config, HostConfig, WanConfig};
 use crate::duration::format_duration;
 use crate::provider::Provider;
 use crate::wan::policy::{AddressSource, HostPart, Prefix};
@@ -19,9 +19,17 @@ impl Config {
         };
         let mut out = String::new();
         out += "[wan]\n";
-        match &self.wan.interface {
-            Some(i) => out += &format!("interface = {}\n", q(i)),
-            None => out += "# interface: not set, following the default route\n",
+        match (&self.wan.interface, &self.wan.uplinks) {
+            (Some(i), _) => out += &format!("interface = {}\n", q(i)),
+            (None, Some(u)) => out += &format!("interface = {}\n", names(&u.names)),
+            (None, None) => out += "# interface: not set, following the default route\n",
+        }
+        // Written only when set otherwise than the defaults, so older configs print as before.
+        if self.wan.failback != super::DEFAULT_FAILBACK {
+            out += &format!("failback = {}\n", q(&format_duration(self.wan.failback)));
+        }
+        if !self.wan.failover_requires_route {
+            out += "failover_requires_route = false\n";
         }
         out += &format!("debounce = {}\n", q(&format_duration(self.wan.debounce)));
         out += &format!("accept = [{}]\n", list(&self.wan.policy.accept));
@@ -101,7 +109,7 @@ impl Config {
             if let Some(exec) = &h.exec {
                 out += &format!("exec = {}\n", q(&exec.display().to_string()));
             }
-            out += &render_sources(h, q);
+            out += &render_sources(h, q, &self.wan);
             out += &format!("enabled = {}\n", h.enabled);
         }
         for n in &self.notify {
@@ -128,14 +136,25 @@ impl Config {
 }
 
 /// The source keys of a host, as `validate_sources` reads them back.
-fn render_sources(h: &HostConfig, q: impl Fn(&str) -> String) -> String {
+fn render_sources(h: &HostConfig, q: impl Fn(&str) -> String, wan: &WanConfig) -> String {
     let mut out = String::new();
-    if let AddressSource::Interface(i) = &h.source_v4 {
-        out += &format!("interface = {}\n", q(i));
+    let mut failback = None;
+    let mut value = |s: &AddressSource| match s {
+        AddressSource::Interface(i) => Some(q(i)),
+        AddressSource::Uplinks(u) => {
+            failback = Some(u.failback);
+            Some(names(&u.names))
+        }
+        _ => None,
+    };
+    if let Some(v) = value(&h.source_v4) {
+        out += &format!("interface = {v}\n");
     }
     match &h.source_v6 {
-        AddressSource::Interface(i) if h.source_v4 != h.source_v6 => {
-            out += &format!("interface6 = {}\n", q(i));
+        s if h.source_v4 != h.source_v6
+            && let Some(v) = value(s) =>
+        {
+            out += &format!("interface6 = {v}\n");
         }
         AddressSource::Prefix { interface, host } => {
             out += &format!("ipv6_prefix_from = {}\n", q(interface));
@@ -147,5 +166,13 @@ fn render_sources(h: &HostConfig, q: impl Fn(&str) -> String) -> String {
         }
         _ => {}
     }
+    if let Some(f) = failback.filter(|f| *f != wan.failback) {
+        out += &format!("failback = \"{}\"\n", format_duration(f));
+    }
     out
+}
+
+/// A failover list as TOML.
+fn names(v: &[String]) -> String {
+    toml::Value::Array(v.iter().cloned().map(toml::Value::String).collect()).to_string()
 }

@@ -434,3 +434,82 @@ fn notify_errors_name_the_key_and_line_never_the_url() {
         assert!(!e.to_string().contains("S3cret"), "{e}");
     }
 }
+
+/// Issue 25: `interface` (and `interface6`) as an ordered failover list, in `[wan]` and per
+/// host; one name (or a list of one) is the plain interface it always was.
+#[test]
+fn interface_lists_are_failover_and_a_single_name_is_unchanged() {
+    let host = |extra: &str| {
+        format!("[[host]]\nhostname = \"h.example.com\"\nlogin = \"l\"\npassword = \"p\"\n{extra}")
+    };
+    let list = |names: &[&str], failback: u64, requires_route| {
+        AddressSource::Uplinks(Uplinks {
+            names: names.iter().map(|n| n.to_string()).collect(),
+            failback: Duration::from_secs(failback),
+            requires_route,
+        })
+    };
+    let c = parse_str(&host("interface = [\"wan\"]\n")).unwrap();
+    assert_eq!(c.hosts[0].source_v4, AddressSource::Interface("wan".into()));
+    let c = parse_str(&host(
+        "family = \"both\"\ninterface = [\"pppoe-wan\", \"wwan0\"]\nfailback = \"5m\"\n",
+    ))
+    .unwrap();
+    assert_eq!(
+        c.hosts[0].source_v4,
+        list(&["pppoe-wan", "wwan0"], 300, true)
+    );
+    assert_eq!(c.hosts[0].source_v6, c.hosts[0].source_v4);
+    let again = parse_str(&c.render_redacted().replace("<redacted>", "p")).unwrap();
+    let sources = |c: &Config| (c.hosts[0].source_v4.clone(), c.hosts[0].source_v6.clone());
+    assert_eq!(sources(&again), sources(&c));
+
+    let text = format!(
+        "[wan]\ninterface = [\"wan\", \"wwan\"]\nfailback = \"10s\"\nfailover_requires_route = false\n{}",
+        host("interface6 = [\"a\", \"b\"]\nfamily = \"ipv6\"\n")
+    );
+    let c = parse_str(&text).unwrap();
+    assert_eq!(c.wan.interface, None);
+    let wan = c.wan.uplinks.clone().map(AddressSource::Uplinks);
+    assert_eq!(wan, Some(list(&["wan", "wwan"], 10, false)));
+    // A host's list takes the [wan]'s failback and route rule unless it sets its own.
+    assert_eq!(c.hosts[0].source_v6, list(&["a", "b"], 10, false));
+    assert_eq!(c.hosts[0].source_v4, AddressSource::Wan);
+    let again = parse_str(&c.render_redacted().replace("<redacted>", "p")).unwrap();
+    assert_eq!(again.wan, c.wan);
+    assert_eq!(sources(&again), sources(&c));
+
+    let cases: &[(&str, &str, usize)] = &[
+        ("interface = []\n", "host[0].interface", 5),
+        ("interface = [\"a\", \"a\"]\n", "host[0].interface", 5),
+        (
+            "interface = [\"a\", \"has space\"]\n",
+            "host[0].interface",
+            5,
+        ),
+        // serde names the line and what it expected.
+        ("interface = [\"a\", 3]\n", "", 5),
+        (
+            "interface = \"a\"\nfailback = \"1m\"\n",
+            "host[0].failback",
+            6,
+        ),
+        (
+            "interface = [\"a\", \"b\"]\nfailback = \"soon\"\n",
+            "host[0].failback",
+            6,
+        ),
+        (
+            "interface = [\"a\", \"b\"]\nfailback = \"2d\"\n",
+            "host[0].failback",
+            6,
+        ),
+    ];
+    for (extra, key, line) in cases {
+        let e = parse_str(&host(extra)).unwrap_err();
+        assert!(e.key.starts_with(key), "{extra}: {e}");
+        assert_eq!(e.line, Some(*line), "{extra}: {e}");
+    }
+    let e = parse_str(&format!("[wan]\nfailback = \"x\"\n{}", host(""))).unwrap_err();
+    assert_eq!((e.key.as_str(), e.line), ("wan.failback", Some(2)), "{e}");
+}

@@ -2,9 +2,12 @@
 //! Every error names the key and the line.
 
 use super::fields::{validate_ca_file, validate_hostname, validate_server};
-use super::raw::{RawConfig, RawDetect, RawHost, RawHttp, RawUpdate, RawVerify, RawWan};
+use super::raw::{
+    Interfaces, RawConfig, RawDetect, RawHost, RawHttp, RawUpdate, RawVerify, RawWan,
+};
 use super::secrets::{missing_secret, secret_source};
 use super::*;
+use crate::wan::policy::Uplinks;
 
 pub(super) fn validate(raw: RawConfig, ctx: &Ctx<'_>, base: &Path) -> Result<Config, ConfigError> {
     let wan = validate_wan(raw.wan, ctx)?;
@@ -76,7 +79,7 @@ pub(super) fn validate(raw: RawConfig, ctx: &Ctx<'_>, base: &Path) -> Result<Con
         } else {
             ctx.line_of(start)
         };
-        let mut host = validate_host(h.into_inner(), i, line, start, ctx, base)?;
+        let mut host = validate_host(h.into_inner(), i, line, start, ctx, base, &wan)?;
         if host.exec.is_none() {
             host.exec = global_exec.clone();
         }
@@ -109,20 +112,24 @@ pub(super) fn validate(raw: RawConfig, ctx: &Ctx<'_>, base: &Path) -> Result<Con
 }
 
 fn validate_wan(raw: RawWan, ctx: &Ctx<'_>) -> Result<WanConfig, ConfigError> {
-    let interface = match raw.interface {
-        Some(i) => {
-            let name = i.get_ref();
-            // IFNAMSIZ is 16 including the NUL.
-            if name.is_empty() || name.len() > 15 || name.contains(['/', ' ', '\0']) {
-                return Err(ctx.err(
-                    &i,
-                    "wan.interface",
-                    format!("{name:?} is not a Linux interface name (1 to 15 characters, no '/' or spaces)"),
-                ));
-            }
-            Some(i.into_inner())
-        }
-        None => None,
+    let failback = match &raw.failback {
+        Some(f) => validate_failback(f, "wan.failback", ctx)?,
+        None => DEFAULT_FAILBACK,
+    };
+    let requires_route = raw.failover_requires_route.is_none_or(Spanned::into_inner);
+    let names = raw.interface.as_ref();
+    let names = names.map(|i| interface_names(i, "wan.interface", ctx));
+    let (interface, uplinks) = match names.transpose()? {
+        None => (None, None),
+        Some(mut one) if one.len() == 1 => (one.pop(), None),
+        Some(names) => (
+            None,
+            Some(Uplinks {
+                names,
+                failback,
+                requires_route,
+            }),
+        ),
     };
     let debounce = match raw.debounce {
         Some(d) => {
@@ -156,6 +163,9 @@ fn validate_wan(raw: RawWan, ctx: &Ctx<'_>) -> Result<WanConfig, ConfigError> {
     };
     Ok(WanConfig {
         interface,
+        uplinks,
+        failback,
+        failover_requires_route: requires_route,
         debounce,
         netlink_buffer,
         policy: AddressPolicy {
@@ -163,6 +173,44 @@ fn validate_wan(raw: RawWan, ctx: &Ctx<'_>) -> Result<WanConfig, ConfigError> {
             ignore: prefixes(raw.ignore, "wan.ignore")?,
         },
     })
+}
+
+/// An `interface` value: each name a Linux interface name; a list of distinct names.
+fn interface_names(
+    v: &Spanned<Interfaces>,
+    key: &str,
+    ctx: &Ctx<'_>,
+) -> Result<Vec<String>, ConfigError> {
+    let names = &v.get_ref().0;
+    if names.is_empty() {
+        return Err(ctx.err(v, key, "an empty list: give at least one interface"));
+    }
+    for (i, name) in names.iter().enumerate() {
+        // IFNAMSIZ is 16 including the NUL.
+        if name.is_empty() || name.len() > 15 || name.contains(['/', ' ', '\0']) {
+            return Err(ctx.err(
+                v,
+                key,
+                format!(
+                    "{name:?} is not a Linux interface name (1 to 15 characters, no '/' or spaces)"
+                ),
+            ));
+        }
+        if names[..i].contains(name) {
+            return Err(ctx.err(v, key, format!("{name:?} is listed twice")));
+        }
+    }
+    Ok(names.clone())
+}
+
+/// `failback`: how long a higher-priority uplink must stay usable before it is followed again.
+fn validate_failback(
+    v: &Spanned<String>,
+    key: &str,
+    ctx: &Ctx<'_>,
+) -> Result<Duration, ConfigError> {
+    let d = parse_duration(v.get_ref()).map_err(|m| ctx.err(v, key, m))?;
+    at_most(d, Duration::from_secs(86_400), v, key, ctx)
 }
 
 fn validate_http(raw: RawHttp, ctx: &Ctx<'_>) -> Result<HttpConfig, ConfigError> {
@@ -434,6 +482,7 @@ fn validate_host(
     start: usize,
     ctx: &Ctx<'_>,
     base: &Path,
+    wan: &WanConfig,
 ) -> Result<HostConfig, ConfigError> {
     let key = |k: &str| format!("host[{i}].{k}");
     let missing =
@@ -515,7 +564,7 @@ fn validate_host(
         None => None,
     };
 
-    let (source_v4, source_v6) = validate_sources(&raw, family, &key, ctx)?;
+    let (source_v4, source_v6) = validate_sources(&raw, family, &key, ctx, wan)?;
 
     Ok(HostConfig {
         hostname,
@@ -540,7 +589,40 @@ fn validate_sources(
     family: FamilySet,
     key: &dyn Fn(&str) -> String,
     ctx: &Ctx<'_>,
+    wan: &WanConfig,
 ) -> Result<(AddressSource, AddressSource), ConfigError> {
+    let failback = match &raw.failback {
+        Some(f) => validate_failback(f, &key("failback"), ctx)?,
+        None => wan.failback,
+    };
+    // One name is a plain interface; a list is followed with failover.
+    let source = |names: Option<Vec<String>>| {
+        names.map(|mut names| match names.len() {
+            1 => AddressSource::Interface(names.remove(0)),
+            _ => AddressSource::Uplinks(Uplinks {
+                names,
+                failback,
+                requires_route: wan.failover_requires_route,
+            }),
+        })
+    };
+    let list = |v: &Option<Spanned<Interfaces>>, k: &str| -> Result<_, ConfigError> {
+        let names = v.as_ref().map(|v| interface_names(v, &key(k), ctx));
+        Ok(source(names.transpose()?))
+    };
+    let interface = list(&raw.interface, "interface")?;
+    let interface6 = list(&raw.interface6, "interface6")?;
+    let is_list = |s: &Option<AddressSource>| matches!(s, Some(AddressSource::Uplinks(_)));
+    if let Some(f) = &raw.failback
+        && !is_list(&interface)
+        && !is_list(&interface6)
+    {
+        return Err(ctx.err(
+            f,
+            &key("failback"),
+            "applies to a failover list only (interface = [\"primary\", \"backup\"])",
+        ));
+    }
     let ifname = |v: &Option<Spanned<String>>, k: &str| -> Result<Option<String>, ConfigError> {
         let Some(v) = v else { return Ok(None) };
         let name = v.get_ref();
@@ -556,23 +638,25 @@ fn validate_sources(
         Ok(Some(name.clone()))
     };
     let has_v6 = family != FamilySet::V4;
-    let v6_only = |v: &Option<Spanned<String>>, k: &str| match v {
-        Some(v) if !has_v6 => Err(ctx.err(
-            v,
+    let v6_only = |at: Option<usize>, k: &str| match at {
+        Some(at) if !has_v6 => Err(ctx.err_at(
+            Some(at),
             &key(k),
             "applies to the AAAA record only: set family = \"ipv6\" or \"both\"",
         )),
         _ => Ok(()),
     };
-    let interface = ifname(&raw.interface, "interface")?;
-    let interface6 = ifname(&raw.interface6, "interface6")?;
     let prefix_from = ifname(&raw.ipv6_prefix_from, "ipv6_prefix_from")?;
+    let at = |v: &Option<Spanned<String>>| v.as_ref().map(|v| v.span().start);
     for (v, k) in [
-        (&raw.interface6, "interface6"),
-        (&raw.ipv6_prefix_from, "ipv6_prefix_from"),
-        (&raw.ipv6_suffix, "ipv6_suffix"),
-        (&raw.ipv6_eui64, "ipv6_eui64"),
-        (&raw.ipv6_neighbour, "ipv6_neighbour"),
+        (
+            raw.interface6.as_ref().map(|v| v.span().start),
+            "interface6",
+        ),
+        (at(&raw.ipv6_prefix_from), "ipv6_prefix_from"),
+        (at(&raw.ipv6_suffix), "ipv6_suffix"),
+        (at(&raw.ipv6_eui64), "ipv6_eui64"),
+        (at(&raw.ipv6_neighbour), "ipv6_neighbour"),
     ] {
         v6_only(v, k)?;
     }
@@ -644,12 +728,9 @@ fn validate_sources(
                 format!("conflicts with {first}: give one host part"),
             ));
         }
-        (None, []) => match interface6.or_else(|| interface.clone()) {
-            Some(i) => AddressSource::Interface(i),
-            None => AddressSource::Wan,
-        },
+        (None, []) => interface6.or_else(|| interface.clone()).unwrap_or_default(),
     };
-    let v4 = interface.map_or(AddressSource::Wan, AddressSource::Interface);
+    let v4 = interface.unwrap_or_default();
     Ok((v4, v6))
 }
 

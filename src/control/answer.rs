@@ -161,6 +161,15 @@ fn agent_rows(
                     }),
                     None => serde_json::Value::Null,
                 };
+                if !r.interfaces.is_empty() {
+                    // A failover list: its interfaces, the active one, and since when (Unix s).
+                    let since = r
+                        .interface_since_ms_ago
+                        .map(|ms| now_unix.saturating_sub(ms / 1000));
+                    v["interfaces"] = r.interfaces.clone().into();
+                    v["interface"] = r.interface.clone().into();
+                    v["interface_since"] = since.into();
+                }
             }
             v
         })

@@ -85,6 +85,30 @@ pub fn live_table(s: &AgentStatus) -> String {
     }
     out.push_str(&crate::report::recent_events(&s.rows));
     for r in &s.live.records {
+        if !r.interfaces.is_empty() {
+            let since = r.interface_since_ms_ago.map_or_else(String::new, |ms| {
+                let at = s.now.saturating_sub(ms / 1000);
+                format!(
+                    " since {} ({} ago)",
+                    format_unix(at),
+                    crate::duration::format_duration(std::time::Duration::from_secs(ms / 1000))
+                )
+            });
+            let active = r.interface.as_deref().map_or_else(
+                || "none (no interface is usable)".into(),
+                |a| format!("follows {a}"),
+            );
+            let line = format!(
+                "{}/{} {active}{since}; failover list: {}",
+                r.hostname,
+                r.record,
+                r.interfaces.join(", ")
+            );
+            // Names came over the socket: cleaned like the table.
+            let _ = writeln!(out, "{}", shown(&line));
+        }
+    }
+    for r in &s.live.records {
         if let Some(stop) = &r.stopped {
             let _ = writeln!(
                 out,
@@ -109,6 +133,7 @@ fn reason(r: WakeReason) -> &'static str {
         WakeReason::Verify => "verify",
         WakeReason::Refresh => "refresh",
         WakeReason::Detect => "what's-my-IP check",
+        WakeReason::Failback => "failback",
     }
 }
 

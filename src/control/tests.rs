@@ -231,6 +231,9 @@ fn text_from_the_socket_is_cleaned_for_the_terminal() {
                     reason: format!("r{evil}"),
                     fix: format!("f{evil}"),
                 }),
+                interfaces: vec![format!("w{evil}"), "wwan0".into()],
+                interface: Some(format!("w{evil}")),
+                interface_since_ms_ago: Some(3_000),
             }],
             next_wake: None,
         },
@@ -245,6 +248,7 @@ fn text_from_the_socket_is_cleaned_for_the_terminal() {
         );
     }
     assert!(table.contains("h?]0;pwned??[2J?moc.elpmaxe"), "{table}");
+    assert!(table.contains("follows w?]0;pwned"), "{table}");
 }
 
 /// The agent's side of a socket in `dir`, as `run` starts it: what reaches the event loop,

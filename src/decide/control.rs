@@ -94,13 +94,20 @@ impl Decider {
                     (Phase::Stopped, Some(StopInfo { reason, fix }))
                 }
             };
-            let wakes = [rec.wake(&self.cfg), debounce, detect(&key.family)];
+            let source = (key.family, rec.spec.source.clone());
+            let failback = self.failbacks().find(|(_, k)| **k == source);
+            let failback = failback.map(|(t, _)| (t, WakeReason::Failback));
+            let wakes = [rec.wake(&self.cfg), debounce, detect(&key.family), failback];
             // Nothing but an outcome or a person wakes a record that is out or stopped.
             let next = match phase {
                 Phase::Pushing | Phase::Stopped => None,
                 _ => wakes.into_iter().flatten().min(),
             };
             soonest = soonest.into_iter().chain(next).min();
+            let list = self.cfg.list_of(&source.1);
+            let f = self.failovers.iter().find(|(k, _)| *k == source);
+            let (active, since) = f.map_or((None, None), |(_, f)| f.active());
+            let ago = |t: Instant| now.mono.saturating_duration_since(t).as_millis();
             records.push(LiveRecord {
                 hostname: key.hostname.clone(),
                 record: key.family.record_type().to_string(),
@@ -112,6 +119,9 @@ impl Decider {
                 last_reply: rec.facts.last_reply.clone(),
                 next: next.map(wake),
                 stopped,
+                interfaces: list.map(|l| l.names.clone()).unwrap_or_default(),
+                interface: list.zip(active).and_then(|(l, i)| l.names.get(i).cloned()),
+                interface_since_ms_ago: since.map(|t| u64::try_from(ago(t)).unwrap_or(u64::MAX)),
             });
         }
         LiveStatus {
@@ -150,6 +160,7 @@ mod tests {
     fn decider(min_interval: Duration, now: Now) -> Decider {
         let cfg = DeciderConfig {
             wan_interface: Some("ppp0".into()),
+            wan_uplinks: None,
             debounce: Duration::from_secs(2),
             policy: AddressPolicy {
                 accept: vec!["203.0.113.0/24".parse().unwrap()],

@@ -402,6 +402,8 @@ impl Record {
             reply: summary,
             recovered,
             time: now.wall,
+            // The decider names it: the record does not know which uplink it follows.
+            interface: None,
         })
     }
 }

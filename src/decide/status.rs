@@ -42,6 +42,8 @@ pub enum WakeReason {
     Refresh,
     /// The next ask of the what's-my-IP sources (behind NAT).
     Detect,
+    /// A higher-priority uplink of a failover list will have been usable for `failback`.
+    Failback,
 }
 
 /// A wake-up: why, and in how long from the snapshot's moment.
@@ -78,6 +80,14 @@ pub struct LiveRecord {
     /// out or it is stopped.
     pub next: Option<Wake>,
     pub stopped: Option<StopInfo>,
+    /// For a record that follows a failover list: its interfaces, the one it follows now
+    /// (None: none is usable), and how long ago that one took over (or the last was lost).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub interfaces: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interface: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interface_since_ms_ago: Option<u64>,
 }
 
 /// Everything `status` shows of the running agent.

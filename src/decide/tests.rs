@@ -24,6 +24,7 @@ fn v6(key_host: &str) -> RecordKey {
 fn cfg(records: &[RecordKey]) -> DeciderConfig {
     DeciderConfig {
         wan_interface: Some("ppp0".into()),
+        wan_uplinks: None,
         debounce: DEBOUNCE,
         policy: AddressPolicy {
             accept: vec![

@@ -194,6 +194,9 @@ mod tests {
             last_reply: Some("good".into()),
             next: None,
             stopped: None,
+            interfaces: Vec::new(),
+            interface: None,
+            interface_since_ms_ago: None,
         }
     }
 

@@ -146,6 +146,8 @@ impl Notifier {
             reply: "dry run".into(),
             recovered: false,
             time: crate::clock::UnixTime::system(),
+            // The dry run's line about the push names no interface either.
+            interface: None,
         });
     }
 
@@ -482,6 +484,7 @@ mod tests {
             reply: "good".into(),
             recovered: false,
             time: crate::clock::UnixTime(0),
+            interface: None,
         }
     }
 

@@ -611,6 +611,8 @@ struct Body<'a> {
     reply: &'a str,
     error: Option<&'a str>,
     time: String,
+    /// The interface the address came from (the active uplink of a failover list).
+    interface: Option<&'a str>,
 }
 
 /// The JSON body of every other service: each sets the keys it documents, the rest are left
@@ -651,9 +653,12 @@ pub fn text(kind: EventKind, ev: &HookEvent) -> String {
     let error = ev.error.as_deref().unwrap_or(&ev.reply);
     match kind {
         EventKind::Updated => format!(
-            "{record} now points at {}, was {}",
+            "{record} now points at {}, was {}{}",
             ip(ev.ip),
-            ip(ev.old_ip)
+            ip(ev.old_ip),
+            ev.interface
+                .as_deref()
+                .map_or_else(String::new, |i| format!(" (via {i})"))
         ),
         EventKind::Error => format!(
             "{record}: the update to {} failed: {error}; retrying",
@@ -695,6 +700,7 @@ impl Target {
                     reply: &ev.reply,
                     error: ev.error.as_deref(),
                     time: rfc3339(ev.time),
+                    interface: ev.interface.as_deref(),
                 };
                 let body = serde_json::to_vec(&body).unwrap_or_default();
                 let mut h = vec![json_type];

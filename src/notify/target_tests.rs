@@ -23,6 +23,7 @@ fn event(kind: HookKind, recovered: bool) -> HookEvent {
         recovered,
         // 2026-12-05 06:32:09 UTC
         time: UnixTime(1_796_452_329),
+        interface: Some("pppoe-wan".into()),
     }
 }
 
@@ -64,15 +65,15 @@ fn a_plain_url_is_a_json_webhook_with_every_field() {
         serde_json::json!({
             "event": "updated", "host": "home.example.com", "family": "ipv4",
             "ip": "203.0.113.7", "old_ip": "198.51.100.1", "reply": "401 unauthorized",
-            "error": null, "time": "2026-12-05T06:32:09Z"
+            "error": null, "time": "2026-12-05T06:32:09Z", "interface": "pppoe-wan"
         })
     );
     let mut first = event(HookKind::Updated, false);
     first.old_ip = None;
-    assert_eq!(
-        json(&t.request(EventKind::Updated, &first))["old_ip"],
-        serde_json::Value::Null
-    );
+    first.interface = None;
+    let body = json(&t.request(EventKind::Updated, &first));
+    assert_eq!(body["old_ip"], serde_json::Value::Null);
+    assert_eq!(body["interface"], serde_json::Value::Null, "present, null");
     assert_eq!(t.to_string(), "https://hooks.example.net/***");
     let shown = t.redact(
         "error for https://hooks.example.net/dyn/s3cr3t-path?key=abc123 and s3cr3t-path, abc123",

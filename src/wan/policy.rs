@@ -12,13 +12,16 @@
 //! - [`source`]: each record's address source (the `[wan]` interface, its own, or a prefix plus
 //!   a host part), resolved and explained.
 //! - [`signature`]: what counts as a change of the followed interfaces.
+//! - [`uplinks`]: which interfaces of a failover list are usable now.
 
 mod signature;
 mod source;
+mod uplinks;
 
 pub use super::Mac;
 pub use signature::{WanSignature, signature};
 pub use source::{AddressSource, HostPart, explain, neighbour_entries, resolve, with_iid};
+pub use uplinks::Uplinks;
 
 use super::{Lifetime, NetView, Scope, WanAddress};
 use crate::record::Family;

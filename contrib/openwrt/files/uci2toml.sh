@@ -23,6 +23,10 @@
 #   3. otherwise the value is taken as a device name as it is ('eth1').
 # Off OpenWrt, DYNHOSTD_NETWORK_SH and DYNHOSTD_UCI name replacements for (1) and the uci tool.
 #
+# `interface` (in 'main' and in a host) and a host's `interface6` may also be UCI lists
+# (`list interface 'wan'`, `list interface 'wwan'`, highest priority first): a failover list,
+# each item resolved the same way. The 'main' section's `option interface` stays a device name.
+#
 # What is checked here is only what TOML cannot carry or UCI spells differently (booleans,
 # options given where lists belong, line breaks). Everything else (hostnames, prefixes,
 # durations, families) is checked by `dynhostd check` on the result, which names the key and
@@ -127,7 +131,9 @@ main_section() {
     config_get value "$1" enabled
     [ -z "$value" ] || toml_bool "$package.$1.enabled" "$value" || true
     emit "[wan]"
-    str_option "$1" interface
+    interface_option "$1" interface str_option
+    str_option "$1" failback
+    bool_option "$1" failover_requires_route
     str_option "$1" debounce
     list_option "$1" accept
     list_option "$1" ignore
@@ -189,6 +195,34 @@ device_option() { # section option
     emit "$2 = $REPLY"
 }
 
+# `key = true|false` when the boolean option is set.
+bool_option() { # section option
+    value=''
+    config_get value "$1" "$2"
+    [ -n "$value" ] || return 0
+    toml_bool "$package.$1.$2" "$value" || return 0
+    emit "$2 = $REPLY"
+}
+
+add_device() { # value where
+    [ -n "$1" ] || return 0
+    device_of "$1"
+    add_item "$REPLY" "$2"
+}
+
+# `interface`/`interface6`: a UCI list is a failover list (`key = ["dev1", "dev2"]`, each item
+# a UCI network interface resolved to its device); an option is one interface, written by
+# $3 (device_option, or str_option for the main section's device name).
+interface_option() { # section option single-writer
+    list_items=''
+    config_list_foreach "$1" "$2" add_device "$package.$1.$2"
+    if [ -n "$list_items" ]; then
+        emit "$2 = [$list_items]"
+        return 0
+    fi
+    "$3" "$1" "$2"
+}
+
 hosts=0
 host_section() {
     hosts=$((hosts + 1))
@@ -198,9 +232,11 @@ host_section() {
     for opt in hostname login password password_file family provider server ca_file; do
         str_option "$1" "$opt"
     done
-    for opt in interface interface6 ipv6_prefix_from; do
-        device_option "$1" "$opt"
+    for opt in interface interface6; do
+        interface_option "$1" "$opt" device_option
     done
+    device_option "$1" ipv6_prefix_from
+    str_option "$1" failback
     for opt in ipv6_suffix ipv6_eui64 ipv6_neighbour; do
         str_option "$1" "$opt"
     done

@@ -390,6 +390,7 @@ async fn addresses(
         Some(
             crate::agent::detect(
                 config.wan.interface.as_deref(),
+                config.wan.uplinks.as_ref(),
                 &config.wan.policy,
                 &config.detect,
                 false,

@@ -3,6 +3,7 @@
 
 use super::source::{AddressSource, HostPart};
 use super::{AddressPolicy, Mac, judge};
+use crate::record::Family;
 use crate::wan::{Lifetime, Link, NetView};
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -26,6 +27,9 @@ struct LinkSignature {
     /// (address, MAC, usable) of the neighbours some record is built from: their other state
     /// changes (REACHABLE, STALE, DELAY, PROBE) are no change.
     neighbours: Vec<(IpAddr, Mac, bool)>,
+    /// For a member of a failover list: whether it holds an IPv4 and an IPv6 default route
+    /// (their coming and going decides which uplink is usable; metrics do not).
+    routes: Option<(bool, bool)>,
 }
 
 /// The signature of every interface some record follows (`wan`: the configured interface, or
@@ -37,7 +41,16 @@ pub fn signature<'a>(
     policy: &AddressPolicy,
 ) -> WanSignature {
     let mut macs: BTreeMap<Option<&str>, Vec<Mac>> = BTreeMap::new();
+    // Members of failover lists: their default routes count too.
+    let mut listed: Vec<&str> = Vec::new();
     for source in sources {
+        if let AddressSource::Uplinks(u) = source {
+            for name in &u.names {
+                macs.entry(Some(name)).or_default();
+                listed.push(name);
+            }
+            continue;
+        }
         let entry = macs.entry(source.interface()).or_default();
         if let AddressSource::Prefix {
             host: HostPart::Neighbour(mac),
@@ -50,13 +63,14 @@ pub fn signature<'a>(
     let links = macs
         .into_iter()
         .map(|(name, macs)| {
+            let routes = name.is_some_and(|n| listed.contains(&n));
             let link = match name {
                 None => view.wan_link(wan),
                 Some(n) => view.link_by_name(n),
             };
             (
                 name.map(str::to_owned),
-                link_signature(view, link, &macs, policy),
+                link_signature(view, link, &macs, routes, policy),
             )
         })
         .collect();
@@ -67,6 +81,7 @@ fn link_signature(
     view: &NetView,
     link: Option<&Link>,
     macs: &[Mac],
+    routes: bool,
     policy: &AddressPolicy,
 ) -> LinkSignature {
     let Some(link) = link else {
@@ -91,9 +106,14 @@ fn link_signature(
             Some((n.addr, mac, n.state.usable()))
         })
         .collect();
+    let routed = |f: Family| {
+        let mut all = view.default_routes().iter();
+        all.any(|r| r.family == f && r.index == link.index)
+    };
     LinkSignature {
         link: Some((link.index, link.up)),
         addrs,
         neighbours,
+        routes: routes.then(|| (routed(Family::V4), routed(Family::V6))),
     }
 }

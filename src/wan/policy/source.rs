@@ -2,7 +2,7 @@
 //! a host part ([`AddressSource`], [`HostPart`], [`Mac`]), resolved from the same netlink view,
 //! and explained in a sentence when it offers nothing.
 
-use super::{AddressPolicy, Mac, WanChoice, choose, judge, judge_ip};
+use super::{AddressPolicy, Mac, Uplinks, WanChoice, choose, judge, judge_ip};
 use crate::record::Family;
 use crate::wan::{NetView, WanAddress};
 use std::fmt;
@@ -93,6 +93,9 @@ pub enum AddressSource {
     /// The global prefix seen on `interface` with `host` as the interface identifier
     /// (`[[host]] ipv6_prefix_from`): a machine behind the router.
     Prefix { interface: String, host: HostPart },
+    /// The first usable of an ordered list of interfaces (`interface = ["a", "b"]`); the decider
+    /// picks which one with its failover rules, one-shot commands take the first usable now.
+    Uplinks(Uplinks),
 }
 
 impl AddressSource {
@@ -107,10 +110,11 @@ impl AddressSource {
         )
     }
 
-    /// The interface it reads, None for the `[wan]` one.
+    /// The interface it reads, None for the `[wan]` one (and for a list, whose interface
+    /// changes).
     pub fn interface(&self) -> Option<&str> {
         match self {
-            AddressSource::Wan => None,
+            AddressSource::Wan | AddressSource::Uplinks(_) => None,
             AddressSource::Interface(i) | AddressSource::Prefix { interface: i, .. } => Some(i),
         }
     }
@@ -124,6 +128,7 @@ impl fmt::Display for AddressSource {
             AddressSource::Prefix { interface, host } => {
                 write!(f, "the prefix on {interface} + {host}")
             }
+            AddressSource::Uplinks(u) => u.fmt(f),
         }
     }
 }
@@ -145,9 +150,12 @@ pub fn resolve(
     policy: &AddressPolicy,
     current: Option<IpAddr>,
 ) -> WanChoice {
-    let link = match source.interface() {
-        None => view.wan_link(wan),
-        Some(name) => view.link_by_name(name),
+    let link = match (source, source.interface()) {
+        (AddressSource::Uplinks(u), _) => u
+            .first_usable(view, family, policy, false)
+            .and_then(|n| view.link_by_name(n)),
+        (_, None) => view.wan_link(wan),
+        (_, Some(name)) => view.link_by_name(name),
     };
     let Some(link) = link else {
         return WanChoice::Nothing;
@@ -242,9 +250,13 @@ pub fn explain(
     family: Family,
     policy: &AddressPolicy,
 ) -> String {
-    let link = match source.interface() {
-        None => view.wan_link(wan),
-        Some(name) => view.link_by_name(name),
+    let link = match (source, source.interface()) {
+        (AddressSource::Uplinks(u), _) => match u.first_usable(view, family, policy, false) {
+            Some(n) => view.link_by_name(n),
+            None => return format!("none of {} is usable now", u.names.join(", ")),
+        },
+        (_, None) => view.wan_link(wan),
+        (_, Some(name)) => view.link_by_name(name),
     };
     let Some(link) = link else {
         return match source.interface().or(wan) {
