@@ -401,3 +401,54 @@ fn uci_interface_lists_become_failover_lists() {
         );
     }
 }
+
+/// Issue 24 on OpenWrt: `config notify` sections (any number; `enabled '0'` left out) become
+/// `[[notify]]`, `config health` becomes `[health]`, and `dynhostd check` takes them, showing
+/// no token.
+#[test]
+fn uci_notify_and_health_sections_become_notifications() {
+    use dynhostd::notify::target::EventKind;
+    use std::os::unix::fs::PermissionsExt;
+    let uci = fs::read_to_string(repo("contrib/openwrt/test/notify.uci")).unwrap();
+    for sh in shells("uci_notify_and_health_sections_become_notifications") {
+        let secrets = tempfile::tempdir().unwrap();
+        let url_file = secrets.path().join("hook.url");
+        fs::write(&url_file, "https://hooks.example.net/Tok3n-hook\n").unwrap();
+        fs::set_permissions(&url_file, fs::Permissions::from_mode(0o600)).unwrap();
+        let text = uci.replace("/etc/dynhostd/hook.url", url_file.to_str().unwrap());
+        let t = translate_text(&sh, &text);
+        let (path, shown) = ok_check(&t);
+        let toml = t.stdout();
+        assert_eq!(toml.matches("[[notify]]").count(), 2, "{sh:?}: {toml}");
+        assert!(
+            !toml.contains("unused"),
+            "the disabled one is left out: {toml}"
+        );
+        assert!(
+            !shown.contains("Tok3n"),
+            "{sh:?}: check showed a token: {shown}"
+        );
+        let config = dynhostd::config::load(&path).unwrap();
+        assert_eq!(config.notify.len(), 2, "{sh:?}");
+        let phone = config.notify[0].events;
+        assert!(phone.takes(EventKind::Updated) && phone.takes(EventKind::Stopped));
+        assert!(!phone.takes(EventKind::Recovered), "only the listed events");
+        assert!(
+            config.notify[1].events.takes(EventKind::Recovered),
+            "the default set"
+        );
+        let health = config.health.as_ref().expect("[health]");
+        assert_eq!(health.interval, std::time::Duration::from_secs(120));
+        assert_eq!(health.style.name(), "uptime-kuma");
+    }
+    // A second health section is refused, naming it.
+    let twice = format!("{uci}\nconfig health 'again'\n\toption url 'https://hc.example.net/x'\n");
+    let t = translate_text(&["/bin/sh".to_string()], &twice);
+    assert!(!t.out.status.success(), "{}", t.stdout());
+    assert!(
+        t.stderr()
+            .contains("dynhostd.again: a second 'config health'"),
+        "{}",
+        t.stderr()
+    );
+}

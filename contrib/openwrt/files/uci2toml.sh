@@ -247,6 +247,44 @@ host_section() {
     fi
 }
 
+# `config notify` (any number) and `config health` (at most one): notifications and health
+# pings (README, "[[notify]] and [health]"). Their URL holds a token, as a password does: give
+# it as `option url` here (this file is root's) or `option url_file`. A section with
+# `option enabled '0'` is left out.
+section_enabled() { # section
+    value=''
+    config_get value "$1" enabled
+    [ -n "$value" ] || return 0
+    toml_bool "$package.$1.enabled" "$value" || return 1
+    [ "$REPLY" = true ]
+}
+
+notify_section() {
+    section_enabled "$1" || return 0
+    emit ""
+    emit "# UCI $package.$1"
+    emit "[[notify]]"
+    str_option "$1" url
+    str_option "$1" url_file
+    list_option "$1" events
+}
+
+healths=0
+health_section() {
+    section_enabled "$1" || return 0
+    healths=$((healths + 1))
+    if [ "$healths" -gt 1 ]; then
+        fail "$package.$1: a second 'config health' section: keep only one"
+        return 0
+    fi
+    emit ""
+    emit "# UCI $package.$1"
+    emit "[health]"
+    for opt in url url_file interval style; do
+        str_option "$1" "$opt"
+    done
+}
+
 if ! config_load "$package"; then
     echo "uci2toml: cannot load the UCI config '$package'" >&2
     exit 1
@@ -267,6 +305,8 @@ config_foreach host_section host
 if [ "$hosts" -eq 0 ]; then
     fail "$package: no 'config host' section: add one (hostname, login, password)"
 fi
+config_foreach notify_section notify
+config_foreach health_section health
 
 [ "$failed" -eq 0 ] || exit 1
 printf '%s' "$out"
