@@ -777,14 +777,19 @@ impl Decider {
         }
     }
 
-    /// xorshift64*: jitter only, no need for a real RNG.
     fn next_unit(&mut self) -> f64 {
-        self.rng ^= self.rng >> 12;
-        self.rng ^= self.rng << 25;
-        self.rng ^= self.rng >> 27;
-        let v = self.rng.wrapping_mul(0x2545_F491_4F6C_DD1D);
-        (v >> 11) as f64 / (1u64 << 53) as f64
+        jitter_unit(&mut self.rng)
     }
+}
+
+/// A number in [0, 1) for jitter, from xorshift64* state `rng` (never 0): no need for a real
+/// RNG. The core's back-off and the notifications' retries draw from it.
+pub fn jitter_unit(rng: &mut u64) -> f64 {
+    *rng ^= *rng >> 12;
+    *rng ^= *rng << 25;
+    *rng ^= *rng >> 27;
+    let v = rng.wrapping_mul(0x2545_F491_4F6C_DD1D);
+    (v >> 11) as f64 / (1u64 << 53) as f64
 }
 
 pub mod control;

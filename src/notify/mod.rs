@@ -398,13 +398,8 @@ impl Task {
         }
     }
 
-    /// xorshift64*, as the decision core's: jitter only.
     fn next_unit(&mut self) -> f64 {
-        self.rng ^= self.rng >> 12;
-        self.rng ^= self.rng << 25;
-        self.rng ^= self.rng >> 27;
-        let v = self.rng.wrapping_mul(0x2545_F491_4F6C_DD1D);
-        (v >> 11) as f64 / (1u64 << 53) as f64
+        crate::decide::jitter_unit(&mut self.rng)
     }
 }
 

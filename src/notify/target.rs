@@ -283,27 +283,12 @@ fn segments(url: &Url) -> Vec<String> {
         .unwrap_or_default()
 }
 
-/// A percent-encoded URL part (userinfo, a path segment) as the service expects it.
+/// A percent-encoded URL part (userinfo, a path segment) as the service expects it (the
+/// decoder of the `url` crate's own percent-encoding, already in the binary).
 fn decoded(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        let hex = b
-            .get(i + 1..i + 3)
-            .and_then(|h| std::str::from_utf8(h).ok());
-        match (b[i], hex.and_then(|h| u8::from_str_radix(h, 16).ok())) {
-            (b'%', Some(v)) => {
-                out.push(v);
-                i += 3;
-            }
-            (c, _) => {
-                out.push(c);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
+    percent_encoding::percent_decode_str(s)
+        .decode_utf8_lossy()
+        .into_owned()
 }
 
 /// Reads a `[[notify]] url` into its targets (a Telegram URL with several chats is one target
