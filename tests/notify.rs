@@ -48,7 +48,7 @@ fn wait_update(s: &standin::Standin, ip: &str) {
     }
 }
 
-/// The story of the "done when": an address change, a 401-like stop, and `retry` after
+/// The story of the "done when": an address change, a 401 stop, and `retry` after
 /// the fix give one `updated` (with the new and old address), one `stopped` and one
 /// `recovered`, to each of three targets in its own shape; no token reaches the log.
 #[test]
@@ -95,8 +95,9 @@ fn an_address_change_a_stop_and_a_retry_notify_each_target_once() {
             );
             assert_eq!(r.to(hook)[0].json()["old_ip"], serde_json::Value::Null);
 
-            // Refused credentials: the host stops, once.
-            s.fail_host(HOME_HOST, Fault::badauth(), None);
+            // Refused credentials (OVH answers a wrong DynHost login with HTTP 401): the host
+            // stops, once.
+            s.fail_host(HOME_HOST, Fault::status(401), None);
             move_wan("203.0.113.11", "203.0.113.12");
             r.wait("the stop", LONG, |_| r.to(hook).len() == 3);
             let stop = r.to(hook)[2].json();
@@ -104,10 +105,7 @@ fn an_address_change_a_stop_and_a_retry_notify_each_target_once() {
                 (stop["event"].as_str(), stop["ip"].as_str()),
                 (Some("stopped"), Some("203.0.113.12"))
             );
-            assert!(
-                stop["error"].as_str().unwrap().contains("badauth"),
-                "{stop}"
-            );
+            assert!(stop["error"].as_str().unwrap().starts_with("401"), "{stop}");
 
             // Fixed at the provider; `retry` sends again: recovered.
             s.clear_faults();
