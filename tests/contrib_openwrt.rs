@@ -58,20 +58,35 @@ impl Translated {
 
 /// Runs uci2toml.sh on `uci` (the text of /etc/config/dynhostd) with `shell`.
 fn translate_text(shell: &[String], uci: &str) -> Translated {
+    uci2toml(shell, uci, false)
+}
+
+/// uci2toml.sh on `uci` under the UCI stub; with `network`, also the stubs of netifd's
+/// network.sh and of `uci` for /etc/config/network, so UCI interface names resolve to devices.
+fn uci2toml(shell: &[String], uci: &str, network: bool) -> Translated {
     let dir = tempfile::tempdir().unwrap();
     let conf_dir = dir.path().join("config");
     fs::create_dir(&conf_dir).unwrap();
     fs::write(conf_dir.join("dynhostd"), uci).unwrap();
-    let out = Command::new(&shell[0])
-        .args(&shell[1..])
+    let mut cmd = Command::new(&shell[0]);
+    cmd.args(&shell[1..])
         .arg(repo("contrib/openwrt/files/uci2toml.sh"))
         .env(
             "DYNHOSTD_FUNCTIONS_SH",
             repo("contrib/openwrt/test/uci-stub.sh"),
         )
-        .env("UCI_CONFIG_DIR", &conf_dir)
-        .output()
-        .unwrap();
+        .env("UCI_CONFIG_DIR", &conf_dir);
+    if network {
+        cmd.env(
+            "DYNHOSTD_NETWORK_SH",
+            repo("contrib/openwrt/test/network-stub.sh"),
+        )
+        .env(
+            "DYNHOSTD_UCI",
+            repo("contrib/openwrt/test/uci-network-stub.sh"),
+        );
+    }
+    let out = cmd.output().unwrap();
     Translated { out, dir }
 }
 
@@ -283,29 +298,7 @@ fn host_sources_name_uci_interfaces_and_come_out_as_devices() {
     use dynhostd::wan::policy::{AddressSource, HostPart};
     let uci = fs::read_to_string(repo("contrib/openwrt/test/sources.uci")).unwrap();
     for sh in shells("host_sources_name_uci_interfaces_and_come_out_as_devices") {
-        let dir = tempfile::tempdir().unwrap();
-        let conf_dir = dir.path().join("config");
-        fs::create_dir(&conf_dir).unwrap();
-        fs::write(conf_dir.join("dynhostd"), &uci).unwrap();
-        let out = Command::new(&sh[0])
-            .args(&sh[1..])
-            .arg(repo("contrib/openwrt/files/uci2toml.sh"))
-            .env(
-                "DYNHOSTD_FUNCTIONS_SH",
-                repo("contrib/openwrt/test/uci-stub.sh"),
-            )
-            .env(
-                "DYNHOSTD_NETWORK_SH",
-                repo("contrib/openwrt/test/network-stub.sh"),
-            )
-            .env(
-                "DYNHOSTD_UCI",
-                repo("contrib/openwrt/test/uci-network-stub.sh"),
-            )
-            .env("UCI_CONFIG_DIR", &conf_dir)
-            .output()
-            .unwrap();
-        let t = Translated { out, dir };
+        let t = uci2toml(&sh, &uci, true);
         let (path, _) = ok_check(&t);
         let config = dynhostd::config::load(&path).unwrap();
         let [server, backup, nas, laptop] = &config.hosts[..] else {
@@ -352,29 +345,7 @@ fn uci_interface_lists_become_failover_lists() {
     use std::time::Duration;
     let uci = fs::read_to_string(repo("contrib/openwrt/test/failover.uci")).unwrap();
     for sh in shells("uci_interface_lists_become_failover_lists") {
-        let dir = tempfile::tempdir().unwrap();
-        let conf_dir = dir.path().join("config");
-        fs::create_dir(&conf_dir).unwrap();
-        fs::write(conf_dir.join("dynhostd"), &uci).unwrap();
-        let out = Command::new(&sh[0])
-            .args(&sh[1..])
-            .arg(repo("contrib/openwrt/files/uci2toml.sh"))
-            .env(
-                "DYNHOSTD_FUNCTIONS_SH",
-                repo("contrib/openwrt/test/uci-stub.sh"),
-            )
-            .env(
-                "DYNHOSTD_NETWORK_SH",
-                repo("contrib/openwrt/test/network-stub.sh"),
-            )
-            .env(
-                "DYNHOSTD_UCI",
-                repo("contrib/openwrt/test/uci-network-stub.sh"),
-            )
-            .env("UCI_CONFIG_DIR", &conf_dir)
-            .output()
-            .unwrap();
-        let t = Translated { out, dir };
+        let t = uci2toml(&sh, &uci, true);
         let (path, _) = ok_check(&t);
         let toml = t.stdout();
         assert!(
